@@ -1,0 +1,225 @@
+"""Database schema (sqlmodel) and engine helpers.
+
+The schema is created and upgraded only by the Alembic migrations in ``app/migrations``;
+the same migrations run on SQLite and PostgreSQL. Photos are stored as objects in the
+object store; the database keeps their key, size and hash, never their bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+from datetime import date, datetime, timezone
+from typing import Any, Iterator, Optional
+
+import sqlalchemy as sa
+from sqlmodel import JSON, Column, Field, Session, SQLModel, create_engine
+
+from app.settings import PROJECT_ROOT, get_settings
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class TypeProfile(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=32)
+    order: int = Field(unique=True)
+    description: str
+    share_percent: float
+
+
+class ReferencePerson(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    person_key: str = Field(unique=True, max_length=64)
+    pseudonym: str = Field(max_length=128)
+    survey_score: Optional[float] = None
+    type_name: Optional[str] = Field(default=None, foreign_key="typeprofile.name", index=True)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class Photo(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("source", "sha256"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    object_key: str = Field(unique=True, max_length=255)
+    size_bytes: int
+    sha256: str = Field(max_length=64, index=True)
+    width: int
+    height: int
+    source: str = Field(max_length=16, index=True)  # "reference" or "visitor"
+    person_id: Optional[int] = Field(default=None, foreign_key="referenceperson.id", index=True)
+    consent_store: bool = False
+    consent_training: bool = False
+    #: pending (auto boxes only), accepted, rejected, flagged
+    review_status: str = Field(default="pending", max_length=16, index=True)
+    review_note: Optional[str] = None
+    #: Incremented on every save of this photo's boxes; saves are checked against it.
+    boxes_version: int = 0
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: Optional[datetime] = Field(default=None, index=True)
+
+
+class RegionBox(SQLModel, table=True):
+    """One region box of one version of a photo's boxes. Rows are never updated:
+    a save writes a new version, so earlier versions stay for audits and snapshots."""
+
+    __table_args__ = (sa.UniqueConstraint("photo_id", "version", "region"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    photo_id: int = Field(foreign_key="photo.id", index=True)
+    version: int
+    region: str = Field(max_length=8)  # face, tzone, jaw
+    x0: float
+    y0: float
+    x1: float
+    y1: float
+    source: str = Field(max_length=8)  # "auto" or "human"
+    confidence: Optional[float] = None
+    annotator: Optional[str] = Field(default=None, max_length=64)
+    review_status: str = Field(default="pending", max_length=16)
+    created_at: datetime = Field(default_factory=utcnow)
+
+    def as_list(self) -> list[float]:
+        return [self.x0, self.y0, self.x1, self.y1]
+
+
+class BoxAudit(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    photo_id: int = Field(foreign_key="photo.id", index=True)
+    annotator: str = Field(max_length=64)
+    action: str = Field(max_length=32)
+    from_version: int
+    to_version: int
+    before: Any = Field(default=None, sa_column=Column(JSON))
+    after: Any = Field(default=None, sa_column=Column(JSON))
+    at: datetime = Field(default_factory=utcnow)
+
+
+class SurveyRating(SQLModel, table=True):
+    __table_args__ = (sa.UniqueConstraint("rater_id", "person_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    rater_id: str = Field(max_length=64, index=True)
+    person_id: int = Field(foreign_key="referenceperson.id", index=True)
+    score: float
+    scale_min: float
+    scale_max: float
+    age_group: Optional[str] = Field(default=None, max_length=32)
+    gender: Optional[str] = Field(default=None, max_length=32)
+
+
+class Submission(SQLModel, table=True):
+    """A visitor's stored result; exists only when the visitor opted in."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    result_code: str = Field(unique=True, max_length=16)
+    delete_code_hash: str = Field(max_length=128)
+    mbti: str = Field(max_length=4)
+    birth_date: date
+    type_name: str = Field(max_length=32)
+    score: float
+    confidence: float
+    result: Any = Field(default=None, sa_column=Column(JSON))
+    model_version_id: Optional[int] = Field(default=None, foreign_key="modelversion.id")
+    photo_id: Optional[int] = Field(default=None, foreign_key="photo.id")
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+
+
+class ModelVersion(SQLModel, table=True):
+    id: Optional[int] = Field(default=None, primary_key=True)
+    kind: str = Field(max_length=16)  # "head" or "detector"
+    #: running, done, failed
+    status: str = Field(default="running", max_length=16)
+    object_key: Optional[str] = Field(default=None, max_length=255)
+    config: Any = Field(default=None, sa_column=Column(JSON))
+    data_snapshot: Any = Field(default=None, sa_column=Column(JSON))
+    metrics: Any = Field(default=None, sa_column=Column(JSON))
+    #: Per-epoch training history, written while the run goes on.
+    history: Any = Field(default=None, sa_column=Column(JSON))
+    progress: float = 0.0
+    message: Optional[str] = None
+    promoted: bool = Field(default=False, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    finished_at: Optional[datetime] = None
+
+
+class DatabaseUnavailable(RuntimeError):
+    """The configured database cannot be reached or migrated."""
+
+
+@functools.cache
+def get_engine(url: str | None = None) -> sa.Engine:
+    url = url or get_settings().resolved_database_url
+    if url.startswith("sqlite:///"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            from pathlib import Path
+
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
+
+
+def _connect_args(url: str) -> dict:
+    if url.startswith("postgresql"):
+        return {"connect_timeout": 5}
+    return {}
+
+
+def migrate(url: str | None = None) -> None:
+    """Create or upgrade the schema to the newest migration."""
+    from alembic import command
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(PROJECT_ROOT / "app" / "migrations"))
+    config.attributes["engine"] = get_engine(url)
+    try:
+        command.upgrade(config, "head")
+    except sa.exc.OperationalError as exc:
+        raise DatabaseUnavailable(describe_database_error(url, exc)) from exc
+
+
+def describe_database_error(url: str | None, exc: Exception) -> str:
+    shown = sa.engine.make_url(url or get_settings().resolved_database_url)
+    return (
+        f"Cannot reach the database at {shown.render_as_string(hide_password=True)} "
+        f"(setting FACETYPE_DATABASE_URL): {str(exc).splitlines()[0]}"
+    )
+
+
+@contextlib.contextmanager
+def session_scope(url: str | None = None) -> Iterator[Session]:
+    """A session that commits on success and rolls back on error."""
+    with Session(get_engine(url), expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def current_boxes(session: Session, photo: Photo) -> list[RegionBox]:
+    """The boxes of the photo's current version."""
+    from sqlmodel import select
+
+    return list(
+        session.exec(
+            select(RegionBox)
+            .where(RegionBox.photo_id == photo.id, RegionBox.version == photo.boxes_version)
+            .order_by(RegionBox.region)
+        )
+    )

@@ -1,0 +1,137 @@
+"""One settings object for the whole project.
+
+Every value comes, in order of precedence, from an environment variable ``FACETYPE_<NAME>``,
+from the ``[facetype]`` table of ``.streamlit/secrets.toml``, or from the default below.
+The defaults run the sample project with nothing configured: a SQLite file and a local
+folder under ``var/``. Plain modules import this without Streamlit.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: The five survey-derived types, in score order (index t in the source's formulas).
+TYPES: tuple[str, ...] = ("Alpha", "Beta", "Gamma", "Delta", "Omega")
+#: The three face regions, in the source's class order (r = 1, 2, 3).
+REGIONS: tuple[str, ...] = ("face", "tzone", "jaw")
+MBTI_TYPES: tuple[str, ...] = tuple(
+    a + b + c + d for a in "EI" for b in "SN" for c in "TF" for d in "JP"
+)
+
+
+def _default_var_dir() -> Path:
+    return PROJECT_ROOT / "var"
+
+
+@dataclass(frozen=True)
+class Settings:
+    var_dir: Path = field(default_factory=_default_var_dir)
+    #: SQLAlchemy URL; empty means ``sqlite:///<var_dir>/facetype.db``.
+    database_url: str = ""
+    #: ``file:///path`` / a plain path, or ``s3://bucket/prefix``; empty means ``<var_dir>/store``.
+    storage_url: str = ""
+    s3_endpoint_url: str = ""
+    aws_region: str = "us-east-1"
+    aws_access_key_id: str = ""
+    aws_secret_access_key: str = ""
+    #: Seconds before a presigned S3 URL for display expires.
+    url_expiry_s: int = 3600
+    #: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
+    device: str = "auto"
+    sample_dir: Path = PROJECT_ROOT / "data" / "sample"
+
+    # Image intake and face gate.
+    max_pixels: int = 40_000_000
+    max_upload_mb: int = 10
+    #: Longest side the detectors see; coordinates are mapped back to the original image.
+    detect_max_side: int = 1024
+    #: Smallest accepted distance, in original pixels, between brow and chin.
+    min_face_px: int = 80
+    #: Largest accepted head turn (yaw) and tilt (pitch), in degrees.
+    max_yaw_deg: float = 35.0
+    max_pitch_deg: float = 30.0
+    face_detection_confidence: float = 0.5
+
+    # Scoring: points per region (face, tzone, jaw) for type index t are
+    # points[r] * (1 - type_decay * t); totals above thresholds[i] give TYPES[i], else the last.
+    region_points: tuple[float, ...] = (50.0, 40.0, 10.0)
+    type_decay: float = 0.2
+    type_thresholds: tuple[float, ...] = (85.0, 68.0, 48.0, 20.0)
+    #: Detections below this score are ignored by the detector kind (the source used 0.75).
+    detection_threshold: float = 0.75
+
+    # Privacy.
+    retention_days: int = 30
+    max_batch_files: int = 200
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'facetype.db'}"
+
+    @property
+    def resolved_storage_url(self) -> str:
+        return self.storage_url or str(self.var_dir / "store")
+
+
+def _coerce(raw, current):
+    """Turn an env/secrets value into the type of the default."""
+    if isinstance(current, bool):
+        return str(raw).strip().lower() in {"1", "true", "yes", "on"}
+    if isinstance(current, int):
+        return int(raw)
+    if isinstance(current, float):
+        return float(raw)
+    if isinstance(current, Path):
+        return Path(raw)
+    if isinstance(current, tuple):
+        items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
+        return tuple(float(x) for x in items)
+    return str(raw)
+
+
+def _secrets_table(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    with path.open("rb") as f:
+        return tomllib.load(f).get("facetype", {})
+
+
+_AWS_ENV = {
+    "s3_endpoint_url": "AWS_ENDPOINT_URL",
+    "aws_region": "AWS_DEFAULT_REGION",
+    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
+    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
+}
+
+
+def load_settings(environ=None, secrets_path: Path | None = None, **overrides) -> Settings:
+    """Build settings from the environment, secrets.toml and keyword overrides (highest)."""
+    environ = os.environ if environ is None else environ
+    secrets = _secrets_table(secrets_path or PROJECT_ROOT / ".streamlit" / "secrets.toml")
+    defaults = Settings()
+    values = {}
+    for f in dataclasses.fields(Settings):
+        current = getattr(defaults, f.name)
+        env_key = f"FACETYPE_{f.name.upper()}"
+        if f.name in overrides:
+            values[f.name] = overrides[f.name]
+        elif env_key in environ:
+            values[f.name] = _coerce(environ[env_key], current)
+        elif f.name in _AWS_ENV and _AWS_ENV[f.name] in environ:
+            values[f.name] = environ[_AWS_ENV[f.name]]
+        elif f.name in secrets:
+            values[f.name] = _coerce(secrets[f.name], current)
+    return Settings(**values)
+
+
+@functools.cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once."""
+    return load_settings()
