@@ -144,7 +144,9 @@ class S3Store:
         self._call("delete", self.client.delete_object, Bucket=self.bucket, Key=self._full(key))
 
     def list(self, prefix=""):
-        full_prefix = self._full(prefix) if prefix else (f"{self.prefix}/" if self.prefix else "")
+        if prefix:
+            check_key(prefix.rstrip("/"))
+        full_prefix = f"{self.prefix}/{prefix}" if self.prefix else prefix
         strip = len(self.prefix) + 1 if self.prefix else 0
 
         def collect():

@@ -1,0 +1,38 @@
+from pathlib import Path
+
+from app.settings import MBTI_TYPES, load_settings
+
+
+def test_defaults_work_without_configuration(tmp_path):
+    s = load_settings(environ={}, secrets_path=tmp_path / "none.toml")
+    assert s.resolved_database_url.startswith("sqlite:///") and s.resolved_database_url.endswith("var/facetype.db")
+    assert s.resolved_storage_url.endswith("var/store")
+    assert s.device == "auto"
+    assert s.region_points == (50.0, 40.0, 10.0) and s.type_thresholds == (85.0, 68.0, 48.0, 20.0)
+
+
+def test_environment_beats_secrets_beats_defaults(tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    secrets.write_text('[facetype]\ndevice = "cuda"\nmax_pixels = 1000\nregion_points = [60, 30, 10]\n')
+    s = load_settings(environ={"FACETYPE_DEVICE": "cpu", "FACETYPE_VAR_DIR": "/tmp/x"}, secrets_path=secrets)
+    assert s.device == "cpu"
+    assert s.max_pixels == 1000
+    assert s.region_points == (60.0, 30.0, 10.0)
+    assert s.var_dir == Path("/tmp/x")
+
+
+def test_aws_variables_configure_s3(tmp_path):
+    s = load_settings(
+        environ={
+            "FACETYPE_STORAGE_URL": "s3://bucket/prefix",
+            "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+            "AWS_ACCESS_KEY_ID": "k",
+            "AWS_SECRET_ACCESS_KEY": "s",
+        },
+        secrets_path=tmp_path / "none.toml",
+    )
+    assert (s.storage_url, s.s3_endpoint_url, s.aws_access_key_id) == ("s3://bucket/prefix", "http://127.0.0.1:9000", "k")
+
+
+def test_sixteen_mbti_types():
+    assert len(set(MBTI_TYPES)) == 16 and "ESTJ" in MBTI_TYPES and "INFP" in MBTI_TYPES

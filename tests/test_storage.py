@@ -1,0 +1,91 @@
+import pytest
+
+from app import storage
+from app.storage import LocalStore, ObjectNotFound, StorageError, check_key, new_key, open_store
+from tests.conftest import settings_for_s3
+
+
+def test_put_get_list_delete(object_store):
+    key = new_key("visitor/photos", "jpg")
+    object_store.put(key, b"\xff\xd8photo", "image/jpeg")
+    object_store.put("reference/p01/a.jpg", b"a")
+    assert object_store.get(key) == b"\xff\xd8photo"
+    assert object_store.list("visitor/") == [key]
+    assert set(object_store.list()) == {key, "reference/p01/a.jpg"}
+    object_store.delete(key)
+    assert object_store.list("visitor/") == []
+    with pytest.raises(ObjectNotFound):
+        object_store.get(key)
+
+
+def test_url_points_at_the_object(object_store):
+    object_store.put("reference/p01/a.jpg", b"abc")
+    url = object_store.url("reference/p01/a.jpg")
+    if url.startswith("file://"):
+        assert url.endswith("/reference/p01/a.jpg")
+    else:
+        import urllib.request
+
+        assert urllib.request.urlopen(url, timeout=5).read() == b"abc"
+
+
+@pytest.mark.parametrize(
+    "key", ["../etc/passwd", "/etc/passwd", "a/../../b", "A/B.jpg", "", "a//b", "a/.hidden", "a\\b", "x" * 300]
+)
+def test_keys_from_outside_are_never_paths(object_store, key):
+    with pytest.raises(ValueError):
+        object_store.get(key)
+    with pytest.raises(ValueError):
+        check_key(key)
+
+
+def test_new_keys_are_unique_and_valid():
+    keys = {new_key("visitor/photos", ".JPG") for _ in range(100)}
+    assert len(keys) == 100
+    assert all(k.startswith("visitor/photos/") and k.endswith(".jpg") for k in keys)
+
+
+def test_local_store_down_is_a_storage_error(tmp_path):
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("x")
+    store = LocalStore(blocker / "store")
+    with pytest.raises(StorageError, match="local store"):
+        store.put("visitor/a.jpg", b"x")
+    with pytest.raises(StorageError):
+        store.ping()
+
+
+def test_s3_server_down_is_a_storage_error(seaweed_server):
+    from tests.servers import free_port
+    import dataclasses
+
+    down = dataclasses.replace(
+        settings_for_s3(seaweed_server, "facetype"), s3_endpoint_url=f"http://127.0.0.1:{free_port()}"
+    )
+    store = open_store(down)
+    with pytest.raises(StorageError, match="S3"):
+        store.put("visitor/a.jpg", b"x")
+    with pytest.raises(StorageError):
+        store.ping()
+
+
+def test_s3_wrong_credentials_are_refused(seaweed_server):
+    import dataclasses
+
+    s3 = settings_for_s3(seaweed_server, "facetype-creds")
+    open_store(s3).create_bucket()
+    wrong = dataclasses.replace(s3, aws_secret_access_key="wrong")
+    with pytest.raises(StorageError):
+        open_store(wrong).put("visitor/a.jpg", b"x")
+
+
+def test_open_store_picks_backend_from_url(tmp_path, seaweed_server):
+    import dataclasses
+    from app.settings import Settings
+
+    assert isinstance(open_store(Settings(storage_url=str(tmp_path))), LocalStore)
+    assert isinstance(open_store(Settings(storage_url=f"file://{tmp_path}")), LocalStore)
+    s3 = open_store(settings_for_s3(seaweed_server, "facetype-open"))
+    assert isinstance(s3, storage.S3Store) and s3.bucket == "facetype-open" and s3.prefix == "facetype"
+    with pytest.raises(ValueError, match="FACETYPE_STORAGE_URL"):
+        open_store(dataclasses.replace(Settings(), storage_url="ftp://x/y"))
