@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import os
+from pathlib import Path
 
 import pytest
 
@@ -13,6 +14,8 @@ from app import db, settings, storage
 from tests.servers import PostgresServer, SeaweedServer
 
 _names = itertools.count()
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+ARTIFACTS.mkdir(exist_ok=True)
 
 
 @pytest.fixture(scope="session")
@@ -79,3 +82,56 @@ def _clear_caches():
 
 def settings_for_s3(seaweed, bucket: str) -> settings.Settings:
     return seaweed.settings_fields(dataclasses.replace(settings.Settings(), storage_url=f"s3://{bucket}/facetype"))
+
+
+TEAM_PASSWORD = "team-password-for-tests"
+
+
+@pytest.fixture(scope="session")
+def team_accounts_env():
+    """FACETYPE_ACCOUNTS with an admin and an annotator, both with TEAM_PASSWORD."""
+    import json
+
+    from app.auth import hash_password
+
+    hashed = hash_password(TEAM_PASSWORD)
+    return json.dumps({"admin": {"role": "admin", "password_hash": hashed},
+                       "ana": {"role": "annotator", "password_hash": hashed}})
+
+
+@pytest.fixture(scope="session")
+def streamlit_app(tmp_path_factory, team_accounts_env):
+    """The app served by `streamlit run` on a fresh SQLite + folder store with the sample project
+    loaded and a quickly trained model promoted."""
+    from tests.servers import StreamlitServer
+
+    var = tmp_path_factory.mktemp("app-var")
+    env = {
+        "FACETYPE_VAR_DIR": str(var),
+        "FACETYPE_DATABASE_URL": f"sqlite:///{var / 'facetype.db'}",
+        "FACETYPE_STORAGE_URL": str(var / "store"),
+        "FACETYPE_ACCOUNTS": team_accounts_env,
+    }
+    server = StreamlitServer(env).start(ARTIFACTS)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    from tests.servers import CHROMIUM_ARGS
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    yield tab
+    context.close()

@@ -1,0 +1,93 @@
+"""Reference photos into the project: stored once (by sha256), checked by the face gate and
+auto-labeled with the three region boxes as version 1 of the photo's boxes."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from dataclasses import dataclass
+
+from PIL import Image
+from sqlmodel import Session, select
+
+from app.db import Photo, ReferencePerson, RegionBox
+from app.storage import ObjectStore
+from models.gate import FaceGate, get_face_gate
+from models.intake import IntakeError, decode_image
+
+CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
+
+
+@dataclass(frozen=True)
+class ImportOutcome:
+    filename: str
+    status: str  # "added", "duplicate" or "skipped"
+    reason: str | None = None
+    message: str = ""
+    photo_id: int | None = None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def image_format(data: bytes) -> str:
+    with Image.open(io.BytesIO(data)) as image:
+        return (image.format or "jpeg").lower()
+
+
+def import_reference_photo(
+    session: Session,
+    store: ObjectStore,
+    person: ReferencePerson,
+    data: bytes,
+    filename: str,
+    gate: FaceGate | None = None,
+) -> ImportOutcome:
+    """Store one photo of ``person`` with its auto boxes, unless it is already stored or unusable.
+
+    The object is written before the rows; if the rows cannot be written the object is removed,
+    so no object is left without a row.
+    """
+    digest = sha256_hex(data)
+    existing = session.exec(select(Photo).where(Photo.source == "reference", Photo.sha256 == digest)).first()
+    if existing is not None:
+        return ImportOutcome(filename, "duplicate", message="already stored", photo_id=existing.id)
+    try:
+        image = decode_image(data)
+    except IntakeError as error:
+        return ImportOutcome(filename, "skipped", error.reason, error.message)
+    result = (gate or get_face_gate()).check(image)
+    if not result.ok:
+        return ImportOutcome(filename, "skipped", result.reason, result.message)
+
+    fmt = image_format(data)
+    extension = "jpg" if fmt == "jpeg" else fmt
+    key = f"reference/{person.id}/{digest[:32]}.{extension}"
+    store.put(key, data, CONTENT_TYPES.get(fmt, "application/octet-stream"))
+    try:
+        photo = Photo(
+            object_key=key,
+            size_bytes=len(data),
+            sha256=digest,
+            width=image.shape[1],
+            height=image.shape[0],
+            source="reference",
+            person_id=person.id,
+            boxes_version=1,
+        )
+        session.add(photo)
+        session.flush()
+        for region, box in result.regions.items():
+            session.add(
+                RegionBox(
+                    photo_id=photo.id, version=1, region=region,
+                    x0=box.x0, y0=box.y0, x1=box.x1, y1=box.y1,
+                    source="auto", confidence=box.confidence,
+                )
+            )
+        session.flush()
+    except Exception:
+        store.delete(key)
+        raise
+    return ImportOutcome(filename, "added", photo_id=photo.id)

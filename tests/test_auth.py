@@ -1,0 +1,30 @@
+import json
+
+import pytest
+
+from app.auth import add_account, authenticate, hash_password, load_accounts
+
+
+def test_accounts_from_secrets_and_environment(tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    add_account("ana", "annotator", "correct horse", secrets_path=secrets)
+    env = {"FACETYPE_ACCOUNTS": json.dumps({"root": {"role": "admin", "password_hash": hash_password("s3cret-pw")}})}
+    accounts = load_accounts(environ=env, secrets_path=secrets)
+    assert authenticate(accounts, "ana", "correct horse").role == "annotator"
+    assert authenticate(accounts, "root", "s3cret-pw").is_admin
+    assert authenticate(accounts, "ana", "wrong") is None
+    assert authenticate(accounts, "nobody", "correct horse") is None
+    assert "correct horse" not in secrets.read_text()
+
+
+def test_an_existing_account_is_not_replaced(tmp_path):
+    secrets = tmp_path / "secrets.toml"
+    add_account("ana", "admin", "first-password", secrets_path=secrets)
+    with pytest.raises(ValueError, match="already exists"):
+        add_account("ana", "admin", "second-password", secrets_path=secrets)
+
+
+def test_bad_role_is_refused(tmp_path):
+    with pytest.raises(ValueError):
+        load_accounts(environ={"FACETYPE_ACCOUNTS": json.dumps({"x": {"role": "god", "password_hash": "h"}})},
+                      secrets_path=tmp_path / "none.toml")

@@ -1,0 +1,44 @@
+"""Every page opens in Chromium without an exception, on the app served by `streamlit run`."""
+
+import pytest
+
+from tests.browser import exceptions_shown, open_page, screenshot, sign_in
+
+PUBLIC = {"try-it": "Try it", "privacy": "Privacy"}
+TEAM = {"survey": "Survey", "labeling": "Labeling", "models": "Models"}
+
+
+@pytest.mark.parametrize("path", PUBLIC)
+def test_public_pages_open(page, streamlit_app, path):
+    open_page(page, streamlit_app.url, path)
+    screenshot(page, f"smoke-{path}")
+    assert exceptions_shown(page) == []
+    assert page.locator('[data-testid="stSidebarNav"]').get_by_text(PUBLIC[path]).count() >= 1
+
+
+@pytest.mark.parametrize("path", TEAM)
+def test_team_pages_show_only_the_sign_in_form_to_visitors(page, streamlit_app, path):
+    open_page(page, streamlit_app.url, path)
+    screenshot(page, f"smoke-{path}-signed-out")
+    assert exceptions_shown(page) == []
+    assert page.get_by_role("button", name="Sign in").count() == 1
+    main = page.locator('[data-testid="stMain"]').inner_text()
+    assert "Sign in" in main and "Password" in main
+
+
+@pytest.mark.parametrize("path", TEAM)
+def test_team_pages_open_after_sign_in(page, streamlit_app, path):
+    sign_in(page, streamlit_app.url, "admin", path)
+    screenshot(page, f"smoke-{path}")
+    assert exceptions_shown(page) == []
+    assert page.get_by_role("button", name="Sign in").count() == 0
+    assert "Signed in as" in page.locator('[data-testid="stSidebar"]').inner_text()
+
+
+def test_wrong_password_is_refused(page, streamlit_app):
+    open_page(page, streamlit_app.url, "models")
+    page.get_by_label("Name").fill("admin")
+    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("button", name="Sign in").click()
+    page.get_by_text("Wrong name or password.").wait_for(timeout=20_000)
+    assert page.get_by_role("button", name="Sign in").count() == 1
