@@ -1,0 +1,129 @@
+"""The survey page, run headless with streamlit.testing.v1.AppTest against a temporary database."""
+
+from __future__ import annotations
+
+import pytest
+from sqlmodel import select
+from streamlit.testing.v1 import AppTest
+
+from app import db, settings
+from app.db import ReferencePerson, SurveyRating, TypeProfile, migrate, session_scope
+from app.settings import TYPES
+from labeling import survey, survey_store
+
+SHARES = [21.8, 21.4, 22.5, 19.2, 15.2]
+N_PEOPLE = 10
+# Person i gets mean score decreasing with i: p01 best ... p10 worst; p05/p06 tie exactly.
+MEANS = {1: (5, 5), 2: (5, 4), 3: (4, 4), 4: (4, 3), 5: (3, 3), 6: (3, 3), 7: (3, 2), 8: (2, 2), 9: (2, 1), 10: (1, 1)}
+
+
+def _clear_caches():
+    settings.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    sample = tmp_path / "sample"
+    sample.mkdir()
+    monkeypatch.setenv("FACETYPE_VAR_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("FACETYPE_DATABASE_URL", f"sqlite:///{tmp_path}/page.db")
+    monkeypatch.setenv("FACETYPE_STORAGE_URL", str(tmp_path / "store"))
+    monkeypatch.setenv("FACETYPE_SAMPLE_DIR", str(sample))
+    _clear_caches()
+    migrate()
+    with session_scope() as session:
+        for i, (name, share) in enumerate(zip(TYPES, SHARES)):
+            session.add(TypeProfile(name=name, order=i, description=name, share_percent=share))
+        session.flush()
+        for i in range(1, N_PEOPLE + 1):
+            session.add(ReferencePerson(person_key=f"p{i:02d}", pseudonym=f"Person {i}", type_name="Omega"))
+    lines = ["rater_id,person_id,score,age_group,gender"]
+    for i, (a, b) in MEANS.items():
+        lines.append(f"r1,p{i:02d},{a},20s,female")
+        lines.append(f"r2,p{i:02d},{b},30s,male")
+    (sample / "ratings.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    yield sample
+    db.get_engine().dispose()
+    _clear_caches()
+
+
+def run_page() -> AppTest:
+    at = AppTest.from_file("pages/survey.py", default_timeout=60)
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def stored_types() -> dict[str, str]:
+    with session_scope() as session:
+        return {p.person_key: p.type_name for p in session.exec(select(ReferencePerson))}
+
+
+def test_page_renders_the_sample_survey(env):
+    at = run_page()
+    assert not at.error
+    assert any(f"Ratings: sample {env}/ratings.csv" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 4  # ranking, pie, histogram, agreement
+    assert at.metric[0].value == str(N_PEOPLE)
+    quota_table = next(df.value for df in at.dataframe if "extra_seat" in df.value.columns)
+    assert quota_table["quota"].tolist() == survey.largest_remainder(SHARES, N_PEOPLE)
+    assert quota_table["floor"].tolist() == [2, 2, 2, 1, 1]
+    ranking = next(df.value for df in at.dataframe if "tie_note" in df.value.columns)
+    assert ranking["person_id"].tolist()[:2] == ["p01", "p02"]
+    assert ranking.set_index("person_id").loc["p05", "tie_note"].startswith("tied at 3.000 with p06")
+
+
+def test_page_prefers_ratings_in_the_database(env):
+    ratings = survey.parse_ratings(env / "ratings.csv")
+    with session_scope() as session:
+        survey_store.import_ratings(session, ratings, (1, 5))
+    (env / "ratings.csv").unlink()
+    at = run_page()
+    assert any("stored in the database" in c.value for c in at.caption)
+    assert len(at.get("plotly_chart")) == 4
+
+
+def test_apply_labels_after_confirmation(env):
+    at = run_page()
+    assert any("people would move type" in m.value for m in at.markdown)
+    at.button(key="apply").click().run()
+    assert stored_types()["p01"] == "Omega"  # nothing written before the confirmation
+    assert any("one transaction" in w.value for w in at.warning)
+    at.button(key="confirm").click().run()
+    assert not at.exception
+    assert any("Labels applied" in s.value for s in at.success)
+    quotas = survey.largest_remainder(SHARES, N_PEOPLE)  # [2, 2, 2, 2, 2]
+    expected = [name for name, q in zip(TYPES, quotas) for _ in range(q)]
+    types = stored_types()
+    assert [types[f"p{i:02d}"] for i in range(1, N_PEOPLE + 1)] == expected
+    with session_scope() as session:
+        assert session.exec(select(ReferencePerson).where(ReferencePerson.person_key == "p01")).one().survey_score == 5.0
+    assert any("0** of" in m.value or "**0**" in m.value for m in at.markdown)  # plan is now empty
+
+
+def test_cancel_writes_nothing(env):
+    at = run_page()
+    at.button(key="apply").click().run()
+    at.button(key="cancel").click().run()
+    assert set(stored_types().values()) == {"Omega"}
+    assert not [w for w in at.warning if "one transaction" in w.value], [w.value for w in at.warning]
+
+
+def test_invalid_sample_ratings_show_every_problem_with_its_line(env):
+    (env / "ratings.csv").write_text("rater_id,person_id,score\nr1,p01,9\nr1,p77,3\nr1,p02,x\n", encoding="utf-8")
+    at = run_page()
+    assert at.error and "3 problem(s)" in at.error[0].value
+    problems = at.dataframe[0].value
+    assert problems["line"].tolist() == [2, 3, 4]
+    assert "unknown person 'p77'" in problems["problem"].tolist()[1]
+    assert not at.get("plotly_chart")
+    with session_scope() as session:
+        assert session.exec(select(SurveyRating)).first() is None
+
+
+def test_entered_shares_must_sum_to_100(env):
+    at = run_page()
+    at.number_input(key="share_Alpha").set_value(40.0).run()
+    assert at.error and "Type shares" in at.error[0].value
+    assert "not 100 ± 0.5" in at.dataframe[0].value["problem"][0]
