@@ -1,0 +1,136 @@
+"""COCO / YOLO export of reviewed boxes, pycocotools loads it, and importing it back goes
+through the version check and gives the same boxes."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+
+import pytest
+from sqlmodel import select
+
+from app.db import Photo, ReferencePerson, session_scope
+from labeling import annotations as ann
+from labeling import coco
+from tests.test_annotations import AUTO, add_photo, moved
+
+
+def _reviewed_project(url):
+    with session_scope(url) as s:
+        ids = [add_photo(s, "p01"), add_photo(s, "p02"), add_photo(s, "p02")]
+        s.exec(select(ReferencePerson).where(ReferencePerson.person_key == "p01")).one().type_name = None
+    with session_scope(url) as s:
+        ann.save_boxes(s, ids[0], 1, moved(AUTO, "jaw", 11.25, -3.5), "ann", "accept")
+        ann.save_boxes(s, ids[1], 1, moved(AUTO, "face", -2, 4.75), "ann", "accept")
+        # ids[2] stays pending: not exported by default
+    return ids
+
+
+def test_export_is_valid_coco_with_attributes(database_url, tmp_path):
+    ids = _reviewed_project(database_url)
+    with session_scope(database_url) as s:
+        data = coco.export_coco(s)
+    assert [im["id"] for im in data["images"]] == ids[:2]
+    assert {c["name"]: c["id"] for c in data["categories"]} == {"face": 1, "tzone": 2, "jaw": 3}
+    first = data["images"][0]
+    assert first["attributes"]["person"] == "p01" and first["attributes"]["boxes_version"] == 2
+    assert {"person", "type", "source", "annotator"} <= set(data["annotations"][0]["attributes"])
+    path = tmp_path / "boxes.json"
+    path.write_text(json.dumps(data))
+    from pycocotools.coco import COCO
+
+    with contextlib.redirect_stdout(io.StringIO()):
+        api = COCO(str(path))
+    assert sorted(api.getImgIds()) == ids[:2]
+    jaw = api.loadAnns(api.getAnnIds(imgIds=[ids[0]], catIds=[3]))[0]
+    x0, y0, x1, y1 = moved(AUTO, "jaw", 11.25, -3.5)["jaw"]
+    assert jaw["bbox"] == pytest.approx([x0, y0, x1 - x0, y1 - y0])
+    assert api.getCatIds(catNms=["tzone"]) == [2]
+
+
+def test_round_trip_reimports_to_the_same_boxes(database_url):
+    ids = _reviewed_project(database_url)
+    with session_scope(database_url) as s:
+        exported = json.dumps(coco.export_coco(s))
+        expected = {pid: coco.current_box_map(s, pid) for pid in ids[:2]}
+    # Re-importing the unchanged file changes nothing (no new versions).
+    with session_scope(database_url) as s:
+        report = coco.import_coco(s, exported, "importer")
+    assert report.summary["unchanged"] == 2 and report.summary["updated"] == 0
+    # The boxes are edited in the app after the export; the file's boxes come back through an
+    # import against the current version and equal the exported ones exactly.
+    with session_scope(database_url) as s:
+        ann.save_boxes(s, ids[0], 2, moved(expected[ids[0]], "tzone", 40, 40), "ann", "accept")
+    edited = json.loads(exported)
+    edited["annotations"][0]["bbox"][0] += 1.0  # an edit made in another tool: face of ids[0]
+    with session_scope(database_url) as s:
+        report = coco.import_coco(s, edited, "importer")  # versions in the file: conflict for ids[0]
+    by_photo = {o.photo_id: o for o in report.outcomes}
+    assert by_photo[ids[0]].status == "conflict" and by_photo[ids[0]].conflict.current_version == 3
+    assert by_photo[ids[1]].status == "unchanged"
+    with session_scope(database_url) as s:
+        assert s.get(Photo, ids[0]).boxes_version == 3  # not overwritten
+        report = coco.import_coco(s, exported, "importer", use_file_versions=False)
+    assert report.summary == {"updated": 1, "unchanged": 1, "conflict": 0, "unmatched": 0, "invalid": 0}
+    with session_scope(database_url) as s:
+        for pid in ids[:2]:
+            assert coco.current_box_map(s, pid) == expected[pid]
+        (last, *_) = ann.audit_trail(s, ids[0])
+        assert (last.annotator, last.action, last.from_version, last.to_version) == ("importer", "import_save", 3, 4)
+
+
+def test_import_from_another_tool_matches_by_file_name_and_category_name(database_url):
+    with session_scope(database_url) as s:
+        pid = add_photo(s, object_key="reference/1/0123456789abcdef0123456789abcdef.jpg")
+    other = {
+        "images": [
+            {"id": 7, "file_name": "C:\\exports\\0123456789abcdef0123456789abcdef.jpg", "width": 320, "height": 320},
+            {"id": 8, "file_name": "unknown.jpg", "width": 10, "height": 10},
+        ],
+        # Renumbered categories, half-size image: boxes are scaled back to the stored size.
+        "categories": [{"id": 0, "name": "Jaw"}, {"id": 5, "name": "T-zone"}, {"id": 9, "name": "ear"}],
+        "annotations": [
+            {"id": 1, "image_id": 7, "category_id": 0, "bbox": [80, 200, 150, 100]},
+            {"id": 2, "image_id": 7, "category_id": 9, "bbox": [0, 0, 5, 5]},
+        ],
+    }
+    with session_scope(database_url) as s:
+        report = coco.import_coco(s, other, "tool-import")
+    assert [o.status for o in report.outcomes] == ["updated", "unmatched"]
+    with session_scope(database_url) as s:
+        boxes = coco.current_box_map(s, pid)
+    assert boxes["jaw"] == (160.0, 400.0, 460.0, 600.0)
+    assert boxes["face"] == AUTO["face"] and boxes["tzone"] == AUTO["tzone"]  # kept
+    with pytest.raises(coco.CocoFormatError):
+        coco.load_coco(b"{not json")
+    with pytest.raises(coco.CocoFormatError):
+        coco.load_coco({"images": []})
+
+
+def test_import_rejects_two_boxes_of_one_region(database_url):
+    with session_scope(database_url) as s:
+        pid = add_photo(s)
+        key = s.get(Photo, pid).object_key
+    data = {"images": [{"id": 1, "file_name": key, "width": 640, "height": 640}],
+            "categories": [{"id": 3, "name": "jaw"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 50, 50]},
+                            {"id": 2, "image_id": 1, "category_id": 3, "bbox": [2, 2, 50, 50]}]}
+    with session_scope(database_url) as s:
+        (outcome,) = coco.import_coco(s, data, "x").outcomes
+    assert outcome.status == "invalid" and "two jaw boxes" in outcome.message
+
+
+def test_yolo_export_round_trips(database_url):
+    ids = _reviewed_project(database_url)
+    with session_scope(database_url) as s:
+        files = coco.export_yolo(s)
+        photo = s.get(Photo, ids[0])
+        expected = coco.current_box_map(s, ids[0])
+    assert files["classes.txt"] == "face\ntzone\njaw\n"
+    label = files[f"labels/{photo.object_key.rsplit('/', 1)[1].rsplit('.', 1)[0]}.txt"]
+    assert label.splitlines()[0].startswith("0 ")
+    back = coco.parse_yolo(label, photo.width, photo.height)
+    for region, box in expected.items():
+        assert back[region] == pytest.approx(box, abs=0.01)
+    assert coco.yolo_zip(files)[:2] == b"PK"

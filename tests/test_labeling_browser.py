@@ -1,0 +1,228 @@
+"""The Labeling page in Chromium: open a queued photo, press Edit, drag the jaw box by a known
+offset, accept, reload, and find the box moved by that offset in original-image pixels."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+
+import bcrypt
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from app.db import Photo, ReferencePerson, RegionBox, TypeProfile, get_engine, migrate, session_scope
+from app.storage import LocalStore, get_store
+from labeling import annotations as ann
+from tests.servers import CHROMIUM_ARGS, StreamlitServer
+
+ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
+WIDTH, HEIGHT = 1600, 1200  # shown at scale 0.5 on the 800 x 640 canvas
+AUTO = {"face": (400.0, 200.0, 1200.0, 1100.0), "tzone": (600.0, 400.0, 1000.0, 700.0), "jaw": (500.0, 750.0, 1100.0, 1150.0)}
+SCALE = 0.5
+DRAG = (30, 20)  # canvas pixels
+PASSWORD = "correct horse battery"
+
+
+def _photo_bytes() -> bytes:
+    y, x = np.mgrid[0:HEIGHT, 0:WIDTH]
+    pixels = np.stack([(x * 255 // WIDTH), (y * 255 // HEIGHT), np.full_like(x, 120)], axis=-1).astype(np.uint8)
+    image = Image.fromarray(pixels)
+    ImageDraw.Draw(image).ellipse([420, 220, 1180, 1120], fill=(220, 180, 160))
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=85)
+    return out.getvalue()
+
+
+@pytest.fixture
+def labeling_app(tmp_path):
+    var = tmp_path / "var"
+    url = f"sqlite:///{var / 'facetype.db'}"
+    store = LocalStore(var / "store")
+    migrate(url)
+    key = "reference/1/" + "ab" * 16 + ".jpg"
+    data = _photo_bytes()
+    store.put(key, data, "image/jpeg")
+    with session_scope(url) as s:
+        s.add(TypeProfile(name="Alpha", order=0, description="test", share_percent=100.0))  # not an empty install
+        person = ReferencePerson(person_key="p01", pseudonym="Test Person")
+        s.add(person)
+        s.flush()
+        photo = Photo(object_key=key, size_bytes=len(data), sha256="ab" * 32, width=WIDTH, height=HEIGHT,
+                      source="reference", person_id=person.id, boxes_version=1)
+        s.add(photo)
+        s.flush()
+        for region, box in AUTO.items():
+            s.add(RegionBox(photo_id=photo.id, version=1, region=region, x0=box[0], y0=box[1], x1=box[2], y1=box[3],
+                            source="auto", confidence=0.5))
+        photo_id = photo.id
+    get_engine(url).dispose()
+    accounts = {"tester": {"role": "annotator", "password_hash": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()}}
+    server = StreamlitServer(env={
+        "FACETYPE_VAR_DIR": str(var),
+        "FACETYPE_DATABASE_URL": url,
+        "FACETYPE_STORAGE_URL": str(var / "store"),
+        "FACETYPE_ACCOUNTS": json.dumps(accounts),
+        "FACETYPE_AUTH_DISABLED": "",
+    }).start(tmp_path)
+    yield server, url, photo_id
+    server.stop()
+    get_engine(url).dispose()
+
+
+def _sign_in(page):
+    """Sign in through app/main.py's form when it asks (not when sign-in is switched off)."""
+    from playwright.sync_api import expect
+
+    button = page.get_by_role("button", name="Sign in")
+    expect(button.or_(page.get_by_role("heading", name="Labeling")).first).to_be_visible(timeout=60_000)
+    if not button.is_visible():
+        return
+    page.get_by_role("textbox", name="Name").fill("tester")
+    page.get_by_role("textbox", name="Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+
+
+def _fmt(box) -> str:
+    return ", ".join(f"{v:.2f}" for v in box)
+
+
+def test_drag_jaw_box_accept_reload(labeling_app):
+    from playwright.sync_api import expect, sync_playwright
+
+    server, url, photo_id = labeling_app
+    ARTIFACTS.mkdir(exist_ok=True)
+    x0, y0, x1, y1 = AUTO["jaw"]
+    dx, dy = DRAG[0] / SCALE, DRAG[1] / SCALE
+    moved = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
+        try:
+            page.goto(f"{server.url}/labeling", timeout=60_000)
+            _sign_in(page)
+            expect(page.get_by_text("1 photo left in this queue")).to_be_visible(timeout=60_000)
+            canvas = page.locator("canvas.upper-canvas")
+            expect(canvas).to_be_visible(timeout=30_000)
+            expect(page.get_by_text(_fmt(AUTO["jaw"])).first).to_be_visible()
+            page.wait_for_timeout(500)  # background and boxes are drawn
+            page.screenshot(path=str(ARTIFACTS / "labeling_opened.png"))
+
+            page.get_by_role("button", name="Edit").click()
+            bbox = canvas.bounding_box()
+            assert round(bbox["width"]) == WIDTH * SCALE and round(bbox["height"]) == HEIGHT * SCALE
+            cx = bbox["x"] + (x0 + x1) / 2 * SCALE
+            cy = bbox["y"] + (y0 + y1) / 2 * SCALE
+            page.mouse.move(cx, cy)
+            page.mouse.down()
+            for i in range(1, 11):
+                page.mouse.move(cx + DRAG[0] * i / 10, cy + DRAG[1] * i / 10)
+            page.mouse.up()
+            # The moved box reaches the app and is shown in original pixels.
+            expect(page.get_by_text(_fmt(moved))).to_be_visible(timeout=20_000)
+            page.screenshot(path=str(ARTIFACTS / "labeling_moved.png"))
+
+            page.get_by_role("button", name="Accept").click()
+            expect(page.get_by_text(re.compile(r"accept saved as version 2"))).to_be_visible(timeout=20_000)
+
+            page.reload()
+            _sign_in(page)
+            expect(page.get_by_text(re.compile(r"status accepted"))).to_be_visible(timeout=60_000)
+            expect(page.get_by_text(_fmt(moved)).first).to_be_visible(timeout=20_000)
+            expect(page.locator("canvas.upper-canvas")).to_be_visible()
+            page.screenshot(path=str(ARTIFACTS / "labeling_reloaded.png"))
+        finally:
+            browser.close()
+
+    with session_scope(url) as s:
+        photo = s.get(Photo, photo_id)
+        assert photo.boxes_version == 2 and photo.review_status == "accepted"
+        boxes = ann.box_map(ann.boxes_at(s, photo_id, 2))
+        assert boxes["jaw"] == pytest.approx(moved, abs=1e-6)
+        assert boxes["face"] == AUTO["face"] and boxes["tzone"] == AUTO["tzone"]
+        (audit,) = ann.audit_trail(s, photo_id)
+        assert audit.annotator == "tester" and audit.action == "accept"
+
+
+def test_page_sections_render_without_errors(app_env):
+    """Every section of the page runs (AppTest; the canvas itself needs the browser test)."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        first = add_photo(s, "p01")
+        second = add_photo(s, "p02")
+    with session_scope() as s:
+        ann.save_boxes(s, first, 1, AUTO_SMALL, "ann", "accept")
+        ann.save_boxes(s, first, 2, AUTO_SMALL, "bob", "accept")
+    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at.session_state["annotator"] = "tester"
+    at.run()
+    assert not at.exception, at.exception
+    assert any(m.value.startswith("**1** photo left") for m in at.markdown)
+    assert list(at.query_params["photo"]) == [str(second)]  # the only pending photo is open
+    for section in ["Import photos", "Quality", "Export / import", "Retrain"]:
+        at.radio(key="labeling_section").set_value(section).run()
+        assert not at.exception, (section, at.exception)
+        assert not at.error, (section, [e.value for e in at.error])
+    at.radio(key="labeling_section").set_value("Quality").run()
+    assert any("photos reviewed by two or more annotators" in m.value for m in at.markdown)
+
+
+def test_page_asks_for_a_name_without_sign_in(app_env):
+    from streamlit.testing.v1 import AppTest
+
+    migrate()
+    at = AppTest.from_file("pages/labeling.py", default_timeout=60).run()
+    assert not at.exception
+    at.text_input[0].input("Ann")
+    at.button[0].click().run()
+    assert at.session_state["annotator"] == "Ann"
+    assert not at.exception
+
+
+AUTO_SMALL = {"face": (100.0, 80.0, 500.0, 560.0), "tzone": (210.0, 200.0, 400.0, 380.0), "jaw": (150.0, 380.0, 450.0, 580.0)}
+
+
+def test_page_shows_conflict_and_lets_annotator_choose(app_env):
+    """Two sessions: the page opened version 1, someone else saved version 2, then Accept here
+    shows both versions instead of overwriting; the choice is saved as version 3."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_annotations import add_photo, moved
+
+    migrate()
+    with session_scope() as s:
+        pid = add_photo(s, "p01")
+        key = s.get(Photo, pid).object_key
+        start = ann.box_map(ann.boxes_at(s, pid, 1))
+    out = io.BytesIO()
+    Image.new("RGB", (640, 640), (200, 170, 150)).save(out, format="JPEG")
+    get_store().put(key, out.getvalue(), "image/jpeg")
+    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at.session_state["annotator"] = "tester"
+    at.run()
+    assert not at.error, [e.value for e in at.error]
+    theirs = moved(start, "jaw", 25, 0)
+    with session_scope() as s:
+        assert isinstance(ann.save_boxes(s, pid, 1, theirs, "other", "flag", "check jaw"), ann.SaveResult)
+    at.run()
+    assert any("saved by other after you opened" in i.value for i in at.info)
+    at.button(key=f"accept-{pid}").click().run()
+    assert not at.exception
+    assert any("Someone else saved this photo" in w.value for w in at.warning)
+    with session_scope() as s:
+        assert s.get(Photo, pid).boxes_version == 2  # nothing overwritten
+    at.radio(key=f"choice-{pid}-jaw").set_value("theirs").run()
+    at.button(key=f"resolve-{pid}").click().run()
+    assert not at.exception
+    with session_scope() as s:
+        photo = s.get(Photo, pid)
+        assert (photo.boxes_version, photo.review_status) == (3, "accepted")
+        assert ann.box_map(ann.boxes_at(s, pid, 3))["jaw"] == theirs["jaw"]
+        assert [a.annotator for a in ann.audit_trail(s, pid)] == ["tester", "other"]
