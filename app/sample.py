@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,18 @@ class SampleLoadReport:
     people_labeled: int = 0
     photos: dict[str, int] = field(default_factory=lambda: {"added": 0, "duplicate": 0, "skipped": 0})
     skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+@functools.cache
+def sample_person_keys(sample_dir: Path | None = None) -> frozenset[str]:
+    """The ids of the sample project's synthetic reference people."""
+    with ((sample_dir or get_settings().sample_dir) / "people.csv").open(encoding="utf-8-sig", newline="") as f:
+        return frozenset(row["person_id"] for row in csv.DictReader(f))
+
+
+def is_sample_person(person_key: str) -> bool:
+    """True for the sample project's people, whose types are made up."""
+    return person_key in sample_person_keys()
 
 
 def load_sample_project(

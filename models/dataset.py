@@ -1,0 +1,366 @@
+"""Training data built from the database: reference photos, their boxes and their person's type.
+
+Rules:
+
+* Only photos of reference people with a type are used; photos whose review status is
+  ``rejected`` are left out.
+* Boxes: the newest box version that holds a human box wins (a human review beats any later
+  automatic re-run); otherwise the photo's current version. A photo needs all three regions.
+* The *landmark boxes* of a photo are its newest all-automatic version (what the landmark
+  locator produced at intake); they stand in for the gate's regions at evaluation time.
+* Splits are by person, never by photo, stratified by type.
+* Augmentations move boxes with the pixels (crop, scale, flip); colour jitter leaves them.
+
+``synthetic_labels`` is True when the people are the sample project's synthetic ones; every
+metric computed on such data must say so (their types carry no real signal).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+from sqlmodel import select
+
+from app.db import Photo, ReferencePerson, RegionBox, session_scope
+from app.settings import REGIONS, TYPES
+
+
+
+@dataclass(frozen=True)
+class Sample:
+    photo_id: int
+    object_key: str
+    person_id: int
+    person_key: str
+    type_index: int
+    #: region -> [x0, y0, x1, y1] in original image pixels (the training target)
+    boxes: dict
+    box_version: int
+    box_source: str  # "human" when any box of the chosen version is human, else "auto"
+    #: region -> box from the locator (newest all-auto version); the gate's regions at eval time
+    landmark_boxes: dict = field(default_factory=dict)
+    width: int = 0
+    height: int = 0
+
+
+@dataclass
+class DatasetSnapshot:
+    samples: list
+    synthetic_labels: bool
+    skipped: dict
+
+    def describe(self) -> dict:
+        """JSON for ModelVersion.data_snapshot: which photos and which box versions."""
+        return {
+            "n_photos": len(self.samples),
+            "n_people": len({s.person_id for s in self.samples}),
+            "photos": [
+                {"id": s.photo_id, "person": s.person_key, "boxes_version": s.box_version,
+                 "box_source": s.box_source}
+                for s in self.samples
+            ],
+            "type_counts": type_counts(self.samples),
+            "skipped": self.skipped,
+            "synthetic_labels": self.synthetic_labels,
+        }
+
+
+def labels_are_synthetic(person_keys: Iterable[str]) -> bool:
+    """True when every person is one of the sample project's synthetic people (made-up types)."""
+    from app.sample import is_sample_person
+
+    keys = list(person_keys)
+    return bool(keys) and all(is_sample_person(k) for k in keys)
+
+
+def type_counts(samples: Sequence[Sample]) -> dict:
+    counts = {t: 0 for t in TYPES}
+    for s in samples:
+        counts[TYPES[s.type_index]] += 1
+    return counts
+
+
+def _boxes_by_version(rows: Sequence[RegionBox]) -> dict[int, list[RegionBox]]:
+    out: dict[int, list[RegionBox]] = defaultdict(list)
+    for row in rows:
+        out[row.version].append(row)
+    return out
+
+
+def choose_boxes(rows: Sequence[RegionBox], current_version: int) -> tuple[int, str, dict] | None:
+    """(version, source, {region: box}) for the training target, or None when incomplete."""
+    versions = _boxes_by_version(rows)
+    human = [v for v, bs in versions.items() if any(b.source == "human" for b in bs)]
+    if human:
+        version = max(human)
+    elif current_version in versions:
+        version = current_version
+    elif versions:
+        version = max(versions)
+    else:
+        return None
+    chosen = {b.region: b.as_list() for b in versions[version] if b.region in REGIONS}
+    if set(chosen) != set(REGIONS):
+        return None
+    source = "human" if version in human else "auto"
+    return version, source, chosen
+
+
+def _landmark_boxes(rows: Sequence[RegionBox]) -> dict:
+    versions = _boxes_by_version(rows)
+    auto = [v for v, bs in versions.items() if bs and all(b.source == "auto" for b in bs)]
+    if not auto:
+        return {}
+    return {b.region: b.as_list() for b in versions[max(auto)] if b.region in REGIONS}
+
+
+def load_samples(url: str | None = None, synthetic: bool | None = None) -> DatasetSnapshot:
+    """All usable reference photos from the database at ``url`` (default: the app's)."""
+    skipped = {"rejected": 0, "no_type": 0, "incomplete_boxes": 0}
+    samples: list[Sample] = []
+    with session_scope(url) as session:
+        people = {p.id: p for p in session.exec(select(ReferencePerson))}
+        photos = session.exec(
+            select(Photo).where(Photo.source == "reference").order_by(Photo.id)
+        ).all()
+        ids = [p.id for p in photos]
+        rows_by_photo: dict[int, list[RegionBox]] = defaultdict(list)
+        if ids:
+            for row in session.exec(select(RegionBox).where(RegionBox.photo_id.in_(ids))):
+                rows_by_photo[row.photo_id].append(row)
+        for photo in photos:
+            person = people.get(photo.person_id)
+            if photo.review_status == "rejected":
+                skipped["rejected"] += 1
+                continue
+            if person is None or person.type_name not in TYPES:
+                skipped["no_type"] += 1
+                continue
+            rows = rows_by_photo.get(photo.id, [])
+            chosen = choose_boxes(rows, photo.boxes_version)
+            if chosen is None:
+                skipped["incomplete_boxes"] += 1
+                continue
+            version, source, boxes = chosen
+            landmarks = _landmark_boxes(rows)
+            if set(landmarks) != set(REGIONS):
+                landmarks = boxes
+            samples.append(
+                Sample(
+                    photo_id=photo.id,
+                    object_key=photo.object_key,
+                    person_id=person.id,
+                    person_key=person.person_key,
+                    type_index=TYPES.index(person.type_name),
+                    boxes=boxes,
+                    box_version=version,
+                    box_source=source,
+                    landmark_boxes=landmarks,
+                    width=photo.width,
+                    height=photo.height,
+                )
+            )
+    if synthetic is None:
+        synthetic = labels_are_synthetic({s.person_key for s in samples})
+    return DatasetSnapshot(samples=samples, synthetic_labels=bool(synthetic), skipped=skipped)
+
+
+# ----------------------------------------------------------------------------- splits
+
+
+def _people_by_type(samples: Sequence[Sample]) -> dict[int, list[int]]:
+    by_type: dict[int, set[int]] = defaultdict(set)
+    for s in samples:
+        by_type[s.type_index].add(s.person_id)
+    return {t: sorted(p) for t, p in sorted(by_type.items())}
+
+
+def person_folds(samples: Sequence[Sample], k: int, seed: int = 0) -> list[set[int]]:
+    """Person ids dealt into ``k`` folds, type by type (stratified), shuffled with ``seed``."""
+    if k < 2:
+        raise ValueError("k must be at least 2")
+    rng = random.Random(seed)
+    folds: list[set[int]] = [set() for _ in range(k)]
+    offset = 0
+    for _t, people in _people_by_type(samples).items():
+        people = list(people)
+        rng.shuffle(people)
+        for i, pid in enumerate(people):
+            folds[(offset + i) % k].add(pid)
+        offset += len(people)
+    return folds
+
+
+def split_by_person(
+    samples: Sequence[Sample], val_fraction: float = 0.2, seed: int = 0
+) -> tuple[list[Sample], list[Sample]]:
+    """(train, held-out) with every person's photos on one side only."""
+    people = {s.person_id for s in samples}
+    if len(people) < 2:
+        raise ValueError("need at least two people to hold some out")
+    k = max(2, round(1 / max(min(val_fraction, 0.5), 1e-3)))
+    held = person_folds(samples, k, seed)[0]
+    if not held:
+        held = {sorted(people)[0]}
+    train = [s for s in samples if s.person_id not in held]
+    val = [s for s in samples if s.person_id in held]
+    return train, val
+
+
+def kfold_by_person(samples: Sequence[Sample], k: int = 5, seed: int = 0):
+    """Yield (fold, train, held-out) for k-fold cross-validation by person."""
+    for i, held in enumerate(person_folds(samples, k, seed)):
+        yield i, [s for s in samples if s.person_id not in held], [s for s in samples if s.person_id in held]
+
+
+# ----------------------------------------------------------------------------- images
+
+
+def resize_max_side(image: np.ndarray, max_side: int) -> tuple[np.ndarray, float]:
+    """Downscale so the longest side is at most ``max_side``; returns (image, scale)."""
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w)) if max_side else 1.0
+    if scale >= 1.0:
+        return image, 1.0
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR)), scale
+
+
+def scale_boxes(boxes: dict, scale: float) -> dict:
+    return {r: [v * scale for v in b] for r, b in boxes.items()}
+
+
+class ImageBank:
+    """Decoded, downscaled images per photo, loaded once from the object store."""
+
+    def __init__(self, store, max_side: int = 640):
+        self.store = store
+        self.max_side = max_side
+        self._images: dict[int, tuple[np.ndarray, float]] = {}
+
+    def load(self, samples: Sequence[Sample], progress: Callable[[int, int], None] | None = None):
+        for i, s in enumerate(samples):
+            self.image(s)
+            if progress:
+                progress(i + 1, len(samples))
+        return self
+
+    def image(self, sample: Sample) -> tuple[np.ndarray, float]:
+        if sample.photo_id not in self._images:
+            from models.intake import decode_image
+
+            image = decode_image(self.store.get(sample.object_key))
+            self._images[sample.photo_id] = resize_max_side(image, self.max_side)
+        return self._images[sample.photo_id]
+
+    def get(self, sample: Sample, landmarks: bool = False) -> tuple[np.ndarray, dict]:
+        image, scale = self.image(sample)
+        return image, scale_boxes(sample.landmark_boxes if landmarks else sample.boxes, scale)
+
+
+# ----------------------------------------------------------------------------- augmentation
+
+
+def clip_boxes(boxes: dict, width: int, height: int) -> dict:
+    return {
+        r: [min(max(b[0], 0.0), width), min(max(b[1], 0.0), height),
+            min(max(b[2], 0.0), width), min(max(b[3], 0.0), height)]
+        for r, b in boxes.items()
+    }
+
+
+def random_crop(image: np.ndarray, boxes: dict, rng: random.Random, min_frac: float = 0.6):
+    """Crop a random window that still holds every box whole; boxes move with it."""
+    h, w = image.shape[:2]
+    ux0 = min(b[0] for b in boxes.values())
+    uy0 = min(b[1] for b in boxes.values())
+    ux1 = max(b[2] for b in boxes.values())
+    uy1 = max(b[3] for b in boxes.values())
+    cw = max(int(w * rng.uniform(min_frac, 1.0)), int(np.ceil(ux1 - ux0)) + 1)
+    ch = max(int(h * rng.uniform(min_frac, 1.0)), int(np.ceil(uy1 - uy0)) + 1)
+    cw, ch = min(cw, w), min(ch, h)
+    lo_x, hi_x = max(0, int(np.ceil(ux1)) - cw), min(int(ux0), w - cw)
+    lo_y, hi_y = max(0, int(np.ceil(uy1)) - ch), min(int(uy0), h - ch)
+    x0 = rng.randint(lo_x, hi_x) if hi_x >= lo_x else max(0, min(w - cw, lo_x))
+    y0 = rng.randint(lo_y, hi_y) if hi_y >= lo_y else max(0, min(h - ch, lo_y))
+    cropped = image[y0 : y0 + ch, x0 : x0 + cw]
+    moved = {r: [b[0] - x0, b[1] - y0, b[2] - x0, b[3] - y0] for r, b in boxes.items()}
+    return np.ascontiguousarray(cropped), clip_boxes(moved, cw, ch)
+
+
+def random_scale(image: np.ndarray, boxes: dict, rng: random.Random, lo: float = 0.8, hi: float = 1.2):
+    """Resize by a random factor; boxes scale with the pixels (per axis, exact)."""
+    h, w = image.shape[:2]
+    factor = rng.uniform(lo, hi)
+    nw, nh = max(8, round(w * factor)), max(8, round(h * factor))
+    sx, sy = nw / w, nh / h
+    resized = np.asarray(Image.fromarray(image).resize((nw, nh), Image.BILINEAR))
+    return resized, {r: [b[0] * sx, b[1] * sy, b[2] * sx, b[3] * sy] for r, b in boxes.items()}
+
+
+def hflip(image: np.ndarray, boxes: dict):
+    w = image.shape[1]
+    return np.ascontiguousarray(image[:, ::-1]), {r: [w - b[2], b[1], w - b[0], b[3]] for r, b in boxes.items()}
+
+
+def color_jitter(image: np.ndarray, rng: random.Random, strength: float = 0.2) -> np.ndarray:
+    brightness = rng.uniform(1 - strength, 1 + strength)
+    contrast = rng.uniform(1 - strength, 1 + strength)
+    x = image.astype(np.float32)
+    mean = x.mean()
+    x = (x - mean) * contrast + mean * brightness
+    return np.clip(x, 0, 255).astype(np.uint8)
+
+
+def augment(image: np.ndarray, boxes: dict, rng: random.Random, crop=True, scale=True, flip=True, color=True):
+    """The training augmentation: crop, scale, flip (boxes follow) and colour jitter."""
+    if crop and rng.random() < 0.8:
+        image, boxes = random_crop(image, boxes, rng)
+    if scale:
+        image, boxes = random_scale(image, boxes, rng)
+    if flip and rng.random() < 0.5:
+        image, boxes = hflip(image, boxes)
+    if color:
+        image = color_jitter(image, rng)
+    return image, boxes
+
+
+def detection_labels(type_index: int) -> list[int]:
+    """The source's classes for one person: 3·t + r with r = 1 face, 2 T-zone, 3 jaw."""
+    return [3 * type_index + r + 1 for r in range(len(REGIONS))]
+
+
+class DetectionDataset:
+    """torch-style dataset for the detector: (image float CxHxW in [0,1], target dict)."""
+
+    def __init__(self, samples: Sequence[Sample], bank: ImageBank, train: bool = True, seed: int = 0):
+        self.samples = list(samples)
+        self.bank = bank
+        self.train = train
+        self.rng = random.Random(seed)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        import torch
+
+        s = self.samples[i]
+        image, boxes = self.bank.get(s)
+        if self.train:
+            image, boxes = augment(image, boxes, self.rng)
+        tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0
+        target = {
+            "boxes": torch.tensor([boxes[r] for r in REGIONS], dtype=torch.float32),
+            "labels": torch.tensor(detection_labels(s.type_index), dtype=torch.int64),
+        }
+        return tensor, target
+
+
+def collate(batch):
+    return tuple(zip(*batch))

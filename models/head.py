@@ -1,0 +1,168 @@
+"""The ``head`` type model: landmark regions + a small CNN per region on the region crops.
+
+The boxes come from the landmark locator (the gate's regions), so the head only classifies:
+each region is cropped with some context by ``roi_align`` to ``crop_size``² RGB, and a
+three-layer CNN per region gives logits over the five types. Small enough to train on the
+sample project on a 2-core CPU in well under three minutes.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+import numpy as np
+import torch
+from torch import nn
+from torchvision.ops import roi_align
+
+from app.settings import REGIONS, TYPES
+from models.typemodel import CHECKPOINT_FORMAT, RegionPrediction, landmark_regions
+
+DEFAULT_CONFIG = {
+    "crop_size": 32,
+    "context": 0.1,  # fraction of the box size added on every side
+    "width": 16,  # channels of the first conv layer
+    "dropout": 0.2,
+    "max_side": 640,  # images are downscaled to this before cropping
+}
+
+
+class RegionNet(nn.Module):
+    def __init__(self, width: int = 16, dropout: float = 0.2, num_types: int = len(TYPES)):
+        super().__init__()
+
+        def block(cin, cout):
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True))
+
+        self.features = nn.Sequential(
+            block(3, width), nn.MaxPool2d(2),
+            block(width, 2 * width), nn.MaxPool2d(2),
+            block(2 * width, 4 * width), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        )
+        self.classifier = nn.Sequential(nn.Dropout(dropout), nn.Linear(4 * width, num_types))
+
+    def forward(self, x):
+        return self.classifier(self.features(x))
+
+
+class HeadNet(nn.Module):
+    """One RegionNet per region; input R×B×3×S×S crops (REGIONS order), output R×B×5 logits."""
+
+    def __init__(self, width: int = 16, dropout: float = 0.2):
+        super().__init__()
+        self.regions = nn.ModuleDict({r: RegionNet(width, dropout) for r in REGIONS})
+
+    def forward(self, crops: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.regions[r](crops[i]) for i, r in enumerate(REGIONS)])
+
+
+def _with_context(boxes: torch.Tensor, context: float) -> torch.Tensor:
+    w = (boxes[:, 2] - boxes[:, 0]).clamp(min=1.0)
+    h = (boxes[:, 3] - boxes[:, 1]).clamp(min=1.0)
+    pad = torch.stack([-w, -h, w, h], dim=1) * context
+    return boxes + pad
+
+
+def extract_crops(image: np.ndarray | torch.Tensor, boxes: Sequence[Sequence[float]], size: int, context: float) -> torch.Tensor:
+    """R×3×size×size float crops in [-0.5, 0.5] of ``boxes`` (REGIONS order) from an RGB image."""
+    if isinstance(image, np.ndarray):
+        if not image.flags.writeable or not image.flags.c_contiguous:
+            image = np.array(image)
+        image = torch.from_numpy(image).permute(2, 0, 1)
+    x = image.float().unsqueeze(0) / 255.0 - 0.5
+    b = _with_context(torch.as_tensor(boxes, dtype=torch.float32), context)
+    return roi_align(x, [b], output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
+
+
+def jitter_boxes(boxes: dict, rng: random.Random, amount: float = 0.08) -> dict:
+    out = {}
+    for r, (x0, y0, x1, y1) in boxes.items():
+        w, h = x1 - x0, y1 - y0
+        dx, dy = rng.uniform(-amount, amount) * w, rng.uniform(-amount, amount) * h
+        s = 1 + rng.uniform(-amount, amount)
+        cx, cy = (x0 + x1) / 2 + dx, (y0 + y1) / 2 + dy
+        out[r] = [cx - w * s / 2, cy - h * s / 2, cx + w * s / 2, cy + h * s / 2]
+    return out
+
+
+class HeadDataset:
+    """(crops R×3×S×S, type index) per photo; training mode augments (boxes follow the pixels)."""
+
+    def __init__(self, samples, bank, config: dict, train: bool = True, seed: int = 0, landmarks: bool = False):
+        from models.dataset import augment
+
+        self._augment = augment
+        self.samples = list(samples)
+        self.bank = bank
+        self.config = {**DEFAULT_CONFIG, **config}
+        self.train = train
+        self.landmarks = landmarks
+        self.rng = random.Random(seed)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        s = self.samples[i]
+        image, boxes = self.bank.get(s, landmarks=self.landmarks)
+        if self.train:
+            image, boxes = self._augment(image, boxes, self.rng, scale=False)
+            boxes = jitter_boxes(boxes, self.rng)
+        crops = extract_crops(image, [boxes[r] for r in REGIONS], self.config["crop_size"], self.config["context"])
+        return crops, s.type_index
+
+
+def collate_head(batch):
+    crops = torch.stack([c for c, _ in batch], dim=1)  # R×B×3×S×S
+    labels = torch.tensor([t for _, t in batch], dtype=torch.int64)
+    return crops, labels
+
+
+def head_loss(net: HeadNet, crops: torch.Tensor, labels: torch.Tensor) -> dict:
+    logits = net(crops)
+    losses = {f"loss_{r}": nn.functional.cross_entropy(logits[i], labels) for i, r in enumerate(REGIONS)}
+    return losses
+
+
+class HeadModel:
+    kind = "head"
+
+    def __init__(self, config: dict | None = None, device=None, net: HeadNet | None = None):
+        self.config = {**DEFAULT_CONFIG, **(config or {})}
+        self.device = torch.device(device or "cpu")
+        self.net = (net or HeadNet(self.config["width"], self.config["dropout"])).to(self.device)
+        self.model_version_id = None
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict, device=None) -> "HeadModel":
+        model = cls(ckpt["config"], device=device)
+        model.net.load_state_dict(ckpt["state_dict"])
+        model.net.eval()
+        return model
+
+    def checkpoint(self) -> dict:
+        net = self.net.module if hasattr(self.net, "module") else self.net
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "kind": self.kind,
+            "config": dict(self.config),
+            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        }
+
+    @torch.no_grad()
+    def predict_probs(self, image: np.ndarray, boxes: dict) -> dict[str, list[float]]:
+        from models.dataset import resize_max_side
+
+        small, scale = resize_max_side(image, self.config["max_side"])
+        crops = extract_crops(small, [[v * scale for v in boxes[r]] for r in REGIONS],
+                              self.config["crop_size"], self.config["context"])
+        self.net.eval()
+        logits = self.net(crops.unsqueeze(1).to(self.device))  # R×1×5
+        probs = logits.softmax(-1)[:, 0].cpu().tolist()
+        return {r: probs[i] for i, r in enumerate(REGIONS)}
+
+    def predict(self, image: np.ndarray, gate_result) -> dict[str, RegionPrediction]:
+        boxes = landmark_regions(image, gate_result)
+        probs = self.predict_probs(image, boxes)
+        return {r: RegionPrediction(box=boxes[r], probs=probs[r], source="landmarks") for r in REGIONS}

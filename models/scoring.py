@@ -1,0 +1,150 @@
+"""Turn per-region type probabilities into the facetype result. Pure: no torch, no I/O.
+
+The source's rule, kept as the default configuration (from :class:`app.settings.Settings`):
+region r of type t earns ``region_points[r] * (1 - type_decay * t)`` points — face 50/40/30/20/10,
+T-zone 40/32/24/16/8, jaw 10/8/6/4/2 — and a total above ``type_thresholds[i]`` (85, 68, 48, 20)
+gives ``TYPES[i]``, otherwise the last type (Omega).
+
+With probabilities instead of hard detections, the **score** is the probability-weighted sum
+of the region points (the expected total). With one-hot probabilities it is exactly the
+source's total, so the source's table is reproduced.
+
+**Confidence** is the probability that the reported type is right *under the model's own
+probabilities*: regions are treated as independent draws from their probability vectors, every
+one of the 5^3 combinations is scored with the source's rule, and the confidence is the total
+probability of the combinations that land in the reported type's band. It is 1.0 only when the
+model is certain of every region, it says nothing about whether the model's probabilities are
+calibrated, and with synthetic labels it measures nothing real.
+
+A region absent from the input is scored with uniform probabilities (and a note says so),
+so a result always comes back.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Mapping, Sequence
+
+from app.settings import REGIONS, TYPES, Settings, get_settings
+
+_ROUND = 9  # decimals kept before comparing with thresholds (68 must not become 68.0000000001)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    type: str
+    type_index: int
+    score: float
+    confidence: float
+    #: region -> {type, probability, points, probs, source}
+    per_region: dict = field(default_factory=dict)
+    notes: list = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+def region_points_table(settings: Settings | None = None) -> dict[str, list[float]]:
+    """Points per region and type index: ``{"face": [50, 40, 30, 20, 10], ...}``."""
+    s = settings or get_settings()
+    if len(s.region_points) != len(REGIONS):
+        raise ValueError(f"region_points needs {len(REGIONS)} values, got {s.region_points}")
+    return {
+        region: [round(s.region_points[r] * (1.0 - s.type_decay * t), _ROUND) for t in range(len(TYPES))]
+        for r, region in enumerate(REGIONS)
+    }
+
+
+def type_for_score(score: float, settings: Settings | None = None) -> int:
+    """The source's bands: above thresholds[i] gives type i, else the last type."""
+    s = settings or get_settings()
+    score = round(score, _ROUND)
+    for i, threshold in enumerate(s.type_thresholds):
+        if score > threshold:
+            return i
+    return len(TYPES) - 1
+
+
+def _normalise(region: str, probs: Sequence[float] | None, notes: list) -> list[float]:
+    n = len(TYPES)
+    if probs is None:
+        notes.append(f"{region}: no prediction; scored with equal probabilities for every type")
+        return [1.0 / n] * n
+    values = [float(p) for p in probs]
+    if len(values) != n:
+        raise ValueError(f"{region}: expected {n} probabilities, got {len(values)}")
+    if any(not math.isfinite(p) or p < 0 for p in values):
+        raise ValueError(f"{region}: probabilities must be finite and non-negative: {values}")
+    total = sum(values)
+    if total <= 0:
+        notes.append(f"{region}: all probabilities were zero; scored with equal probabilities")
+        return [1.0 / n] * n
+    if abs(total - 1.0) > 1e-6:
+        notes.append(f"{region}: probabilities summed to {total:.3f}; rescaled to 1")
+    return [p / total for p in values]
+
+
+def score_regions(
+    region_probs: Mapping[str, Sequence[float] | None],
+    settings: Settings | None = None,
+    sources: Mapping[str, str] | None = None,
+) -> ScoreResult:
+    """Score per-region type probabilities (``{"face": [p_Alpha..p_Omega], ...}``).
+
+    ``sources`` optionally says where each region came from ("model", "landmarks"); it is
+    copied into the per-region breakdown. Unknown region names raise ``ValueError``.
+    """
+    s = settings or get_settings()
+    unknown = set(region_probs) - set(REGIONS)
+    if unknown:
+        raise ValueError(f"unknown regions {sorted(unknown)}; expected {REGIONS}")
+    table = region_points_table(s)
+    notes: list[str] = []
+    sources = dict(sources or {})
+    probs = {r: _normalise(r, region_probs.get(r), notes) for r in REGIONS}
+
+    per_region = {}
+    score = 0.0
+    for region in REGIONS:
+        p = probs[region]
+        points = sum(pi * pts for pi, pts in zip(p, table[region]))
+        score += points
+        best = max(range(len(TYPES)), key=lambda t: p[t])
+        per_region[region] = {
+            "type": TYPES[best],
+            "probability": round(p[best], 6),
+            "points": round(points, 6),
+            "probs": [round(x, 6) for x in p],
+            "source": sources.get(region, "missing" if region_probs.get(region) is None else "model"),
+        }
+    score = round(score, _ROUND)
+    type_index = type_for_score(score, s)
+
+    # Confidence: P(band of a joint draw == reported band), regions independent.
+    confidence = 0.0
+    ranges = [range(len(TYPES))] * len(REGIONS)
+    for combo in itertools.product(*ranges):
+        weight = 1.0
+        for region, t in zip(REGIONS, combo):
+            weight *= probs[region][t]
+        if weight == 0.0:
+            continue
+        total = sum(table[region][t] for region, t in zip(REGIONS, combo))
+        if type_for_score(total, s) == type_index:
+            confidence += weight
+    return ScoreResult(
+        type=TYPES[type_index],
+        type_index=type_index,
+        score=score,
+        confidence=round(min(1.0, confidence), 6),
+        per_region=per_region,
+        notes=notes,
+    )
+
+
+def one_hot(type_name_or_index: str | int) -> list[float]:
+    """Probabilities that are certain of one type (handy for tests and hard detections)."""
+    t = TYPES.index(type_name_or_index) if isinstance(type_name_or_index, str) else int(type_name_or_index)
+    return [1.0 if i == t else 0.0 for i in range(len(TYPES))]

@@ -1,0 +1,89 @@
+"""Scoring reproduces the source's points and bands; a missing region still gives an answer."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.settings import REGIONS, TYPES, load_settings
+from models.scoring import one_hot, region_points_table, score_regions, type_for_score
+
+
+def hard(face, tzone, jaw):
+    return {"face": one_hot(face), "tzone": one_hot(tzone), "jaw": one_hot(jaw)}
+
+
+def test_points_table_is_the_sources():
+    assert region_points_table() == {
+        "face": [50, 40, 30, 20, 10],
+        "tzone": [40, 32, 24, 16, 8],
+        "jaw": [10, 8, 6, 4, 2],
+    }
+
+
+def test_all_alpha_is_100_alpha():
+    r = score_regions(hard("Alpha", "Alpha", "Alpha"))
+    assert r.score == pytest.approx(100) and r.type == "Alpha" and r.type_index == 0
+    assert r.confidence == pytest.approx(1.0)
+    assert r.notes == []
+
+
+def test_mixed_regions_76_is_beta():
+    r = score_regions(hard("Alpha", "Gamma", "Omega"))
+    assert r.score == pytest.approx(76)
+    assert r.type == "Beta"
+    assert [r.per_region[x]["points"] for x in REGIONS] == pytest.approx([50, 24, 2])
+    assert [r.per_region[x]["type"] for x in REGIONS] == ["Alpha", "Gamma", "Omega"]
+
+
+@pytest.mark.parametrize("t,score,expected", [
+    (0, 100, "Alpha"), (1, 80, "Beta"), (2, 60, "Gamma"), (3, 40, "Delta"), (4, 20, "Omega"),
+])
+def test_uniform_type_table(t, score, expected):
+    r = score_regions(hard(t, t, t))
+    assert r.score == pytest.approx(score) and r.type == expected
+
+
+def test_thresholds_are_strict():
+    # the source: total > 85 Alpha, > 68 Beta, > 48 Gamma, > 20 Delta, else Omega
+    assert [type_for_score(s) for s in (85, 85.5, 68, 68.01, 48, 20, 20.5, 0)] == [1, 0, 2, 1, 3, 4, 3, 4]
+    # Beta face (40) + Alpha T-zone (40) + Delta jaw (4) = 84 -> Beta; + Alpha jaw = 90 -> Alpha
+    assert score_regions(hard("Beta", "Alpha", "Delta")).type == "Beta"
+    assert score_regions(hard("Beta", "Alpha", "Alpha")).type == "Alpha"
+
+
+def test_probability_weighted_score_and_confidence():
+    probs = {"face": [0.5, 0.5, 0, 0, 0], "tzone": one_hot(0), "jaw": one_hot(0)}
+    r = score_regions(probs)
+    assert r.score == pytest.approx(0.5 * 50 + 0.5 * 40 + 40 + 10)  # 95 -> Alpha
+    assert r.type == "Alpha"
+    # joint draws: face Alpha -> 100 (Alpha), face Beta -> 90 (Alpha): certain Alpha
+    assert r.confidence == pytest.approx(1.0)
+    probs["face"] = [0.5, 0, 0, 0, 0.5]  # 100 or 60 -> expected 80 (Beta) but never Beta when drawn
+    r = score_regions(probs)
+    assert r.type == "Beta" and r.confidence == pytest.approx(0.0)
+    assert 0.0 <= score_regions({r_: [0.2] * 5 for r_ in REGIONS}).confidence <= 1.0
+
+
+def test_missing_region_still_answers():
+    r = score_regions({"face": one_hot("Alpha"), "tzone": one_hot("Alpha")})
+    assert r.type in TYPES
+    assert r.per_region["jaw"]["source"] == "missing"
+    assert r.score == pytest.approx(50 + 40 + 6)  # jaw at equal probabilities: mean of 10..2
+    assert any("jaw" in note for note in r.notes)
+    r = score_regions({})
+    assert r.type in TYPES and len(r.notes) == 3
+
+
+def test_bad_inputs():
+    with pytest.raises(ValueError):
+        score_regions({"nose": one_hot(0)})
+    with pytest.raises(ValueError):
+        score_regions({"face": [0.5, 0.5]})
+    r = score_regions({"face": [2, 2, 0, 0, 0], "tzone": one_hot(0), "jaw": one_hot(0)})
+    assert any("rescaled" in n for n in r.notes)
+
+
+def test_settings_change_the_configuration():
+    s = load_settings(environ={}, region_points=(60.0, 30.0, 10.0), type_thresholds=(90.0, 70.0, 50.0, 30.0))
+    r = score_regions(hard("Alpha", "Gamma", "Omega"), settings=s)
+    assert r.score == pytest.approx(60 + 18 + 2) and r.type == "Beta"
