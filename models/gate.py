@@ -122,11 +122,15 @@ class FaceGate:
 
     def check_bytes(self, data: bytes) -> GateResult:
         """Decode and check an upload; unusable files become a refusal with the intake's reason."""
+        return self.decode_and_check(data)[0]
+
+    def decode_and_check(self, data: bytes) -> tuple[GateResult, np.ndarray | None]:
+        """:meth:`check_bytes`, also returning the upright image (None when it could not be decoded)."""
         try:
             image = decode_image(data, max_pixels=self.settings.max_pixels)
         except IntakeError as error:
-            return GateResult(ok=False, reason=error.reason, message=error.message)
-        return self.check(image)
+            return GateResult(ok=False, reason=error.reason, message=error.message), None
+        return self.check(image), image
 
     def check(self, image: np.ndarray) -> GateResult:
         """Check an upright HxWx3 uint8 RGB image."""
