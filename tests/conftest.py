@@ -14,6 +14,7 @@ from app import db, settings, storage
 from tests.servers import PostgresServer, SeaweedServer
 
 _names = itertools.count()
+REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 ARTIFACTS.mkdir(exist_ok=True)
 
@@ -66,18 +67,64 @@ def app_env(tmp_path, monkeypatch):
     Returns the Settings in force; the caches of settings, engine and store are cleared before
     and after so tests don't see each other's databases.
     """
-    monkeypatch.setenv("FACETYPE_VAR_DIR", str(tmp_path / "var"))
-    monkeypatch.setenv("FACETYPE_DATABASE_URL", f"sqlite:///{tmp_path / 'var' / 'facetype.db'}")
-    monkeypatch.setenv("FACETYPE_STORAGE_URL", str(tmp_path / "var" / "store"))
-    _clear_caches()
+    for name, value in _var_env(tmp_path / "var").items():
+        monkeypatch.setenv(name, value)
+    clear_caches()
     yield settings.get_settings()
-    _clear_caches()
+    clear_caches()
 
 
-def _clear_caches():
+def clear_caches():
+    from app.visits import forget_cached_state
+    from models.typemodel import clear_cache
+
     settings.get_settings.cache_clear()
     db.get_engine.cache_clear()
     storage.get_store.cache_clear()
+    clear_cache()
+    forget_cached_state()
+
+
+def _var_env(var: Path) -> dict[str, str]:
+    return {
+        "FACETYPE_VAR_DIR": str(var),
+        "FACETYPE_DATABASE_URL": f"sqlite:///{var / 'facetype.db'}",
+        "FACETYPE_STORAGE_URL": str(var / "store"),
+    }
+
+
+@pytest.fixture(scope="session")
+def served_template(tmp_path_factory) -> Path:
+    """A var/ folder (SQLite + folder store) with the sample project loaded and a quickly trained
+    head (2 epochs) promoted. Built once per test session; copy it (``served_app_env``), never change it."""
+    var = tmp_path_factory.mktemp("served-template") / "var"
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in _var_env(var).items():
+            mp.setenv(name, value)
+        clear_caches()
+        try:
+            from app.sample import load_sample_project
+            from models.train import train
+
+            db.migrate()
+            load_sample_project()
+            train(kind="head", epochs=2, batch_size=16, quiet=True, promote=True, augment=False)
+            with db.get_engine().connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+            db.get_engine().dispose()
+        finally:
+            clear_caches()
+    return var
+
+
+@pytest.fixture
+def served_app_env(app_env, served_template):
+    """app_env holding a copy of the served template: sample project plus a promoted model."""
+    import shutil
+
+    shutil.copytree(served_template, app_env.var_dir, dirs_exist_ok=True)
+    clear_caches()
+    return settings.get_settings()
 
 
 def settings_for_s3(seaweed, bucket: str) -> settings.Settings:
@@ -100,18 +147,16 @@ def team_accounts_env():
 
 
 @pytest.fixture(scope="session")
-def streamlit_app(tmp_path_factory, team_accounts_env):
-    """The app served by `streamlit run` on a fresh SQLite + folder store with the sample project
-    loaded and a quickly trained model promoted."""
+def streamlit_app(tmp_path_factory, team_accounts_env, served_template):
+    """The app served by `streamlit run` on a copy of the served template (SQLite + folder store,
+    sample project, promoted model)."""
+    import shutil
+
     from tests.servers import StreamlitServer
 
-    var = tmp_path_factory.mktemp("app-var")
-    env = {
-        "FACETYPE_VAR_DIR": str(var),
-        "FACETYPE_DATABASE_URL": f"sqlite:///{var / 'facetype.db'}",
-        "FACETYPE_STORAGE_URL": str(var / "store"),
-        "FACETYPE_ACCOUNTS": team_accounts_env,
-    }
+    var = tmp_path_factory.mktemp("app") / "var"
+    shutil.copytree(served_template, var)
+    env = {**_var_env(var), "FACETYPE_ACCOUNTS": team_accounts_env}
     server = StreamlitServer(env).start(ARTIFACTS)
     yield server
     server.stop()

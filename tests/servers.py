@@ -146,8 +146,11 @@ class SeaweedServer:
             [
                 str(weed), "server", f"-dir={self.root / 'data'}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
                 f"-master.port={ports[0]}", f"-volume.port={ports[1]}", f"-filer.port={ports[2]}",
-                "-master.volumeSizeLimitMB=64", "-volume.max=20",
+                # Each bucket reserves several volumes: allow many small ones.
+                "-master.volumeSizeLimitMB=16", "-volume.max=400",
                 "-s3", f"-s3.port={self.s3_port}", f"-s3.config={self.root / 's3.json'}",
+                # No Iceberg/Lance listeners: their fixed default ports would clash between servers.
+                "-s3.port.iceberg=0", "-s3.port.lance=0",
             ],
             stdout=log.open("wb"),
             stderr=subprocess.STDOUT,

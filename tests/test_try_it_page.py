@@ -1,0 +1,222 @@
+"""The Try it page, run alone with Streamlit's AppTest (no browser).
+
+Uses ``served_app_env``: the sample project plus a briefly trained, promoted head (its types
+mean nothing; the page's behaviour is what is tested).
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+from streamlit.testing.v1 import AppTest
+
+from app import db, settings, storage, visits
+from models.gate import GATE_MESSAGES
+from tests.conftest import clear_caches
+from tests.test_visits import (  # noqa: F401  (fixtures)
+    BAD,
+    NO_FACE,
+    PASSING,
+    UNREACHABLE_DB,
+    snapshot,
+    visitor_counts,
+)
+
+PAGE = "pages/try_it.py"
+
+
+def open_page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def analyze_button(at: AppTest):
+    return at.button(key="try_analyze")
+
+
+def give_photo(at: AppTest, path, mime="image/jpeg") -> None:
+    at.file_uploader[0].set_value((path.name, path.read_bytes(), mime))
+    at.run()
+
+
+def fill_answers(at: AppTest, mbti="INTJ", born=date(1990, 4, 5), consent=True, keep=False) -> None:
+    at.selectbox(key="try_mbti").set_value(mbti)
+    at.date_input(key="try_birth").set_value(born)
+    at.checkbox(key="try_consent").set_value(consent)
+    at.checkbox(key="try_keep").set_value(keep)
+    at.run()
+
+
+def texts(at: AppTest) -> str:
+    parts = []
+    for kind in ("markdown", "caption", "info", "warning", "error", "success", "subheader", "title", "code"):
+        parts += [str(e.value) for e in getattr(at, kind)]
+    return "\n".join(parts)
+
+
+def run_analysis(at: AppTest) -> None:
+    analyze_button(at).click()
+    at.run()
+    assert not at.exception, at.exception
+
+
+def test_analyze_disabled_until_all_inputs_are_given(served_app_env):
+    at = open_page()
+    assert analyze_button(at).disabled
+    assert "still needed: a photo, your MBTI type, your birth date, your consent" in at.info[0].value
+    give_photo(at, PASSING)
+    assert analyze_button(at).disabled
+    assert "a photo" not in at.info[0].value
+    at.selectbox(key="try_mbti").set_value("ENFP")
+    at.run()
+    assert analyze_button(at).disabled
+    at.date_input(key="try_birth").set_value(date(1999, 12, 31))
+    at.run()
+    assert analyze_button(at).disabled
+    assert at.info[0].value == "To analyse, still needed: your consent to analyse the photo."
+    assert at.checkbox(key="try_keep").value is False  # opt-in is off by default
+    at.checkbox(key="try_consent").check()
+    at.run()
+    assert not analyze_button(at).disabled
+    assert not [i for i in at.info if "still needed" in i.value]
+
+
+def test_passing_photo_gives_a_type_and_references_and_stores_nothing(served_app_env):
+    before = snapshot()
+    at = open_page()
+    give_photo(at, PASSING)
+    fill_answers(at)
+    run_analysis(at)
+    visit = at.session_state["try_visit"]
+    assert visit.ok
+    assert any(s.value == f"Your face type: {visit.type_name}" for s in at.subheader)
+    assert visit.description in texts(at)
+    refs = at.session_state["try_refs"]
+    assert len(refs) == 4 and len({r.photo_id for r in refs}) == 4
+    assert len(at.get("image")) >= 2 + 4  # preview, overlay, four references
+    assert visits.FOR_FUN_LINE in texts(at)
+    assert at.get("download_button")
+    assert at.dataframe[0].value["region"].tolist() == ["Face", "T-zone", "Jaw"]
+    status = at.status[0]
+    assert [m.value for m in status.markdown] == [f"{label}…" for _, label in visits.STEPS]
+    assert status.state == "complete" and status.label.startswith("Done")
+    assert "Nothing about this visit was stored" in texts(at)
+    assert snapshot() == before
+
+    at.button(key="try_again").click()
+    at.run()
+    assert "try_visit" not in at.session_state
+    assert at.selectbox(key="try_mbti").value is None
+    assert at.date_input(key="try_birth").value is None
+    assert not at.checkbox(key="try_consent").value
+    assert analyze_button(at).disabled
+
+
+def test_no_face_photo_gives_its_message_and_keeps_the_answers(served_app_env):
+    at = open_page()
+    give_photo(at, NO_FACE)
+    fill_answers(at, mbti="ISFP", born=date(1980, 1, 2))
+    run_analysis(at)
+    assert [e.value for e in at.error] == [GATE_MESSAGES["no_face"]]
+    assert any("well-framed" in (c or "") for img in at.get("image") for c in img.captions)
+    at.button(key="try_retake").click()
+    at.run()
+    assert not at.error
+    assert at.selectbox(key="try_mbti").value == "ISFP"
+    assert at.date_input(key="try_birth").value == date(1980, 1, 2)
+    assert analyze_button(at).disabled  # the photo is gone, so it is missing again
+    assert "a photo" in at.info[0].value
+
+
+def test_bad_file_gives_its_message(served_app_env):
+    at = open_page()
+    give_photo(at, BAD / "truncated.jpg")
+    fill_answers(at)
+    run_analysis(at)
+    assert [e.value for e in at.error] == [GATE_MESSAGES["truncated"]]
+
+
+def test_opt_in_stores_one_submission_and_the_delete_code_removes_it(served_app_env):
+    at = open_page()
+    give_photo(at, PASSING)
+    fill_answers(at, keep=True)
+    run_analysis(at)
+    result_code, delete_code = at.session_state["try_stored"]
+    assert visitor_counts() == (1, 1, 1)
+    codes = [c.value for c in at.code]
+    assert f"?result={result_code}" in codes[0] and codes[1] == delete_code
+    assert result_code in texts(at)
+
+    # The link reopens the result (without the photo).
+    link = AppTest.from_file(PAGE, default_timeout=90)
+    link.query_params["result"] = result_code
+    link.run()
+    assert not link.exception
+    assert any(s.value.startswith("Your face type: ") for s in link.subheader)
+    assert "not shown through a result link" in texts(link)
+
+    privacy = AppTest.from_file("pages/privacy.py", default_timeout=60)
+    privacy.run()
+    privacy.text_input(key="privacy_delete_code").input(delete_code)
+    privacy.button[0].click()
+    privacy.run()
+    assert privacy.success and "Deleted" in privacy.success[0].value
+    assert visitor_counts() == (0, 0, 0)
+
+
+def test_store_down_still_shows_the_result(served_app_env, monkeypatch):
+    class DeadStore:
+        def __getattr__(self, name):
+            def fail(*args, **kwargs):
+                raise visits.StorageError("down (test)")
+
+            return fail
+
+    monkeypatch.setattr(visits, "get_store", lambda: DeadStore())
+    at = open_page()
+    give_photo(at, PASSING)
+    fill_answers(at, keep=True)
+    run_analysis(at)
+    assert at.session_state["try_visit"].ok
+    assert "try_stored" not in at.session_state
+    assert any("nothing was kept" in w.value for w in at.warning)
+    assert visitor_counts()[:2] == (0, 0)
+
+
+def test_database_down_still_shows_the_result(served_app_env, monkeypatch):
+    at = open_page()
+    give_photo(at, PASSING)
+    fill_answers(at, keep=False)
+    run_analysis(at)  # the model is loaded while the database is up
+    first = at.session_state["try_visit"]
+    assert first.ok
+
+    monkeypatch.setenv("FACETYPE_DATABASE_URL", UNREACHABLE_DB)
+    settings.get_settings.cache_clear()
+    db.get_engine.cache_clear()
+    keys = storage.get_store().list("")
+    at.checkbox(key="try_keep").check()
+    at.run()
+    run_analysis(at)
+    visit = at.session_state["try_visit"]
+    assert visit.ok and visit.type_name == first.type_name
+    assert any(s.value == f"Your face type: {visit.type_name}" for s in at.subheader)
+    assert any("nothing was kept" in w.value for w in at.warning)
+    assert storage.get_store().list("") == keys
+
+
+def test_unknown_result_code(served_app_env):
+    at = AppTest.from_file(PAGE, default_timeout=90)
+    at.query_params["result"] = "ZZZZZZZZ"
+    at.run()
+    assert at.error and "no kept result" in at.error[0].value
+
+
+def test_without_a_model_the_page_says_so(app_env):
+    clear_caches()
+    db.migrate()
+    at = open_page()
+    assert any("no model has been promoted" in w.value for w in at.warning)
+    assert analyze_button(at).disabled
