@@ -67,9 +67,12 @@ class Settings:
     #: Detections below this score are ignored by the detector kind (the source used 0.75).
     detection_threshold: float = 0.75
 
-    # Privacy.
+    # Privacy and limits.
     retention_days: int = 30
     max_batch_files: int = 200
+    #: API rate limit per client IP (token bucket); 0 turns it off.
+    api_rate_per_minute: int = 30
+    api_rate_burst: int = 10
 
     @property
     def resolved_database_url(self) -> str:
