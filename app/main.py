@@ -30,7 +30,7 @@ except ConfigurationError as error:
     st.stop()
 
 pages_dir = ROOT / "pages"
-try_it = st.Page(pages_dir / "try_it.py", title="Try it", icon=":material/photo_camera:", default=True, url_path="try-it")
+try_it = st.Page(pages_dir / "try_it.py", title="Try it", icon=":material/photo_camera:", default=True)
 privacy = st.Page(pages_dir / "privacy.py", title="Privacy", icon=":material/shield_person:", url_path="privacy")
 team = [
     st.Page(pages_dir / "survey.py", title="Survey", icon=":material/bar_chart:", url_path="survey"),

@@ -156,6 +156,10 @@ with st.expander("Settings, data snapshot and raw metrics"):
 st.divider()
 st.subheader("Served model")
 st.write(f"Currently served: **{served_id if served_id is not None else 'none'}**")
+account = st.session_state.get("account")
+if account is not None and not account.is_admin:
+    st.info("Promoting and rolling back models is for admins.", icon=":material/lock:")
+    st.stop()
 p1, p2 = st.columns(2)
 with p1:
     can_promote = selected.status == "done" and bool(selected.object_key) and selected.id != served_id

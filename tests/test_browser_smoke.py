@@ -4,14 +4,14 @@ import pytest
 
 from tests.browser import exceptions_shown, open_page, screenshot, sign_in
 
-PUBLIC = {"try-it": "Try it", "privacy": "Privacy"}
+PUBLIC = {"": "Try it", "privacy": "Privacy"}
 TEAM = {"survey": "Survey", "labeling": "Labeling", "models": "Models"}
 
 
 @pytest.mark.parametrize("path", PUBLIC)
 def test_public_pages_open(page, streamlit_app, path):
     open_page(page, streamlit_app.url, path)
-    screenshot(page, f"smoke-{path}")
+    screenshot(page, f"smoke-{path or 'try-it'}")
     assert exceptions_shown(page) == []
     assert page.locator('[data-testid="stSidebarNav"]').get_by_text(PUBLIC[path]).count() >= 1
 
@@ -37,8 +37,8 @@ def test_team_pages_open_after_sign_in(page, streamlit_app, path):
 
 def test_wrong_password_is_refused(page, streamlit_app):
     open_page(page, streamlit_app.url, "models")
-    page.get_by_label("Name").fill("admin")
-    page.get_by_label("Password").fill("not the password")
+    page.get_by_role("textbox", name="Name").fill("admin")
+    page.get_by_role("textbox", name="Password").fill("not the password")
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Wrong name or password.").wait_for(timeout=20_000)
     assert page.get_by_role("button", name="Sign in").count() == 1
