@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test setup venv system-packages bench clean
+.PHONY: run test setup venv system-packages api bench clean
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
@@ -35,9 +35,16 @@ run: setup
 test: venv system-packages
 	$(PY) -m pytest
 
-bench: venv
-	$(PY) bench/cascade.py
-	$(PY) bench/models.py
+# The JSON API for mobile clients on http://localhost:8000 (schema at /docs).
+api: setup
+	$(PY) -m uvicorn app.api:api --host 0.0.0.0 --port 8000
+
+# Benchmarks print tables; they are run by hand, not by the tests.
+bench: setup system-packages
+	$(PY) -m bench.cascade
+	$(PY) -m bench.models
+	$(PY) -m bench.api_load
+	$(PY) -m bench.try_it_browser
 
 clean:
 	rm -rf var tests/artifacts .pytest_cache

@@ -28,10 +28,9 @@ def prepare(settings: Settings | None = None) -> None:
         migrate()
     except DatabaseUnavailable as exc:
         raise ConfigurationError(str(exc)) from exc
-    store = get_store()
     try:
-        store.ping()
-    except StorageError as exc:
+        get_store().ping()
+    except (StorageError, ValueError) as exc:
         raise ConfigurationError(f"{exc} (setting FACETYPE_STORAGE_URL = {settings.resolved_storage_url!r})") from exc
     with session_scope() as session:
         empty = session.exec(select(TypeProfile.id).limit(1)).first() is None

@@ -1,4 +1,4 @@
-"""Load benchmark of the JSON API: ``.venv/bin/python bench/api_load.py``.
+"""Load benchmark of the JSON API: ``.venv/bin/python -m bench.api_load``.
 
 Starts ``uvicorn app.api:api`` on a free loopback port (its own process), then runs N concurrent
 clients (default 20) for a fixed time (default 30 s), each posting the shared test photos

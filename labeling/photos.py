@@ -5,15 +5,21 @@ from __future__ import annotations
 
 import hashlib
 import io
+import logging
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Sequence
 
 from PIL import Image
 from sqlmodel import Session, select
 
-from app.db import Photo, ReferencePerson, RegionBox
-from app.storage import ObjectStore
+from app.db import Photo, ReferencePerson, RegionBox, session_scope
+from app.settings import get_settings
+from app.storage import ObjectStore, get_store
 from models.gate import FaceGate, get_face_gate
 from models.intake import IntakeError, decode_image
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 
@@ -91,3 +97,40 @@ def import_reference_photo(
         store.delete(key)
         raise
     return ImportOutcome(filename, "added", photo_id=photo.id)
+
+
+class BatchTooLarge(ValueError):
+    """More files than ``settings.max_batch_files`` in one import."""
+
+
+def import_reference_batch(
+    person_id: int,
+    files: Sequence[tuple[str, bytes | Path]],
+    progress: Callable[[int, int, str], None] | None = None,
+    url: str | None = None,
+    store: ObjectStore | None = None,
+) -> list[ImportOutcome]:
+    """Import photos (bytes, or paths read one at a time) for one reference person, each in its own
+    transaction, so one bad file never stops the batch. ``progress(done, total, name)`` after each."""
+    limit = get_settings().max_batch_files
+    if len(files) > limit:
+        raise BatchTooLarge(
+            f"{len(files)} files is more than the {limit} allowed in one import (setting "
+            "FACETYPE_MAX_BATCH_FILES); import them in smaller batches."
+        )
+    store = store or get_store()
+    outcomes = []
+    for done, (name, source) in enumerate(files, start=1):
+        try:
+            data = source.read_bytes() if isinstance(source, Path) else source
+            with session_scope(url) as session:
+                person = session.get(ReferencePerson, person_id)
+                outcomes.append(import_reference_photo(session, store, person, data, name))
+        except OSError as error:
+            outcomes.append(ImportOutcome(name, "skipped", "unreadable", str(error)))
+        except Exception as error:  # one bad file must not stop the batch
+            log.exception("import of one reference photo failed")
+            outcomes.append(ImportOutcome(name, "skipped", "error", str(error)[:300]))
+        if progress:
+            progress(done, len(files), name)
+    return outcomes

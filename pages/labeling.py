@@ -29,6 +29,7 @@ from app.settings import PROJECT_ROOT, REGIONS
 from app.storage import get_store
 from labeling import annotations as ann
 from labeling import coco
+from labeling.photos import BatchTooLarge, import_reference_batch
 from labeling.canvas import (
     REGION_COLORS,
     boxes_to_drawing,
@@ -332,8 +333,7 @@ def import_section() -> None:
     folder = st.text_input("…or a folder on the server", placeholder="/data/photos/p07", key="import_folder")
     if not st.button("Import and auto-label", type="primary", disabled=not uploads and not folder.strip()):
         return
-    items: list[tuple[str, object]] = [(u.name, u) for u in uploads or []]
-    problems: list[dict] = []
+    items: list[tuple[str, bytes | Path]] = [(u.name, u.getvalue()) for u in uploads or []]
     if folder.strip():
         root = Path(folder.strip()).expanduser()
         if not root.is_dir():
@@ -342,24 +342,17 @@ def import_section() -> None:
         items += [(str(p), p) for p in sorted(root.rglob("*"))
                   if p.is_file() and not p.name.startswith(".")]
     bar = st.progress(0.0, text=f"0 of {len(items)}")
-    outcomes = []
-    store = get_store()
-    for done, (name, source) in enumerate(items, start=1):
-        try:
-            data = source.read_bytes() if isinstance(source, Path) else source.getvalue()
-            with session_scope() as s:
-                person = s.get(ReferencePerson, person_id)
-                from labeling.photos import import_reference_photo
-
-                outcome = import_reference_photo(s, store, person, data, name)
-            outcomes.append({"file": name, "status": outcome.status, "reason": outcome.reason or "",
-                             "message": outcome.message, "photo": outcome.photo_id})
-        except OSError as exc:
-            outcomes.append({"file": name, "status": "skipped", "reason": "unreadable", "message": str(exc), "photo": None})
-        except Exception as exc:  # one bad file must not stop the batch
-            outcomes.append({"file": name, "status": "skipped", "reason": "error", "message": str(exc)[:300], "photo": None})
-        bar.progress(done / len(items), text=f"{done} of {len(items)}: {Path(name).name}")
-    table = pd.DataFrame(outcomes or problems)
+    try:
+        results = import_reference_batch(
+            person_id, items,
+            progress=lambda done, total, name: bar.progress(done / total, text=f"{done} of {total}: {Path(name).name}"),
+        )
+    except BatchTooLarge as error:
+        st.error(str(error))
+        return
+    outcomes = [{"file": o.filename, "status": o.status, "reason": o.reason or "", "message": o.message,
+                 "photo": o.photo_id} for o in results]
+    table = pd.DataFrame(outcomes)
     if table.empty:
         st.info("No files found.")
         return

@@ -29,8 +29,12 @@ def open_page(page, base_url: str, path: str = "") -> None:
     wait_for_app(page)
 
 
-def sign_in(page, base_url: str, name: str = "admin", path: str = "labeling") -> None:
-    open_page(page, base_url, path)
+def sign_in(page, base_url: str, name: str = "admin", path: str | None = "labeling") -> None:
+    """Sign in with the team form on ``path`` (None: on the page already open, keeping its URL)."""
+    if path is None:
+        wait_for_app(page)
+    else:
+        open_page(page, base_url, path)
     page.get_by_role("textbox", name="Name").fill(name)
     page.get_by_role("textbox", name="Password").fill(TEAM_PASSWORD)
     page.get_by_role("button", name="Sign in").click()
@@ -45,4 +49,52 @@ def exceptions_shown(page) -> list[str]:
 
 
 def screenshot(page, name: str) -> None:
+    """Save the whole page: Streamlit scrolls inside its own container, so the viewport is made as
+    tall as the content for the picture and restored after."""
+    size = page.viewport_size
+    height = page.evaluate(
+        "() => Math.max(...[...document.querySelectorAll('[data-testid=\"stMain\"], [data-testid=\"stMainBlockContainer\"]')]"
+        ".map(e => e.scrollHeight), 0)"
+    )
+    page.set_viewport_size({"width": size["width"], "height": min(max(size["height"], height + 120), 6000)})
+    page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+    page.set_viewport_size(size)
+
+
+def answer_try_it_questions(page, mbti: str = "INFP", birth_date: str = "1994-05-17") -> None:
+    """Answer MBTI and birth date on the Try it page and tick the required consent, letting the
+    app rerun after each answer."""
+    page.locator('[data-testid="stSelectbox"]').filter(has_text="Your MBTI type").click()
+    page.keyboard.type(mbti)  # the option list is virtualised: filter it, then pick the one match
+    page.get_by_role("option", name=mbti, exact=True).click()
+    wait_for_app(page)
+    page.locator('[data-testid="stDateInputField"]').click()
+    page.keyboard.type(birth_date, delay=30)  # the date field is masked: type it, do not fill it
+    page.keyboard.press("Enter")
+    wait_for_app(page)
+    page.get_by_text("Analyse my photo (required)").click()
+    wait_for_app(page)
+
+
+def upload_try_it_photo(page, photo_path) -> None:
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(str(photo_path))
+    page.get_by_text("Your photo (only kept in this page's memory)").wait_for(timeout=30_000)
+
+
+def broken_images(page) -> int:
+    """Images on the page that the browser could not load (a media or static route failing)."""
+    return page.evaluate(
+        "() => [...document.querySelectorAll('[data-testid=\"stMain\"] img')]"
+        ".filter(img => img.complete && img.naturalWidth === 0).length"
+    )
+
+
+def analyze_and_wait_for_result(page, timeout_ms: int = 60_000) -> str:
+    """Click Analyze and return the type name once the result is shown."""
+    import re
+
+    page.get_by_role("button", name="Analyze").click()
+    heading = page.get_by_text(re.compile(r"^Your face type: \w+$"))
+    heading.wait_for(timeout=timeout_ms)
+    return heading.inner_text().removeprefix("Your face type: ")

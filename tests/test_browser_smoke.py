@@ -1,8 +1,10 @@
 """Every page opens in Chromium without an exception, on the app served by `streamlit run`."""
 
+import re
+
 import pytest
 
-from tests.browser import exceptions_shown, open_page, screenshot, sign_in
+from tests.browser import exceptions_shown, open_page, screenshot, sign_in, wait_for_app
 
 PUBLIC = {"": "Try it", "privacy": "Privacy"}
 TEAM = {"survey": "Survey", "labeling": "Labeling", "models": "Models"}
@@ -42,3 +44,18 @@ def test_wrong_password_is_refused(page, streamlit_app):
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Wrong name or password.").wait_for(timeout=20_000)
     assert page.get_by_role("button", name="Sign in").count() == 1
+
+
+def test_annotator_can_label_but_not_promote(page, streamlit_app):
+    sign_in(page, streamlit_app.url, "ana", "labeling")
+    main = page.locator('[data-testid="stMain"]')
+    assert "photos left in this queue" in main.inner_text()
+    assert page.locator("canvas").count() >= 1
+    screenshot(page, "annotator-labeling")
+    page.locator('[data-testid="stSidebarNav"]').get_by_text("Models").click()
+    wait_for_app(page)
+    screenshot(page, "annotator-models")
+    assert page.get_by_text("Promoting and rolling back models is for admins.").count() == 1
+    assert page.get_by_role("button", name=re.compile("^Promote run")).count() == 0
+    assert page.get_by_role("button", name="Roll back to the previous model").count() == 0
+    assert exceptions_shown(page) == []

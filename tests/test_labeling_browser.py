@@ -4,11 +4,9 @@ offset, accept, reload, and find the box moved by that offset in original-image 
 from __future__ import annotations
 
 import io
-import json
 import re
 from pathlib import Path
 
-import bcrypt
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
@@ -16,14 +14,14 @@ from PIL import Image, ImageDraw
 from app.db import Photo, ReferencePerson, RegionBox, TypeProfile, get_engine, migrate, session_scope
 from app.storage import LocalStore, get_store
 from labeling import annotations as ann
-from tests.servers import CHROMIUM_ARGS, StreamlitServer
+from tests.browser import sign_in
+from tests.servers import StreamlitServer
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 WIDTH, HEIGHT = 1600, 1200  # shown at scale 0.5 on the 800 x 640 canvas
 AUTO = {"face": (400.0, 200.0, 1200.0, 1100.0), "tzone": (600.0, 400.0, 1000.0, 700.0), "jaw": (500.0, 750.0, 1100.0, 1150.0)}
 SCALE = 0.5
 DRAG = (30, 20)  # canvas pixels
-PASSWORD = "correct horse battery"
 
 
 def _photo_bytes() -> bytes:
@@ -37,7 +35,7 @@ def _photo_bytes() -> bytes:
 
 
 @pytest.fixture
-def labeling_app(tmp_path):
+def labeling_app(tmp_path, team_accounts_env):
     var = tmp_path / "var"
     url = f"sqlite:///{var / 'facetype.db'}"
     store = LocalStore(var / "store")
@@ -59,38 +57,23 @@ def labeling_app(tmp_path):
                             source="auto", confidence=0.5))
         photo_id = photo.id
     get_engine(url).dispose()
-    accounts = {"tester": {"role": "annotator", "password_hash": bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(4)).decode()}}
     server = StreamlitServer(env={
         "FACETYPE_VAR_DIR": str(var),
         "FACETYPE_DATABASE_URL": url,
         "FACETYPE_STORAGE_URL": str(var / "store"),
-        "FACETYPE_ACCOUNTS": json.dumps(accounts),
-        "FACETYPE_AUTH_DISABLED": "",
+        "FACETYPE_ACCOUNTS": team_accounts_env,
     }).start(tmp_path)
     yield server, url, photo_id
     server.stop()
     get_engine(url).dispose()
 
 
-def _sign_in(page):
-    """Sign in through app/main.py's form when it asks (not when sign-in is switched off)."""
-    from playwright.sync_api import expect
-
-    button = page.get_by_role("button", name="Sign in")
-    expect(button.or_(page.get_by_role("heading", name="Labeling")).first).to_be_visible(timeout=60_000)
-    if not button.is_visible():
-        return
-    page.get_by_role("textbox", name="Name").fill("tester")
-    page.get_by_role("textbox", name="Password").fill(PASSWORD)
-    page.get_by_role("button", name="Sign in").click()
-
-
 def _fmt(box) -> str:
     return ", ".join(f"{v:.2f}" for v in box)
 
 
-def test_drag_jaw_box_accept_reload(labeling_app):
-    from playwright.sync_api import expect, sync_playwright
+def test_drag_jaw_box_accept_reload(labeling_app, browser):
+    from playwright.sync_api import expect
 
     server, url, photo_id = labeling_app
     ARTIFACTS.mkdir(exist_ok=True)
@@ -98,44 +81,42 @@ def test_drag_jaw_box_accept_reload(labeling_app):
     dx, dy = DRAG[0] / SCALE, DRAG[1] / SCALE
     moved = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
 
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
-        try:
-            page.goto(f"{server.url}/labeling", timeout=60_000)
-            _sign_in(page)
-            expect(page.get_by_text("1 photo left in this queue")).to_be_visible(timeout=60_000)
-            canvas = page.locator("canvas.upper-canvas")
-            expect(canvas).to_be_visible(timeout=30_000)
-            expect(page.get_by_text(_fmt(AUTO["jaw"])).first).to_be_visible()
-            page.wait_for_timeout(500)  # background and boxes are drawn
-            page.screenshot(path=str(ARTIFACTS / "labeling_opened.png"))
+    context = browser.new_context(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
+    page = context.new_page()
+    try:
+        sign_in(page, server.url, "ana", "labeling")
+        expect(page.get_by_text("1 photo left in this queue")).to_be_visible(timeout=60_000)
+        canvas = page.locator("canvas.upper-canvas")
+        expect(canvas).to_be_visible(timeout=30_000)
+        expect(page.get_by_text(_fmt(AUTO["jaw"])).first).to_be_visible()
+        page.wait_for_timeout(500)  # background and boxes are drawn
+        page.screenshot(path=str(ARTIFACTS / "labeling_opened.png"))
 
-            page.get_by_role("button", name="Edit").click()
-            bbox = canvas.bounding_box()
-            assert round(bbox["width"]) == WIDTH * SCALE and round(bbox["height"]) == HEIGHT * SCALE
-            cx = bbox["x"] + (x0 + x1) / 2 * SCALE
-            cy = bbox["y"] + (y0 + y1) / 2 * SCALE
-            page.mouse.move(cx, cy)
-            page.mouse.down()
-            for i in range(1, 11):
-                page.mouse.move(cx + DRAG[0] * i / 10, cy + DRAG[1] * i / 10)
-            page.mouse.up()
-            # The moved box reaches the app and is shown in original pixels.
-            expect(page.get_by_text(_fmt(moved))).to_be_visible(timeout=20_000)
-            page.screenshot(path=str(ARTIFACTS / "labeling_moved.png"))
+        page.get_by_role("button", name="Edit").click()
+        bbox = canvas.bounding_box()
+        assert round(bbox["width"]) == WIDTH * SCALE and round(bbox["height"]) == HEIGHT * SCALE
+        cx = bbox["x"] + (x0 + x1) / 2 * SCALE
+        cy = bbox["y"] + (y0 + y1) / 2 * SCALE
+        page.mouse.move(cx, cy)
+        page.mouse.down()
+        for i in range(1, 11):
+            page.mouse.move(cx + DRAG[0] * i / 10, cy + DRAG[1] * i / 10)
+        page.mouse.up()
+        # The moved box reaches the app and is shown in original pixels.
+        expect(page.get_by_text(_fmt(moved))).to_be_visible(timeout=20_000)
+        page.screenshot(path=str(ARTIFACTS / "labeling_moved.png"))
 
-            page.get_by_role("button", name="Accept").click()
-            expect(page.get_by_text(re.compile(r"accept saved as version 2"))).to_be_visible(timeout=20_000)
+        page.get_by_role("button", name="Accept").click()
+        expect(page.get_by_text(re.compile(r"accept saved as version 2"))).to_be_visible(timeout=20_000)
 
-            page.reload()
-            _sign_in(page)
-            expect(page.get_by_text(re.compile(r"status accepted"))).to_be_visible(timeout=60_000)
-            expect(page.get_by_text(_fmt(moved)).first).to_be_visible(timeout=20_000)
-            expect(page.locator("canvas.upper-canvas")).to_be_visible()
-            page.screenshot(path=str(ARTIFACTS / "labeling_reloaded.png"))
-        finally:
-            browser.close()
+        page.reload()
+        sign_in(page, server.url, "ana", path=None)
+        expect(page.get_by_text(re.compile(r"status accepted"))).to_be_visible(timeout=60_000)
+        expect(page.get_by_text(_fmt(moved)).first).to_be_visible(timeout=20_000)
+        expect(page.locator("canvas.upper-canvas")).to_be_visible()
+        page.screenshot(path=str(ARTIFACTS / "labeling_reloaded.png"))
+    finally:
+        context.close()
 
     with session_scope(url) as s:
         photo = s.get(Photo, photo_id)
@@ -144,7 +125,7 @@ def test_drag_jaw_box_accept_reload(labeling_app):
         assert boxes["jaw"] == pytest.approx(moved, abs=1e-6)
         assert boxes["face"] == AUTO["face"] and boxes["tzone"] == AUTO["tzone"]
         (audit,) = ann.audit_trail(s, photo_id)
-        assert audit.annotator == "tester" and audit.action == "accept"
+        assert audit.annotator == "ana" and audit.action == "accept"
 
 
 def test_page_sections_render_without_errors(app_env):

@@ -1,0 +1,53 @@
+"""Importing reference photos: stored once by sha256, auto-labeled, bad files skipped with reasons,
+batch size limited."""
+
+import dataclasses
+
+import pytest
+from sqlmodel import select
+
+from app import settings as app_settings
+from app.db import Photo, ReferencePerson, RegionBox, migrate, session_scope
+from labeling.photos import BatchTooLarge, import_reference_batch
+from tests.conftest_paths import SHARED_DATA
+
+SAMPLE_PHOTOS = sorted((app_settings.get_settings().sample_dir / "photos" / "p01").glob("*.jpg"))
+
+
+@pytest.fixture
+def person_id(database_url):
+    with session_scope(database_url) as session:
+        person = ReferencePerson(person_key="x01", pseudonym="Composite X")
+        session.add(person)
+        session.flush()
+        return person.id
+
+
+def test_mixed_batch_adds_good_skips_bad_and_stores_each_photo_once(database_url, object_store, person_id):
+    bad = sorted((SHARED_DATA / "bad").iterdir())
+    files = [(p.name, p) for p in SAMPLE_PHOTOS + bad] + [("again.jpg", SAMPLE_PHOTOS[0].read_bytes())]
+    seen = []
+    outcomes = import_reference_batch(person_id, files, progress=lambda d, t, n: seen.append((d, t)),
+                                      url=database_url, store=object_store)
+    assert seen[-1] == (len(files), len(files))
+    by_status = {}
+    for o in outcomes:
+        by_status.setdefault(o.status, []).append(o)
+    assert len(by_status["added"]) == len(SAMPLE_PHOTOS)
+    assert len(by_status["duplicate"]) == 1 and by_status["duplicate"][0].filename == "again.jpg"
+    assert {o.filename: o.reason for o in by_status["skipped"]} == {
+        "empty.png": "empty", "not_an_image.jpg": "not_an_image", "pixel_bomb.png": "too_large",
+        "tiny_8x8.png": "too_small", "truncated.jpg": "truncated"}
+    assert all(o.message for o in by_status["skipped"])
+    with session_scope(database_url) as session:
+        photos = session.exec(select(Photo)).all()
+        boxes = session.exec(select(RegionBox)).all()
+    assert len(photos) == len(SAMPLE_PHOTOS) and len(boxes) == 3 * len(SAMPLE_PHOTOS)
+    assert sorted(object_store.list("reference/")) == sorted(p.object_key for p in photos)
+
+
+def test_batch_over_the_limit_is_refused_before_any_work(app_env, monkeypatch):
+    migrate()
+    monkeypatch.setattr("labeling.photos.get_settings", lambda: dataclasses.replace(app_env, max_batch_files=2))
+    with pytest.raises(BatchTooLarge, match="FACETYPE_MAX_BATCH_FILES"):
+        import_reference_batch(1, [("a.jpg", b"x")] * 3)

@@ -1,0 +1,59 @@
+"""The Survey page in Chromium: upload ratings, see the charts, apply labels, reload, and find the
+labels persisted."""
+
+import re
+
+import pandas as pd
+from sqlmodel import select
+
+from app.db import ReferencePerson, get_engine, session_scope
+from app.settings import TYPES, get_settings
+from labeling import survey
+from tests.browser import exceptions_shown, screenshot, sign_in, wait_for_app
+
+SHARES = [21.8, 21.4, 22.5, 19.2, 15.2]
+
+
+def reversed_ratings_csv(tmp_path):
+    """The sample survey with every score mirrored on its 1-5 scale, so the ranking turns over."""
+    ratings = pd.read_csv(get_settings().sample_dir / "ratings.csv")
+    ratings["score"] = 6 - ratings["score"]
+    path = tmp_path / "reversed_ratings.csv"
+    ratings.to_csv(path, index=False)
+    return path
+
+
+def moves_announced(page) -> int:
+    text = page.get_by_text(re.compile(r"of 30 people would move type")).inner_text()
+    return int(re.match(r"\s*(\d+) of 30", text).group(1))
+
+
+def test_upload_apply_reload_keeps_the_labels(page, streamlit_app, tmp_path):
+    uploaded = reversed_ratings_csv(tmp_path)
+    sign_in(page, streamlit_app.url, "admin", "survey")
+    page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
+        str(uploaded))
+    page.get_by_text("reversed_ratings.csv", exact=False).first.wait_for(timeout=30_000)
+    wait_for_app(page)
+    assert page.locator('[data-testid="stPlotlyChart"]').count() >= 1
+    moved = moves_announced(page)
+    assert moved > 0
+    screenshot(page, "survey-uploaded")
+
+    page.get_by_role("button", name="Apply labels…").click()
+    page.get_by_role("button", name="Confirm").click()
+    page.get_by_text(f"Labels applied in one transaction: {moved} people moved type.").wait_for(timeout=30_000)
+    assert exceptions_shown(page) == []
+
+    page.reload()
+    sign_in(page, streamlit_app.url, "admin", path=None)
+    # The page now compares the database's (stored, unreversed) ratings with the applied labels.
+    assert moves_announced(page) == moved
+    screenshot(page, "survey-after-reload")
+
+    expected = survey.label_people(survey.parse_ratings(uploaded, (1, 5)), list(TYPES), SHARES).labels
+    url = streamlit_app.env["FACETYPE_DATABASE_URL"]
+    with session_scope(url) as session:
+        stored = {p.person_key: p.type_name for p in session.exec(select(ReferencePerson))}
+    get_engine(url).dispose()
+    assert stored == dict(zip(expected["person_id"], expected["type"]))
