@@ -23,7 +23,7 @@ import torchvision
 from torchvision.models import detection as tvd
 
 from app.settings import REGIONS, TYPES, get_settings
-from models.typemodel import CHECKPOINT_FORMAT, RegionPrediction, landmark_regions
+from models.typemodel import CheckpointedModel, RegionPrediction, landmark_regions
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +108,7 @@ def region_predictions(detections: dict, fallback_boxes: dict, threshold: float 
     return out
 
 
-class DetectorModel:
+class DetectorModel(CheckpointedModel):
     kind = "detector"
 
     def __init__(self, config: dict | None = None, device=None, net=None):
@@ -116,22 +116,6 @@ class DetectorModel:
         self.device = torch.device(device or "cpu")
         self.net = (net or build_detector(self.config)).to(self.device)
         self.model_version_id = None
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: dict, device=None) -> "DetectorModel":
-        model = cls(ckpt["config"], device=device)
-        model.net.load_state_dict(ckpt["state_dict"])
-        model.net.eval()
-        return model
-
-    def checkpoint(self) -> dict:
-        net = self.net.module if hasattr(self.net, "module") else self.net
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "kind": self.kind,
-            "config": dict(self.config),
-            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-        }
 
     @torch.no_grad()
     def detect(self, image: np.ndarray) -> dict:

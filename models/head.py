@@ -17,7 +17,7 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from app.settings import REGIONS, TYPES
-from models.typemodel import CHECKPOINT_FORMAT, RegionPrediction, landmark_regions
+from models.typemodel import CheckpointedModel, RegionPrediction, landmark_regions
 
 DEFAULT_CONFIG = {
     "crop_size": 32,
@@ -125,7 +125,7 @@ def head_loss(net: HeadNet, crops: torch.Tensor, labels: torch.Tensor) -> dict:
     return losses
 
 
-class HeadModel:
+class HeadModel(CheckpointedModel):
     kind = "head"
 
     def __init__(self, config: dict | None = None, device=None, net: HeadNet | None = None):
@@ -133,22 +133,6 @@ class HeadModel:
         self.device = torch.device(device or "cpu")
         self.net = (net or HeadNet(self.config["width"], self.config["dropout"])).to(self.device)
         self.model_version_id = None
-
-    @classmethod
-    def from_checkpoint(cls, ckpt: dict, device=None) -> "HeadModel":
-        model = cls(ckpt["config"], device=device)
-        model.net.load_state_dict(ckpt["state_dict"])
-        model.net.eval()
-        return model
-
-    def checkpoint(self) -> dict:
-        net = self.net.module if hasattr(self.net, "module") else self.net
-        return {
-            "format": CHECKPOINT_FORMAT,
-            "kind": self.kind,
-            "config": dict(self.config),
-            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
-        }
 
     @torch.no_grad()
     def predict_probs(self, image: np.ndarray, boxes: dict) -> dict[str, list[float]]:

@@ -49,6 +49,28 @@ class TypeModel(Protocol):
     def checkpoint(self) -> dict: ...
 
 
+class CheckpointedModel:
+    """What the two kinds share: a config dict and a torch ``net``, saved as a checkpoint dict."""
+
+    kind: str
+
+    @classmethod
+    def from_checkpoint(cls, ckpt: dict, device=None):
+        model = cls(ckpt["config"], device=device)
+        model.net.load_state_dict(ckpt["state_dict"])
+        model.net.eval()
+        return model
+
+    def checkpoint(self) -> dict:
+        net = self.net.module if hasattr(self.net, "module") else self.net  # unwrap DDP
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "kind": self.kind,
+            "config": dict(self.config),
+            "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        }
+
+
 class NoServedModel(RuntimeError):
     """No model is promoted yet (run setup, or train and promote one on the Models page)."""
 

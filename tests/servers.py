@@ -54,6 +54,16 @@ def wait_until(check, timeout: float, what: str, process: subprocess.Popen | Non
     raise RuntimeError(f"{what} did not start (last error: {last_error})\n{tail}")
 
 
+def stop_process(process: subprocess.Popen | None) -> None:
+    if process and process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 def _pg_bin(name: str) -> str:
     found = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
     if found:
@@ -182,13 +192,7 @@ class SeaweedServer:
         return client.get_object(Bucket="facetype-probe", Key="probe")["Body"].read() == b"ok"
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         shutil.rmtree(self.root, ignore_errors=True)
 
 
@@ -227,12 +231,7 @@ class StreamlitServer:
         return self
 
     def stop(self):
-        if self.process and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
+        stop_process(self.process)
 
 
 CHROMIUM_ARGS = [
