@@ -9,8 +9,8 @@ PORT ?= 8501
 
 $(VENV)/.installed: requirements.txt
 	python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --upgrade pip
-	$(VENV)/bin/pip install --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --quiet --upgrade pip
+	$(VENV)/bin/pip install --quiet --quiet -r requirements.txt
 	touch $@
 
 venv: $(VENV)/.installed

@@ -40,13 +40,14 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from app.settings import get_settings
     from tests.browser import analyze_and_wait_for_result, answer_try_it_questions, open_page, upload_try_it_photo
     from tests.servers import CHROMIUM_ARGS, StreamlitServer
 
-    photos = sorted((get_settings().sample_dir / "photos").glob("*/1.jpg"))
     with tempfile.TemporaryDirectory(prefix="facetype-bench-") as tmp:
-        env = build_project(Path(tmp) / "var")
+        env = build_project(Path(tmp) / "var")  # before anything reads the settings
+        from app.settings import get_settings
+
+        photos = sorted((get_settings().sample_dir / "photos").glob("*/1.jpg"))
         server = StreamlitServer(env).start(Path(tmp))
         timings = []
         try:
