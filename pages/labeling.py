@@ -330,7 +330,10 @@ def import_section() -> None:
     names = {p.id: f"{p.person_key} — {p.pseudonym}" for p in people}
     person_id = st.selectbox("Reference person", list(names), format_func=names.get, key="import_person")
     uploads = st.file_uploader("Photos", accept_multiple_files=True, key="import_files")
-    folder = st.text_input("…or a folder on the server", placeholder="/data/photos/p07", key="import_folder")
+    account = st.session_state.get("account")
+    folder = ""
+    if account is not None and account.is_admin:  # a server path reads whatever the app process can
+        folder = st.text_input("…or a folder on the server", placeholder="/data/photos/p07", key="import_folder")
     if not st.button("Import and auto-label", type="primary", disabled=not uploads and not folder.strip()):
         return
     items: list[tuple[str, bytes | Path]] = [(u.name, u.getvalue()) for u in uploads or []]

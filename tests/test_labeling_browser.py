@@ -207,3 +207,23 @@ def test_page_shows_conflict_and_lets_annotator_choose(app_env):
         assert (photo.boxes_version, photo.review_status) == (3, "accepted")
         assert ann.box_map(ann.boxes_at(s, pid, 3))["jaw"] == theirs["jaw"]
         assert [a.annotator for a in ann.audit_trail(s, pid)] == ["tester", "other"]
+
+
+@pytest.mark.parametrize("role, sees_folder_field", [("admin", True), ("annotator", False)])
+def test_only_admins_may_import_from_a_server_folder(app_env, role, sees_folder_field):
+    from streamlit.testing.v1 import AppTest
+
+    from app.auth import Account
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        add_photo(s, "p01")
+    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at.session_state["annotator"] = "someone"
+    at.session_state["account"] = Account("someone", role, "unused")
+    at.run()
+    at.radio(key="labeling_section").set_value("Import photos").run()
+    assert not at.exception
+    labels = [t.label for t in at.text_input]
+    assert ("…or a folder on the server" in labels) is sees_folder_field
