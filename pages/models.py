@@ -113,11 +113,15 @@ else:
     if metrics.get("synthetic_labels"):
         st.warning(SYNTHETIC_NOTE)
     c1, c2, c3, c4 = st.columns(4)
-    c1.metric("Type accuracy", f"{metrics['type_accuracy']:.2f}", f"chance {metrics['chance_accuracy']:.2f}", delta_color="off")
-    c2.metric("Macro-F1", f"{metrics['macro_f1']:.2f}", f"chance {metrics['chance_macro_f1']:.2f}", delta_color="off")
+    # Deltas against chance carry their sign, so a model below chance shows a down arrow.
+    c1.metric("Type accuracy", f"{metrics['type_accuracy']:.2f}",
+              f"{metrics['type_accuracy'] - metrics['chance_accuracy']:+.2f} vs chance {metrics['chance_accuracy']:.2f}")
+    c2.metric("Macro-F1", f"{metrics['macro_f1']:.2f}",
+              f"{metrics['macro_f1'] - metrics['chance_macro_f1']:+.2f} vs chance {metrics['chance_macro_f1']:.2f}")
     c3.metric("Person accuracy", f"{metrics['person_accuracy']:.2f}")
-    c4.metric("Box mAP@0.5", f"{metrics['box_map50']:.2f}",
-              "landmark boxes" if selected.kind == "head" else None, delta_color="off")
+    c4.metric("Box mAP@0.5", f"{metrics['box_map50']:.2f}")
+    if selected.kind == "head":
+        c4.caption("The head serves the landmark boxes, so this measures them against the stored boxes.")
     st.dataframe(pd.DataFrame({
         "region": list(REGIONS),
         "box mAP@0.5": [metrics.get("box_map50_per_region", {}).get(r) for r in REGIONS],
