@@ -22,8 +22,8 @@ from models.intake import IntakeError, decode_image
 settings = get_settings()
 TODAY = date.today()
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp"]
-STATE_KEYS = ("try_visit", "try_visit_for", "try_refs", "try_stored", "try_store_error", "try_card",
-              "try_model_error")
+STATE_KEYS = ("try_visit", "try_visit_for", "try_refs", "try_stored", "try_stored_for", "try_store_error",
+              "try_card", "try_model_error")
 ANSWER_KEYS = ("try_mbti", "try_birth", "try_consent", "try_keep", "try_source")
 
 
@@ -61,6 +61,13 @@ def current_model():
 def clear_result() -> None:
     for key in STATE_KEYS:
         st.session_state.pop(key, None)
+
+
+def still_kept(result_code: str) -> bool:
+    try:
+        return visits.load_submission(result_code) is not None
+    except visits.VisitError:  # database down: it cannot be stored again either
+        return False
 
 
 def new_photo() -> None:
@@ -244,6 +251,8 @@ if missing:
 analyze = st.button("Analyze", type="primary", disabled=bool(missing) or bool(model_problem), key="try_analyze")
 
 if analyze and not missing and not model_problem:
+    answers = (photo_id, mbti, birth_date)
+    kept_before = st.session_state.get("try_stored") if st.session_state.get("try_stored_for") == answers else None
     clear_result()
     visit = None
     with st.status("Analysing your photo…", expanded=True) as status:
@@ -268,10 +277,14 @@ if analyze and not missing and not model_problem:
         if visit.ok:
             st.session_state["try_refs"] = visits.reference_images(visit.type_name)
             st.session_state["try_card"] = visits.visit_card_png(visit)
-            if keep:
+            if keep and kept_before and still_kept(kept_before[0]):  # Analyze again on the same photo and answers
+                st.session_state["try_stored"] = kept_before
+                st.session_state["try_stored_for"] = answers
+            elif keep:
                 try:
                     st.session_state["try_stored"] = visits.store_submission(
                         visit, data, mbti, birth_date, consent_training=True)
+                    st.session_state["try_stored_for"] = answers
                 except visits.NotStored as exc:
                     st.session_state["try_store_error"] = exc.message
 

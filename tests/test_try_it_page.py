@@ -166,6 +166,21 @@ def test_opt_in_stores_one_submission_and_the_delete_code_removes_it(served_app_
     assert visitor_counts() == (0, 0, 0)
 
 
+def test_analyze_again_keeps_one_submission_until_it_is_deleted(served_app_env):
+    at = open_page()
+    give_photo(at, PASSING)
+    fill_answers(at, keep=True)
+    run_analysis(at)
+    first = at.session_state["try_stored"]
+    run_analysis(at)
+    assert at.session_state["try_stored"] == first
+    assert visitor_counts() == (1, 1, 1)
+    assert visits.delete_submission(None, first[1])
+    run_analysis(at)  # deleted meanwhile: keeping again makes a new submission
+    assert at.session_state["try_stored"] != first
+    assert visitor_counts() == (1, 1, 1)
+
+
 def test_store_down_still_shows_the_result(served_app_env, monkeypatch):
     class DeadStore:
         def __getattr__(self, name):
