@@ -143,6 +143,8 @@ class ModelVersion(SQLModel, table=True):
     message: Optional[str] = None
     promoted: bool = Field(default=False, index=True)
     created_at: datetime = Field(default_factory=utcnow)
+    #: Heartbeat: set on every update, so a run whose process died can be told from a slow one.
+    updated_at: Optional[datetime] = Field(default_factory=utcnow)
     finished_at: Optional[datetime] = None
 
 
@@ -178,8 +180,8 @@ def _connect_args(url: str) -> dict:
     return {}
 
 
-def migrate(url: str | None = None) -> None:
-    """Create or upgrade the schema to the newest migration."""
+def migrate(url: str | None = None, revision: str = "head") -> None:
+    """Create or upgrade the schema to ``revision`` (the newest migration by default)."""
     from alembic import command
     from alembic.config import Config
 
@@ -187,7 +189,7 @@ def migrate(url: str | None = None) -> None:
     config.set_main_option("script_location", str(PROJECT_ROOT / "app" / "migrations"))
     config.attributes["engine"] = get_engine(url)
     try:
-        command.upgrade(config, "head")
+        command.upgrade(config, revision)
     except sa.exc.OperationalError as exc:
         raise DatabaseUnavailable(describe_database_error(url, exc)) from exc
 

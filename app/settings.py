@@ -66,6 +66,8 @@ class Settings:
     type_thresholds: tuple[float, ...] = (85.0, 68.0, 48.0, 20.0)
     #: Detections below this score are ignored by the detector kind (the source used 0.75).
     detection_threshold: float = 0.75
+    #: A training run that has not reported progress for this long is marked failed.
+    stale_run_minutes: int = 15
 
     # Privacy and limits.
     retention_days: int = 30

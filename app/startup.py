@@ -37,6 +37,9 @@ def prepare(settings: Settings | None = None) -> None:
     if empty:
         report = load_sample_project()
         log.info("loaded the sample project: %s photos", report.photos)
+    from models.registry import fail_stale_runs
+
+    fail_stale_runs()
     purged = purge_expired()
     if purged:
         log.info("purged %d expired visitor results", purged)

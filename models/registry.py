@@ -12,12 +12,13 @@ Promotion times are kept in the row's ``config["promoted_at"]`` (a list of ISO t
 from __future__ import annotations
 
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Callable
 
 from sqlmodel import select
 
 from app.db import ModelVersion, session_scope, utcnow
+from app.settings import get_settings
 from app.storage import get_store, new_key
 
 _serve_lock = threading.Lock()
@@ -45,6 +46,7 @@ def update_run(run_id: int, url: str | None = None, **fields) -> None:
             raise LookupError(f"no model version {run_id}")
         for name, value in fields.items():
             setattr(row, name, list(value) if name == "history" else value)
+        row.updated_at = utcnow()
         session.add(row)
 
 
@@ -66,6 +68,24 @@ def finish_run(run_id: int, weights: bytes, metrics: dict, history: list | None 
 
 def fail_run(run_id: int, message: str, url: str | None = None) -> None:
     update_run(run_id, url=url, status="failed", message=message[:2000], finished_at=utcnow())
+
+
+def fail_stale_runs(url: str | None = None, now: datetime | None = None) -> list[int]:
+    """Mark failed the runs still "running" that reported nothing for ``settings.stale_run_minutes``:
+    the process that ran them ended (a restart, a crash). Returns their ids."""
+    now = now or utcnow()
+    minutes = get_settings().stale_run_minutes
+    cutoff = now - timedelta(minutes=minutes)
+    stale = []
+    with session_scope(url) as session:
+        for row in session.exec(select(ModelVersion).where(ModelVersion.status == "running")):
+            if (row.updated_at or row.created_at) < cutoff:
+                row.status = "failed"
+                row.message = f"stopped: no progress for {minutes} minutes (the process running it ended)"
+                row.finished_at = now
+                session.add(row)
+                stale.append(int(row.id))
+    return stale
 
 
 def get_run(run_id: int, url: str | None = None) -> ModelVersion | None:

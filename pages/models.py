@@ -24,6 +24,7 @@ st.caption(
 )
 
 try:
+    registry.fail_stale_runs()
     runs = registry.list_runs()
     served_id = registry.promoted_id()
 except Exception as exc:  # database down: say so instead of a traceback

@@ -71,3 +71,19 @@ def test_unreachable_database_names_the_setting():
     url = f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/nope"
     with pytest.raises(db.DatabaseUnavailable, match="FACETYPE_DATABASE_URL"):
         db.migrate(url)
+
+
+def test_upgrading_an_existing_database_keeps_its_rows(postgres_server, tmp_path):
+    for url in (f"sqlite:///{tmp_path / 'old.db'}", postgres_server.create_database("upgrade_from_0001")):
+        db.migrate(url, revision="0001")
+        with db.get_engine(url).begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO modelversion (kind, status, progress, promoted, created_at) "
+                "VALUES ('head', 'done', 1.0, true, CURRENT_TIMESTAMP)"))
+        db.migrate(url)
+        columns = {c["name"] for c in sa.inspect(db.get_engine(url)).get_columns("modelversion")}
+        assert "updated_at" in columns
+        with session_scope(url) as s:
+            (row,) = s.exec(select(ModelVersion)).all()
+            assert (row.kind, row.status, row.promoted, row.updated_at) == ("head", "done", True, None)
+        db.get_engine(url).dispose()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from app.db import ModelVersion, session_scope
 from app.settings import REGIONS
 from tests.test_dataset import BASE_BOXES, build_fixture, make_image
 
@@ -112,3 +113,24 @@ def test_background_training_writes_its_row(tmp_path):
     _background[run_id].join(timeout=120)
     row = registry.get_run(run_id, url=url)
     assert row.status == "done" and row.progress == 1.0 and len(row.history) == 1
+
+
+def test_runs_without_progress_are_marked_failed_and_live_ones_are_kept(database_url):
+    from datetime import timedelta
+
+    from app.db import utcnow
+    from models import registry
+
+    dead = registry.create_run("head", {}, url=database_url)
+    alive = registry.create_run("head", {}, url=database_url)
+    registry.update_run(alive, url=database_url, progress=0.5)
+    later = utcnow() + timedelta(minutes=16)
+    registry.update_run(alive, url=database_url, progress=0.6)  # its heartbeat
+    with session_scope(database_url) as session:
+        row = session.get(ModelVersion, alive)
+        row.updated_at = later - timedelta(minutes=1)
+        session.add(row)
+    assert registry.fail_stale_runs(url=database_url, now=later) == [dead]
+    dead_row, alive_row = registry.get_run(dead, url=database_url), registry.get_run(alive, url=database_url)
+    assert dead_row.status == "failed" and "no progress for 15 minutes" in dead_row.message
+    assert alive_row.status == "running"
