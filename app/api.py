@@ -639,24 +639,22 @@ async def parse_classify_request(request: Request) -> tuple[bytes, ClassifyReque
 
 def _reference_urls(request: Request, type_name: str) -> list[str | None]:
     """Four URLs of reference photos of the type: presigned from S3, else served by this API."""
-    chosen = visits.reference_images(type_name, k=4)
-    urls: list[str | None] = []
-    keys: dict[int, str] = {}
+    chosen = visits.pick_reference_photos(type_name)[:4]
     store = None
     try:
         from app.storage import LocalStore, get_store
 
         store = get_store()
-        if not isinstance(store, LocalStore):
-            keys = _reference_keys([ref.photo_id for ref in chosen])
+        if isinstance(store, LocalStore):  # file:// URLs mean nothing to a phone
+            store = None
     except Exception as exc:  # fall back to URLs of this API
-        log.warning("reference image keys unavailable (%s)", type(exc).__name__)
-        keys = {}
+        log.warning("the store is unavailable for presigning (%s)", type(exc).__name__)
+    urls: list[str | None] = []
     for ref in chosen:
         url = None
-        if ref.photo_id in keys and store is not None:
+        if store is not None:
             try:
-                url = store.url(keys[ref.photo_id])
+                url = store.url(ref.object_key)
             except Exception as exc:
                 log.warning("presigning failed (%s)", type(exc).__name__)
         urls.append(url or str(request.url_for("reference_image", photo_id=ref.photo_id)))

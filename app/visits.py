@@ -731,17 +731,17 @@ def sweep_orphans(now: datetime | None = None, url: str | None = None, store: Ob
 # ============================================================================ reference images
 
 
-def reference_images(
-    type_name: str,
-    k: int = 4,
-    rng: random.Random | None = None,
-    url: str | None = None,
-    store: ObjectStore | None = None,
-) -> list[ReferenceImage]:
-    """Up to ``k`` reference photos of people of ``type_name``, drawn at random without repeats.
+@dataclass(frozen=True)
+class ReferencePhoto:
+    photo_id: int
+    object_key: str
+    pseudonym: str
 
-    Fewer when fewer exist or some cannot be read; never raises (an unreachable database or store
-    gives fewer or no images)."""
+
+def pick_reference_photos(type_name: str, rng: random.Random | None = None,
+                          url: str | None = None) -> list[ReferencePhoto]:
+    """Every reference photo of people of ``type_name`` in a random order without repeats,
+    one photo of each person first, then their further photos. Empty when the database is down."""
     rng = rng or random.Random()
     try:
         with session_scope(url) as session:
@@ -754,28 +754,40 @@ def reference_images(
     except sa.exc.SQLAlchemyError as exc:
         log.warning("reference photos unavailable (%s)", type(exc).__name__)
         return []
+    seen: set[str] = set()
+    first, rest = [], []
+    for photo_id, key, pseudonym in rng.sample(rows, len(rows)):
+        (rest if pseudonym in seen else first).append(ReferencePhoto(int(photo_id), key, pseudonym))
+        seen.add(pseudonym)
+    return first + rest
+
+
+def reference_images(
+    type_name: str,
+    k: int = 4,
+    rng: random.Random | None = None,
+    url: str | None = None,
+    store: ObjectStore | None = None,
+) -> list[ReferenceImage]:
+    """Up to ``k`` decoded reference photos of ``type_name`` (see :func:`pick_reference_photos`).
+
+    Fewer when fewer exist or some cannot be read; never raises (an unreachable database or store
+    gives fewer or no images)."""
+    picked = pick_reference_photos(type_name, rng, url)
     try:
         store = store or get_store()
     except (StorageError, ValueError):
         return []
-    shuffled = rng.sample(rows, len(rows))
-    # Different people first, then further photos of the same people.
-    seen: set[str] = set()
-    first, rest = [], []
-    for row in shuffled:
-        (rest if row[2] in seen else first).append(row)
-        seen.add(row[2])
-    order = first + rest
     out: list[ReferenceImage] = []
-    for photo_id, key, pseudonym in order:
+    for ref in picked:
         if len(out) >= k:
             break
         try:
-            image = decode_image(store.get(key))
+            image = decode_image(store.get(ref.object_key))
         except (StorageError, IntakeError, ValueError) as exc:
-            log.warning("reference photo %s skipped (%s)", photo_id, type(exc).__name__)
+            log.warning("reference photo %s skipped (%s)", ref.photo_id, type(exc).__name__)
             continue
-        out.append(ReferenceImage(photo_id=int(photo_id), pseudonym=pseudonym, image=image))
+        out.append(ReferenceImage(photo_id=ref.photo_id, pseudonym=ref.pseudonym, image=image))
     return out
 
 
@@ -894,7 +906,8 @@ __all__ = [
     "VisitResult", "StoredResult", "ReferenceImage",
     "VisitError", "ModelUnavailable", "NotStored", "ResultsUnavailable", "DeleteFailed",
     # models
-    "served_model", "model_status", "type_profiles", "forget_cached_state",
+    "served_model", "model_status", "type_profiles", "forget_cached_state", "ReferencePhoto",
+    "pick_reference_photos",
     # the visit
     "analyse_photo", "check_answers", "store_submission", "load_submission", "delete_submission",
     "purge_expired", "sweep_orphans", "reference_images",
