@@ -12,6 +12,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from app.db import Photo, ReferencePerson, RegionBox, TypeProfile, get_engine, migrate, session_scope
+from sqlmodel import select
 from app.storage import LocalStore, get_store
 from labeling import annotations as ann
 from tests.browser import sign_in
@@ -227,3 +228,45 @@ def test_only_admins_may_import_from_a_server_folder(app_env, role, sees_folder_
     assert not at.exception
     labels = [t.label for t in at.text_input]
     assert ("…or a folder on the server" in labels) is sees_folder_field
+
+
+def test_retrain_button_trains_on_the_corrected_boxes(served_app_env):
+    """Correct one photo's boxes, press Retrain: the new run finishes and its data snapshot takes
+    that photo's human-reviewed box version, not the auto one."""
+    import time
+
+    from streamlit.testing.v1 import AppTest
+
+    from models import registry
+
+    with session_scope() as s:
+        photo = s.exec(select(Photo).order_by(Photo.id)).first()
+        boxes = ann.box_map(ann.boxes_at(s, photo.id, photo.boxes_version))
+        moved = {region: tuple(v + 3 for v in box) for region, box in boxes.items()}
+        assert isinstance(ann.save_boxes(s, photo.id, photo.boxes_version, moved, "ana", "accept"), ann.SaveResult)
+        corrected_id = photo.id
+    runs_before = {r.id for r in registry.list_runs()}
+
+    from app.auth import Account
+
+    # Through app/main.py, as a signed-in annotator: the page links to the Models page, which
+    # only resolves under the app's navigation.
+    at = AppTest.from_file("app/main.py", default_timeout=60)
+    at.session_state["account"] = Account("ana", "annotator", "unused")
+    at.session_state["annotator"] = "ana"
+    at.switch_page("../pages/labeling.py")
+    at.run()
+    at.radio(key="labeling_section").set_value("Retrain").run()
+    assert any(m.value.startswith("**1** reviewed") for m in at.markdown)
+    next(b for b in at.button if b.label == "Retrain the type model").click()
+    at.run()
+    assert not at.exception
+    assert any(link.label == "Follow its progress on the Models page" for link in at.get("page_link"))
+    (run_id,) = {r.id for r in registry.list_runs()} - runs_before
+    deadline = time.monotonic() + 180
+    while registry.get_run(run_id).status == "running" and time.monotonic() < deadline:
+        time.sleep(0.5)
+    run = registry.get_run(run_id)
+    assert run.status == "done", run.message
+    (entry,) = [p for p in run.data_snapshot["photos"] if p["id"] == corrected_id]
+    assert (entry["boxes_version"], entry["box_source"]) == (2, "human")
