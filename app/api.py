@@ -50,7 +50,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app import visits
 from app.settings import MBTI_TYPES, REGIONS, TYPES, get_settings
 from app.startup import ConfigurationError, prepare
-from models.intake import INTAKE_MESSAGES
+from models.intake import INTAKE_MESSAGES, photo_file_type
 from models.typemodel import NoServedModel
 
 log = logging.getLogger("facetype.api")
@@ -62,8 +62,6 @@ JSON_OVERHEAD_BYTES = 64 * 1024
 #: Intake reasons that mean the upload itself is unusable (a 4xx, not a ``human: false`` answer).
 PAYLOAD_TOO_LARGE_REASONS = {"too_large", visits.UPLOAD_TOO_LARGE}
 BAD_UPLOAD_REASONS = set(INTAKE_MESSAGES) - PAYLOAD_TOO_LARGE_REASONS
-REFERENCE_CONTENT_TYPES = {b"\xff\xd8\xff": "image/jpeg", b"\x89PNG": "image/png", b"GIF8": "image/gif",
-                           b"RIFF": "image/webp"}
 
 
 # ============================================================================ configuration
@@ -661,36 +659,27 @@ def _reference_urls(request: Request, type_name: str) -> list[str | None]:
     return (urls + [None] * 4)[:4]
 
 
-def _reference_keys(photo_ids: list[int]) -> dict[int, str]:
+def _reference_key(photo_id: int) -> str | None:
+    """The object key of a reference photo (None for unknown ids and visitor photos)."""
     from sqlmodel import select
 
     from app.db import Photo, session_scope
 
-    if not photo_ids:
-        return {}
     with session_scope() as session:
-        rows = session.exec(select(Photo.id, Photo.object_key)
-                            .where(Photo.id.in_(photo_ids), Photo.source == "reference"))
-        return {int(i): k for i, k in rows}
+        return session.exec(select(Photo.object_key)
+                            .where(Photo.id == photo_id, Photo.source == "reference")).first()
 
 
 def _reference_bytes(photo_id: int) -> bytes | None:
     from app.storage import ObjectNotFound, get_store
 
-    key = _reference_keys([photo_id]).get(photo_id)
+    key = _reference_key(photo_id)
     if key is None:
         return None
     try:
         return get_store().get(key)
     except ObjectNotFound:
         return None
-
-
-def _content_type(data: bytes) -> str:
-    for magic, kind in REFERENCE_CONTENT_TYPES.items():
-        if data.startswith(magic):
-            return kind
-    return "application/octet-stream"
 
 
 # ---------------------------------------------------------------------------- responses
@@ -915,7 +904,7 @@ def reference_image(photo_id: int = Path(ge=1, le=2**31 - 1)):
         raise ApiError(503, "unavailable", "The photo store cannot be reached. Please try again later.") from None
     if data is None:
         raise ApiError(404, "not_found", "No reference photo has this id.")
-    return Response(data, media_type=_content_type(data), headers={"Cache-Control": "public, max-age=3600"})
+    return Response(data, media_type=photo_file_type(data)[1], headers={"Cache-Control": "public, max-age=3600"})
 
 
 @api.get("/healthz", response_model=HealthResponse, responses={503: {"model": HealthResponse}}, tags=["health"],

@@ -49,7 +49,7 @@ from sqlmodel import select
 from app.db import BoxAudit, Photo, ReferencePerson, RegionBox, Submission, TypeProfile, session_scope, utcnow
 from app.settings import MBTI_TYPES, REGIONS, get_settings
 from app.storage import ObjectNotFound, ObjectStore, StorageError, check_key, get_store
-from models.intake import IntakeError, decode_image
+from models.intake import IntakeError, decode_image, photo_file_type
 
 log = logging.getLogger(__name__)
 
@@ -441,20 +441,6 @@ def visitor_digest(key: str, data: bytes) -> str:
     return hashlib.sha256(key.encode() + data).hexdigest()
 
 
-def _photo_format(data: bytes) -> tuple[str, str]:
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            fmt = (image.format or "").lower()
-    except Exception:
-        fmt = ""
-    return {
-        "jpeg": ("jpg", "image/jpeg"),
-        "png": ("png", "image/png"),
-        "webp": ("webp", "image/webp"),
-        "gif": ("gif", "image/gif"),
-    }.get(fmt, ("bin", "application/octet-stream"))
-
-
 def check_answers(mbti: str, birth_date: date, today: date | None = None) -> None:
     """Raise ``ValueError`` for an unknown MBTI type or a birth date outside 1900..today."""
     today = today or date.today()
@@ -493,7 +479,7 @@ def store_submission(
     except (StorageError, ValueError) as exc:
         log.error("visitor submission not stored: store unavailable (%s)", type(exc).__name__)
         raise NotStored("The photo store cannot be reached, so nothing was kept.", "store") from exc
-    extension, content_type = _photo_format(data)
+    extension, content_type = photo_file_type(data)
     key = visitor_key(extension)
     now = utcnow()
     expires = now + timedelta(days=settings.retention_days)

@@ -4,24 +4,21 @@ auto-labeled with the three region boxes as version 1 of the photo's boxes."""
 from __future__ import annotations
 
 import hashlib
-import io
 import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
-from PIL import Image
 from sqlmodel import Session, select
 
 from app.db import Photo, ReferencePerson, RegionBox, session_scope
 from app.settings import get_settings
 from app.storage import ObjectStore, get_store
 from models.gate import FaceGate, get_face_gate
-from models.intake import IntakeError, decode_image
+from models.intake import IntakeError, decode_image, photo_file_type
 
 log = logging.getLogger(__name__)
 
-CONTENT_TYPES = {"jpeg": "image/jpeg", "png": "image/png", "webp": "image/webp", "gif": "image/gif"}
 
 
 @dataclass(frozen=True)
@@ -31,15 +28,6 @@ class ImportOutcome:
     reason: str | None = None
     message: str = ""
     photo_id: int | None = None
-
-
-def sha256_hex(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def image_format(data: bytes) -> str:
-    with Image.open(io.BytesIO(data)) as image:
-        return (image.format or "jpeg").lower()
 
 
 def import_reference_photo(
@@ -55,7 +43,7 @@ def import_reference_photo(
     The object is written before the rows; if the rows cannot be written the object is removed,
     so no object is left without a row.
     """
-    digest = sha256_hex(data)
+    digest = hashlib.sha256(data).hexdigest()
     existing = session.exec(select(Photo).where(Photo.source == "reference", Photo.sha256 == digest)).first()
     if existing is not None:
         return ImportOutcome(filename, "duplicate", message="already stored", photo_id=existing.id)
@@ -67,10 +55,9 @@ def import_reference_photo(
     if not result.ok:
         return ImportOutcome(filename, "skipped", result.reason, result.message)
 
-    fmt = image_format(data)
-    extension = "jpg" if fmt == "jpeg" else fmt
+    extension, content_type = photo_file_type(data)
     key = f"reference/{person.id}/{digest[:32]}.{extension}"
-    store.put(key, data, CONTENT_TYPES.get(fmt, "application/octet-stream"))
+    store.put(key, data, content_type)
     try:
         photo = Photo(
             object_key=key,

@@ -19,10 +19,10 @@ import logging
 
 import numpy as np
 import torch
-import torchvision
 from torchvision.models import detection as tvd
 
 from app.settings import REGIONS, TYPES, get_settings
+from labeling.regions import box_iou
 from models.typemodel import CheckpointedModel, RegionPrediction, landmark_regions
 
 log = logging.getLogger(__name__)
@@ -79,10 +79,6 @@ def load_local_weights(model: torch.nn.Module, path: str) -> dict:
     return report
 
 
-def _iou(a, b) -> float:
-    return float(torchvision.ops.box_iou(torch.tensor([a], dtype=torch.float32), torch.tensor([b], dtype=torch.float32))[0, 0])
-
-
 def region_predictions(detections: dict, fallback_boxes: dict, threshold: float | None = None) -> dict[str, RegionPrediction]:
     """Turn one image's detections (boxes/labels/scores) into one prediction per region."""
     threshold = get_settings().detection_threshold if threshold is None else threshold
@@ -100,7 +96,7 @@ def region_predictions(detections: dict, fallback_boxes: dict, threshold: float 
             box, source, best_score = fallback_boxes[region], "landmarks", None
         per_type = [0.0] * len(TYPES)
         for b, t, s in cands:
-            if _iou(b, box) >= 0.5:
+            if box_iou(b, box) >= 0.5:
                 per_type[t] = max(per_type[t], s)
         total = sum(per_type)
         probs = [p / total for p in per_type] if total > 0 else [1.0 / len(TYPES)] * len(TYPES)

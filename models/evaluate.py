@@ -62,8 +62,8 @@ def macro_f1(confusion: np.ndarray) -> float:
 def evaluate_samples(model, samples: Sequence, bank, synthetic_labels: bool = False, settings=None) -> dict:
     """Run ``model`` on the held-out ``samples`` (images from ``bank``) and compute the metrics."""
     from torchmetrics.detection import MeanAveragePrecision
-    from torchvision.ops import box_iou
 
+    from labeling.regions import box_iou
     from models.typemodel import classify
 
     if not samples:
@@ -111,7 +111,7 @@ def evaluate_samples(model, samples: Sequence, bank, synthetic_labels: bool = Fa
         confidences.append(out.result.confidence)
         for r in REGIONS:
             p = out.regions[r]
-            ious[r].append(float(box_iou(torch.tensor([p.box]), torch.tensor([gt[r]]))[0, 0]))
+            ious[r].append(box_iou(p.box, gt[r]))
             region_hits[r].append(int(np.argmax(p.probs)) == s.type_index)
             fallbacks += model.kind == "detector" and p.source == "landmarks"
         targets.append({"boxes": torch.tensor([gt[r] for r in REGIONS], dtype=torch.float32),

@@ -31,6 +31,16 @@ INTAKE_MESSAGES: dict[str, str] = {
 }
 
 
+#: How stored photos are named and served: PIL format -> (file extension, content type).
+PHOTO_FILE_TYPES: dict[str, tuple[str, str]] = {
+    "jpeg": ("jpg", "image/jpeg"),
+    "png": ("png", "image/png"),
+    "webp": ("webp", "image/webp"),
+    "gif": ("gif", "image/gif"),
+}
+UNKNOWN_FILE_TYPE = ("bin", "application/octet-stream")
+
+
 class IntakeError(Exception):
     """An upload that cannot be used; ``reason`` is a short code, ``message`` tells the person what to do."""
 
@@ -72,6 +82,16 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     except (OSError, ValueError, SyntaxError, EOFError):
         raise IntakeError("truncated") from None
     return np.array(rgb, dtype=np.uint8)  # writable, so callers may draw on it
+
+
+def photo_file_type(data: bytes) -> tuple[str, str]:
+    """(file extension, content type) of photo bytes, from their header alone."""
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            fmt = (image.format or "").lower()
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
+        fmt = ""
+    return PHOTO_FILE_TYPES.get(fmt, UNKNOWN_FILE_TYPE)
 
 
 def read_image_file(path: str | Path) -> np.ndarray:

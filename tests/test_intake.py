@@ -185,3 +185,15 @@ def test_every_shared_face_photo_decodes():
         if path.suffix != ".json":
             array = read_image_file(path)
             assert array.dtype == np.uint8 and array.ndim == 3 and array.shape[2] == 3
+
+
+@pytest.mark.parametrize("fmt, expected", [("JPEG", ("jpg", "image/jpeg")), ("PNG", ("png", "image/png")),
+                                           ("WEBP", ("webp", "image/webp")), ("GIF", ("gif", "image/gif")),
+                                           ("BMP", ("bin", "application/octet-stream"))])
+def test_photo_file_type_names_stored_photos(fmt, expected):
+    from models.intake import photo_file_type
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 40), "gray").save(buffer, format=fmt)
+    assert photo_file_type(buffer.getvalue()) == expected
+    assert photo_file_type(b"not an image") == ("bin", "application/octet-stream")
