@@ -14,7 +14,6 @@ from app import db, settings, storage
 from tests.servers import PostgresServer, SeaweedServer
 
 _names = itertools.count()
-REPO_ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 ARTIFACTS.mkdir(exist_ok=True)
 

@@ -18,7 +18,8 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from app.settings import PROJECT_ROOT
+
 
 
 def free_port() -> int:
@@ -215,7 +216,7 @@ class StreamlitServer:
                 "--server.port", str(self.port), "--server.address", "127.0.0.1",
                 "--server.headless", "true", "--browser.gatherUsageStats", "false",
             ],
-            cwd=REPO,
+            cwd=PROJECT_ROOT,
             env={**os.environ, **self.env},
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 from pycocotools.coco import COCO
 
+from app.settings import PROJECT_ROOT
 from labeling.autolabel import autolabel_files
 from tests.conftest_paths import SHARED_DATA
 
 FACES = SHARED_DATA / "faces"
 BAD = SHARED_DATA / "bad"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 GOOD = ["obama.jpg", "biden.jpg", "astronaut.png", "obama_cmyk.jpg", "obama_exif_rotated.jpg"]
 
 

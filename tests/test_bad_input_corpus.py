@@ -12,9 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import visits
-from app.settings import TYPES
+from app.settings import PROJECT_ROOT, TYPES
 from models.gate import GATE_MESSAGES
-from tests.conftest import REPO_ROOT
 from tests.conftest_paths import SHARED_DATA
 
 EXPECTED = json.loads((SHARED_DATA / "faces" / "expected.json").read_text())
@@ -49,7 +48,7 @@ def test_page_intake(served_app_env, path):
 def test_command_line(served_app_env):
     env = {**os.environ}
     done = subprocess.run([sys.executable, "-m", "models.cascade", "classify", "--json", *map(str, CORPUS)],
-                          cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = {os.path.basename(line["file"]): line for line in map(json.loads, done.stdout.splitlines())}
     assert set(lines) == {p.name for p in CORPUS}

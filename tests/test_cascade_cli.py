@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from tests.conftest import REPO_ROOT
+from app.settings import PROJECT_ROOT
 from tests.conftest_paths import SHARED_DATA
 
 FACES = SHARED_DATA / "faces"
@@ -15,7 +15,7 @@ EXPECTED = json.loads((FACES / "expected.json").read_text())
 def run_cascade(env: dict, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "models.cascade", *args],
-        cwd=REPO_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
     )
 
 

@@ -7,12 +7,12 @@ import math
 import subprocess
 import sys
 import threading
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from app.settings import PROJECT_ROOT
 from labeling.regions import RegionBox, box_iou, regions_from_landmarks
 from models.gate import GATE_MESSAGES, get_face_gate, head_pose_deg
 from models.intake import read_image_file
@@ -22,7 +22,6 @@ from tests.face_synth import turn_face
 FACES = SHARED_DATA / "faces"
 BAD = SHARED_DATA / "bad"
 EXPECTED = json.loads((FACES / "expected.json").read_text())
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 
 from app import db, settings, storage, visits
 from app.db import Photo, ReferencePerson, Submission, session_scope, utcnow
-from tests.servers import REPO
+from app.settings import PROJECT_ROOT
 from tests.test_visits import FlakyStore, fake_visit, synthetic_jpeg, visitor_counts
 
 PAGE = "pages/privacy.py"
@@ -148,7 +148,7 @@ def test_purge_command(app_env):
     env = {**os.environ, "FACETYPE_VAR_DIR": str(app_env.var_dir),
            "FACETYPE_DATABASE_URL": app_env.resolved_database_url,
            "FACETYPE_STORAGE_URL": app_env.resolved_storage_url}
-    done = subprocess.run([sys.executable, "-m", "app.purge"], cwd=REPO, env=env, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "app.purge"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "removed 1 expired visitor submission(s)" in done.stdout

@@ -6,7 +6,6 @@ import math
 import subprocess
 import sys
 from fractions import Fraction
-from pathlib import Path
 
 import krippendorff
 import numpy as np
@@ -14,10 +13,10 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
+from app.settings import PROJECT_ROOT
 from labeling import survey
 from labeling.survey import Problem, SurveyValidationError
 
-REPO = Path(__file__).resolve().parents[1]
 SOURCE_SHARES = [21.8, 21.4, 22.5, 19.2, 15.2]
 TYPES = ["Alpha", "Beta", "Gamma", "Delta", "Omega"]
 
@@ -51,7 +50,7 @@ def test_quota_steps_show_each_step():
 def test_cli_quotas_prints_the_source_numbers():
     out = subprocess.run(
         [sys.executable, "-m", "labeling.survey", "quotas", "--shares", "21.8,21.4,22.5,19.2,15.2", "--total", "110"],
-        cwd=REPO, capture_output=True, text=True, check=True,
+        cwd=PROJECT_ROOT, capture_output=True, text=True, check=True,
     )
     assert out.stdout == "Alpha 24\nBeta 23\nGamma 25\nDelta 21\nOmega 17\n"
 
@@ -351,7 +350,7 @@ def test_assign_rejects_quota_mismatch():
 # ------------------------------------------------------------------------------------- CLI
 
 
-def _run(*args, cwd=REPO):
+def _run(*args, cwd=PROJECT_ROOT):
     return subprocess.run([sys.executable, "-m", "labeling.survey", *args], cwd=cwd, capture_output=True, text=True)
 
 
