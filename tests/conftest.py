@@ -66,7 +66,7 @@ def app_env(tmp_path, monkeypatch):
     Returns the Settings in force; the caches of settings, engine and store are cleared before
     and after so tests don't see each other's databases.
     """
-    for name, value in _var_env(tmp_path / "var").items():
+    for name, value in var_env(tmp_path / "var").items():
         monkeypatch.setenv(name, value)
     clear_caches()
     yield settings.get_settings()
@@ -84,7 +84,7 @@ def clear_caches():
     forget_cached_state()
 
 
-def _var_env(var: Path) -> dict[str, str]:
+def var_env(var: Path) -> dict[str, str]:
     return {
         "FACETYPE_VAR_DIR": str(var),
         "FACETYPE_DATABASE_URL": f"sqlite:///{var / 'facetype.db'}",
@@ -98,7 +98,7 @@ def served_template(tmp_path_factory) -> Path:
     head (2 epochs) promoted. Built once per test session; copy it (``served_app_env``), never change it."""
     var = tmp_path_factory.mktemp("served-template") / "var"
     with pytest.MonkeyPatch.context() as mp:
-        for name, value in _var_env(var).items():
+        for name, value in var_env(var).items():
             mp.setenv(name, value)
         clear_caches()
         try:
@@ -155,7 +155,7 @@ def streamlit_app(tmp_path_factory, team_accounts_env, served_template):
 
     var = tmp_path_factory.mktemp("app") / "var"
     shutil.copytree(served_template, var)
-    env = {**_var_env(var), "FACETYPE_ACCOUNTS": team_accounts_env}
+    env = {**var_env(var), "FACETYPE_ACCOUNTS": team_accounts_env}
     server = StreamlitServer(env).start(ARTIFACTS)
     yield server
     server.stop()

@@ -46,9 +46,8 @@ def test_page_intake(served_app_env, path):
 
 
 def test_command_line(served_app_env):
-    env = {**os.environ}
     done = subprocess.run([sys.executable, "-m", "models.cascade", "classify", "--json", *map(str, CORPUS)],
-                          cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=300)
+                          cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     lines = {os.path.basename(line["file"]): line for line in map(json.loads, done.stdout.splitlines())}
     assert set(lines) == {p.name for p in CORPUS}

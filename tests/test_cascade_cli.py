@@ -12,17 +12,17 @@ FACES = SHARED_DATA / "faces"
 EXPECTED = json.loads((FACES / "expected.json").read_text())
 
 
-def run_cascade(env: dict, *args: str) -> subprocess.CompletedProcess:
+def run_cascade(*args: str) -> subprocess.CompletedProcess:
+    """The CLI in a child process, on the settings the fixture put in the environment."""
     return subprocess.run(
         [sys.executable, "-m", "models.cascade", *args],
-        cwd=PROJECT_ROOT, env={**os.environ, **env}, capture_output=True, text=True, timeout=300,
+        cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300,
     )
 
 
 def test_classify_prints_a_type_for_every_passing_photo(served_app_env):
     photos = sorted(FACES / name for name in EXPECTED)
-    env = {k: os.environ[k] for k in ("FACETYPE_VAR_DIR", "FACETYPE_DATABASE_URL", "FACETYPE_STORAGE_URL")}
-    done = run_cascade(env, "classify", *map(str, photos), str(SHARED_DATA / "bad" / "truncated.jpg"), "--json")
+    done = run_cascade("classify", *map(str, photos), str(SHARED_DATA / "bad" / "truncated.jpg"), "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(lines) == len(photos) + 1
@@ -43,10 +43,9 @@ def test_classify_prints_a_type_for_every_passing_photo(served_app_env):
 
 
 def test_classify_without_a_promoted_model_says_so(app_env):
-    env = {k: os.environ[k] for k in ("FACETYPE_VAR_DIR", "FACETYPE_DATABASE_URL", "FACETYPE_STORAGE_URL")}
     from app.db import migrate
 
     migrate()
-    done = run_cascade(env, "classify", str(FACES / "obama.jpg"))
+    done = run_cascade("classify", str(FACES / "obama.jpg"))
     assert done.returncode == 2
     assert "No model is promoted" in done.stderr

@@ -16,6 +16,7 @@ from sqlmodel import select
 from app.storage import LocalStore, get_store
 from labeling import annotations as ann
 from tests.browser import sign_in
+from tests.conftest import var_env
 from tests.servers import StreamlitServer
 
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
@@ -58,12 +59,7 @@ def labeling_app(tmp_path, team_accounts_env):
                             source="auto", confidence=0.5))
         photo_id = photo.id
     get_engine(url).dispose()
-    server = StreamlitServer(env={
-        "FACETYPE_VAR_DIR": str(var),
-        "FACETYPE_DATABASE_URL": url,
-        "FACETYPE_STORAGE_URL": str(var / "store"),
-        "FACETYPE_ACCOUNTS": team_accounts_env,
-    }).start(tmp_path)
+    server = StreamlitServer(env={**var_env(var), "FACETYPE_ACCOUNTS": team_accounts_env}).start(tmp_path)
     yield server, url, photo_id
     server.stop()
     get_engine(url).dispose()

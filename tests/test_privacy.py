@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import date, timedelta
@@ -145,10 +144,8 @@ def test_purge_command(app_env):
     _age(None, code, 400)
     keep_one()
     db.get_engine().dispose()
-    env = {**os.environ, "FACETYPE_VAR_DIR": str(app_env.var_dir),
-           "FACETYPE_DATABASE_URL": app_env.resolved_database_url,
-           "FACETYPE_STORAGE_URL": app_env.resolved_storage_url}
-    done = subprocess.run([sys.executable, "-m", "app.purge"], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+    # app_env put the database and store settings in the environment the child inherits
+    done = subprocess.run([sys.executable, "-m", "app.purge"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "removed 1 expired visitor submission(s)" in done.stdout
