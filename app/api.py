@@ -48,7 +48,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app import visits
-from app.settings import MBTI_TYPES, REGIONS, TYPES, get_settings
+from app.core.settings import get_settings
+from app.core.vocabulary import MBTI_TYPES, REGIONS, TYPES
 from app.startup import ConfigurationError, prepare
 from models.intake import INTAKE_MESSAGES, photo_file_type
 from models.typemodel import NoServedModel
@@ -640,7 +641,7 @@ def _reference_urls(request: Request, type_name: str) -> list[str | None]:
     chosen = visits.pick_reference_photos(type_name)[:4]
     store = None
     try:
-        from app.storage import LocalStore, get_store
+        from app.core.storage import LocalStore, get_store
 
         store = get_store()
         if isinstance(store, LocalStore):  # file:// URLs mean nothing to a phone
@@ -663,7 +664,7 @@ def _reference_key(photo_id: int) -> str | None:
     """The object key of a reference photo (None for unknown ids and visitor photos)."""
     from sqlmodel import select
 
-    from app.db import Photo, session_scope
+    from app.core.db import Photo, session_scope
 
     with session_scope() as session:
         return session.exec(select(Photo.object_key)
@@ -671,7 +672,7 @@ def _reference_key(photo_id: int) -> str | None:
 
 
 def _reference_bytes(photo_id: int) -> bytes | None:
-    from app.storage import ObjectNotFound, get_store
+    from app.core.storage import ObjectNotFound, get_store
 
     key = _reference_key(photo_id)
     if key is None:
@@ -875,7 +876,7 @@ def delete_result(
 def list_types():
     from sqlmodel import select
 
-    from app.db import TypeProfile, session_scope
+    from app.core.db import TypeProfile, session_scope
 
     try:
         with session_scope() as session:
@@ -896,7 +897,7 @@ def list_types():
          response_class=Response)
 def reference_image(photo_id: int = Path(ge=1, le=2**31 - 1)):
     """A reference person's photo (only reference photos; visitor photos are never served)."""
-    from app.storage import StorageError
+    from app.core.storage import StorageError
 
     try:
         data = _reference_bytes(photo_id)
@@ -926,8 +927,8 @@ def healthz(request: Request):
     if getattr(state, "config_error", None):
         return JSONResponse(HealthResponse(status="unavailable", message=state.config_error).model_dump(mode="json"),
                             status_code=503)
-    from app.db import get_engine
-    from app.storage import get_store
+    from app.core.db import get_engine
+    from app.core.storage import get_store
 
     database = store = "ok"
     try:

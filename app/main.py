@@ -9,8 +9,8 @@ if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the 
 
 import streamlit as st  # noqa: E402
 
-from app import auth  # noqa: E402
-from app.settings import get_settings  # noqa: E402
+from app.core import auth  # noqa: E402
+from app.core.settings import get_settings  # noqa: E402
 from app.startup import ConfigurationError, prepare  # noqa: E402
 
 st.set_page_config(page_title="facetype", page_icon=":material/face:", layout="wide")

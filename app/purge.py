@@ -25,7 +25,7 @@ def main(argv=None) -> int:
                         help="pretend it is this ISO time (for checks); default: now")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    from app.db import migrate
+    from app.core.db import migrate
 
     migrate()
     count = purge_expired(now=args.now)

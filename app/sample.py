@@ -15,9 +15,9 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from app.db import ReferencePerson, SurveyRating, TypeProfile, migrate, session_scope
-from app.settings import get_settings
-from app.storage import ObjectStore, get_store
+from app.core.db import ReferencePerson, SurveyRating, TypeProfile, migrate, session_scope
+from app.core.settings import get_settings
+from app.core.storage import ObjectStore, get_store
 from labeling import survey, survey_store
 from labeling.photos import import_reference_photo
 

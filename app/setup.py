@@ -9,7 +9,7 @@ import sys
 
 from tqdm import tqdm
 
-from app import auth
+from app.core import auth
 from app.startup import ConfigurationError, prepare
 
 

@@ -7,9 +7,9 @@ import logging
 
 from sqlmodel import select
 
-from app.db import TypeProfile, migrate, session_scope
-from app.settings import Settings, get_settings
-from app.storage import StorageError, get_store
+from app.core.db import TypeProfile, migrate, session_scope
+from app.core.settings import Settings, get_settings
+from app.core.storage import StorageError, get_store
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ class ConfigurationError(RuntimeError):
 
 
 def prepare(settings: Settings | None = None) -> None:
-    from app.db import DatabaseUnavailable
+    from app.core.db import DatabaseUnavailable
     from app.purge import purge_expired
     from app.sample import load_sample_project
 

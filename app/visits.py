@@ -46,9 +46,10 @@ import sqlalchemy as sa
 from PIL import Image, ImageDraw, ImageFont
 from sqlmodel import select
 
-from app.db import BoxAudit, Photo, ReferencePerson, RegionBox, Submission, TypeProfile, session_scope, utcnow
-from app.settings import MBTI_TYPES, REGIONS, get_settings
-from app.storage import ObjectNotFound, ObjectStore, StorageError, check_key, get_store
+from app.core.db import BoxAudit, Photo, ReferencePerson, RegionBox, Submission, TypeProfile, session_scope, utcnow
+from app.core.settings import get_settings
+from app.core.vocabulary import MBTI_TYPES, REGION_LABELS, REGIONS, region_rgb
+from app.core.storage import ObjectNotFound, ObjectStore, StorageError, check_key, get_store
 from models.intake import IntakeError, decode_image, photo_file_type
 
 log = logging.getLogger(__name__)
@@ -57,9 +58,6 @@ FOR_FUN_LINE = (
     "For fun only: the face types are made up from a survey. They are not a measure of anyone's "
     "worth, character or abilities."
 )
-REGION_LABELS = {"face": "Face", "tzone": "T-zone", "jaw": "Jaw"}
-#: Overlay colours per region (RGB).
-REGION_COLORS = {"face": (46, 204, 113), "tzone": (52, 152, 219), "jaw": (231, 76, 60)}
 #: The cascade's steps, in order, as shown while a photo is analysed.
 STEPS: tuple[tuple[str, str], ...] = (
     ("check", "Checking the photo"),
@@ -817,7 +815,7 @@ def draw_regions(image: np.ndarray | Image.Image, boxes: dict, max_side: int | N
         if region not in boxes:
             continue
         x0, y0, x1, y1 = boxes[region]
-        color = REGION_COLORS[region]
+        color = region_rgb(region)
         draw.rectangle([x0, y0, x1, y1], outline=color, width=line)
         label = REGION_LABELS[region]
         size = getattr(font, "size", 12)

@@ -33,9 +33,9 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
 
-    from app.db import migrate
+    from app.core.db import migrate
     from app.sample import load_sample_project
-    from app.storage import LocalStore
+    from app.core.storage import LocalStore
     from models.dataset import DetectionDataset, ImageBank, collate, load_samples, split_by_person
     from models.detector import DetectorModel
     from models.evaluate import gate_stand_in

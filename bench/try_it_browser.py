@@ -23,7 +23,7 @@ def build_project(var: Path) -> dict:
         "FACETYPE_STORAGE_URL": str(var / "store"),
     }
     os.environ.update(env)
-    from app.db import migrate
+    from app.core.db import migrate
     from app.sample import load_sample_project
     from models.registry import ensure_served_model
 
@@ -45,7 +45,7 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory(prefix="facetype-bench-") as tmp:
         env = build_project(Path(tmp) / "var")  # before anything reads the settings
-        from app.settings import get_settings
+        from app.core.settings import get_settings
 
         photos = sorted((get_settings().sample_dir / "photos").glob("*/1.jpg"))
         server = StreamlitServer(env).start(Path(tmp))

@@ -1,7 +1,7 @@
 """Reviewing region boxes: the review queue, version-checked saves with an audit trail, review
 decisions and quality figures.
 
-Boxes are immutable history (see :class:`app.db.RegionBox`): a save writes the photo's boxes
+Boxes are immutable history (see :class:`app.core.db.RegionBox`): a save writes the photo's boxes
 as version ``v + 1`` and bumps ``Photo.boxes_version``. The version check is one statement in
 the database::
 
@@ -10,7 +10,7 @@ the database::
 so it holds across sessions, threads and processes: of two saves that both started from
 version ``v``, exactly one updates a row; the other gets a :class:`Conflict` carrying both
 versions and nothing is written for it. Every successful save writes exactly one
-:class:`app.db.BoxAudit` row (who, when, before, after) in the same transaction.
+:class:`app.core.db.BoxAudit` row (who, when, before, after) in the same transaction.
 
 Decisions
     ``accept``  the boxes become human-reviewed (``source="human"``); the photo is ``accepted``.
@@ -30,8 +30,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
-from app.db import BoxAudit, Photo, ReferencePerson, RegionBox, utcnow
-from app.settings import REGIONS
+from app.core.db import BoxAudit, Photo, ReferencePerson, RegionBox, utcnow
+from app.core.vocabulary import REGIONS
 from labeling.regions import box_iou
 
 DECISIONS = ("accept", "reject", "flag", "save")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from app.settings import REGIONS
+from app.core.vocabulary import REGIONS
 from models.gate import GATE_MESSAGES, get_face_gate
 
 #: Below this many files a progress bar is noise.

@@ -16,10 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
-from app.settings import REGIONS
+from app.core.vocabulary import REGION_COLORS, REGIONS
 
-#: Distinct stroke colors per region (face red, T-zone blue, jaw orange).
-REGION_COLORS: dict[str, str] = {"face": "#e6194b", "tzone": "#1f77ff", "jaw": "#ff9f1c"}
 UNKNOWN_COLOR = "#9e9e9e"
 STROKE_WIDTH = 3
 #: Decimals kept on original-pixel coordinates read back from the canvas.

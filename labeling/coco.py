@@ -23,8 +23,8 @@ from typing import Any, Iterable, Mapping, Sequence
 
 from sqlmodel import Session, select
 
-from app.db import Photo, ReferencePerson, RegionBox
-from app.settings import REGIONS
+from app.core.db import Photo, ReferencePerson, RegionBox
+from app.core.vocabulary import REGIONS
 from labeling.annotations import Conflict, AnnotationError, box_map, boxes_at, same_box, save_boxes
 from labeling.autolabel import CATEGORIES
 

@@ -11,9 +11,9 @@ from typing import Callable, Sequence
 
 from sqlmodel import Session, select
 
-from app.db import Photo, ReferencePerson, RegionBox, session_scope
-from app.settings import get_settings
-from app.storage import ObjectStore, get_store
+from app.core.db import Photo, ReferencePerson, RegionBox, session_scope
+from app.core.settings import get_settings
+from app.core.storage import ObjectStore, get_store
 from models.gate import FaceGate, get_face_gate
 from models.intake import IntakeError, decode_image, photo_file_type
 

@@ -20,7 +20,7 @@ Rules that decide close calls (all deterministic, documented here once):
   type first gets the floor of its exact share, and the seats left over go one each to the
   largest remainders. **Tie rule:** among equal remainders, the type with the larger exact share
   wins; if those are equal too, the type that comes first in the canonical type order
-  (``TypeProfile.order`` / ``app.settings.TYPES``, i.e. type 1 before type 2) wins. The listing
+  (``TypeProfile.order`` / ``app.core.vocabulary.TYPES``, i.e. type 1 before type 2) wins. The listing
   order of the input never matters.
 * **Ranking** sorts people by mean score (highest first). **Tie rule:** equal means are broken by
   the number of ratings (more ratings first: the better-supported score ranks higher), then by
@@ -45,7 +45,7 @@ from typing import Collection, Iterable, Sequence
 import numpy as np
 import pandas as pd
 
-from app.settings import TYPES
+from app.core.vocabulary import TYPES
 
 #: Tolerance on the sum of percentages (the source's shares sum to 100.1).
 SHARE_SUM_TOLERANCE = 0.5

@@ -3,7 +3,7 @@
 Every writer here is all-or-nothing: it checks the whole input first, then writes inside the
 caller's session; if anything fails midway it rolls the session back and re-raises, so a
 half-written state can never be committed (note: that rollback also discards any other pending
-changes in the same session). Use it with ``app.db.session_scope()``, which commits on success.
+changes in the same session). Use it with ``app.core.db.session_scope()``, which commits on success.
 
 Person ids in the survey files are ``ReferencePerson.person_key``; names are ``pseudonym``.
 """
@@ -15,7 +15,7 @@ from typing import NamedTuple, Sequence
 import pandas as pd
 from sqlmodel import Session, delete, select
 
-from app.db import ReferencePerson, SurveyRating, TypeProfile, utcnow
+from app.core.db import ReferencePerson, SurveyRating, TypeProfile, utcnow
 from labeling.survey import BREAKDOWN_COLUMNS, Problem, SurveyValidationError
 
 

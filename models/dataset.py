@@ -26,8 +26,8 @@ import numpy as np
 from PIL import Image
 from sqlmodel import select
 
-from app.db import Photo, ReferencePerson, RegionBox, session_scope
-from app.settings import REGIONS, TYPES
+from app.core.db import Photo, ReferencePerson, RegionBox, session_scope
+from app.core.vocabulary import REGIONS, TYPES
 
 
 

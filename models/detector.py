@@ -21,7 +21,8 @@ import numpy as np
 import torch
 from torchvision.models import detection as tvd
 
-from app.settings import REGIONS, TYPES, get_settings
+from app.core.settings import get_settings
+from app.core.vocabulary import REGIONS, TYPES
 from labeling.regions import box_iou
 from models.typemodel import CheckpointedModel, RegionPrediction, landmark_regions
 

@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from app.settings import REGIONS, TYPES
+from app.core.vocabulary import REGIONS, TYPES
 
 SYNTHETIC_NOTE = (
     "Type labels are the sample project's synthetic ones: there is no real signal to learn, "

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from app.settings import Settings, get_settings
+from app.core.settings import Settings, get_settings
 from labeling.regions import (
     CHIN,
     EYEBROWS,

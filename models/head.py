@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align
 
-from app.settings import REGIONS, TYPES
+from app.core.vocabulary import REGIONS, TYPES
 from models.typemodel import CheckpointedModel, RegionPrediction, landmark_regions
 
 DEFAULT_CONFIG = {

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from app.settings import get_settings
+from app.core.settings import get_settings
 
 MIN_SIDE_PX = 32
 

@@ -17,9 +17,9 @@ from typing import Callable
 
 from sqlmodel import select
 
-from app.db import ModelVersion, session_scope, utcnow
-from app.settings import get_settings
-from app.storage import get_store, new_key
+from app.core.db import ModelVersion, session_scope, utcnow
+from app.core.settings import get_settings
+from app.core.storage import get_store, new_key
 
 _serve_lock = threading.Lock()
 

@@ -12,7 +12,7 @@ import os
 
 import torch
 
-from app.settings import get_settings
+from app.core.settings import get_settings
 
 
 @functools.cache

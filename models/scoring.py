@@ -1,6 +1,6 @@
 """Turn per-region type probabilities into the facetype result. Pure: no torch, no I/O.
 
-The source's rule, kept as the default configuration (from :class:`app.settings.Settings`):
+The source's rule, kept as the default configuration (from :class:`app.core.settings.Settings`):
 region r of type t earns ``region_points[r] * (1 - type_decay * t)`` points — face 50/40/30/20/10,
 T-zone 40/32/24/16/8, jaw 10/8/6/4/2 — and a total above ``type_thresholds[i]`` (85, 68, 48, 20)
 gives ``TYPES[i]``, otherwise the last type (Omega).
@@ -27,7 +27,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
 
-from app.settings import REGIONS, TYPES, Settings, get_settings
+from app.core.settings import Settings, get_settings
+from app.core.vocabulary import REGIONS, TYPES
 
 _ROUND = 9  # decimals kept before comparing with thresholds (68 must not become 68.0000000001)
 

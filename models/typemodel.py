@@ -22,7 +22,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from app.settings import REGIONS, TYPES, get_settings
+from app.core.settings import get_settings
+from app.core.vocabulary import REGIONS, TYPES
 from models.scoring import ScoreResult, score_regions
 
 CHECKPOINT_FORMAT = 1

@@ -24,14 +24,14 @@ from sqlmodel import select
 # data URL; it does not use streamlit.elements.image.image_to_url, so no shim is needed.
 from streamlit_drawable_canvas import st_canvas
 
-from app.db import Photo, ReferencePerson, session_scope
-from app.settings import PROJECT_ROOT, REGIONS
-from app.storage import get_store
+from app.core.db import Photo, ReferencePerson, session_scope
+from app.core.settings import PROJECT_ROOT
+from app.core.vocabulary import REGION_COLORS, REGIONS
+from app.core.storage import get_store
 from labeling import annotations as ann
 from labeling import coco
 from labeling.photos import BatchTooLarge, import_reference_batch
 from labeling.canvas import (
-    REGION_COLORS,
     boxes_to_drawing,
     check_canvas_boxes,
     drawing_to_boxes,

@@ -12,7 +12,7 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
-from app.settings import REGIONS, TYPES
+from app.core.vocabulary import REGIONS, TYPES
 from models import registry
 from models.evaluate import SYNTHETIC_NOTE
 from models.train import active_background_runs, start_background

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from app import visits
-from app.settings import get_settings
+from app.core.settings import get_settings
 
 settings = get_settings()
 days = settings.retention_days

@@ -15,8 +15,9 @@ import plotly.graph_objects as go
 import sqlalchemy as sa
 import streamlit as st
 
-from app.db import session_scope
-from app.settings import PROJECT_ROOT, TYPES, get_settings
+from app.core.db import session_scope
+from app.core.settings import PROJECT_ROOT, get_settings
+from app.core.vocabulary import TYPES
 from labeling import survey, survey_store
 
 settings = get_settings()

@@ -16,7 +16,8 @@ import sqlalchemy as sa
 import streamlit as st
 
 from app import visits
-from app.settings import MBTI_TYPES, get_settings
+from app.core.settings import get_settings
+from app.core.vocabulary import MBTI_TYPES
 from models.intake import IntakeError, decode_image
 
 settings = get_settings()

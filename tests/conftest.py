@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from app import db, settings, storage
+from app.core import db, settings, storage
 from tests.servers import PostgresServer, SeaweedServer
 
 _names = itertools.count()
@@ -138,7 +138,7 @@ def team_accounts_env():
     """FACETYPE_ACCOUNTS with an admin and an annotator, both with TEAM_PASSWORD."""
     import json
 
-    from app.auth import hash_password
+    from app.core.auth import hash_password
 
     hashed = hash_password(TEAM_PASSWORD)
     return json.dumps({"admin": {"role": "admin", "password_hash": hashed},

@@ -18,7 +18,7 @@ from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from app.settings import PROJECT_ROOT
+from app.core.settings import PROJECT_ROOT
 
 
 
@@ -171,8 +171,8 @@ class SeaweedServer:
         return self
 
     def client(self):
-        from app.settings import Settings
-        from app.storage import s3_client
+        from app.core.settings import Settings
+        from app.core.storage import s3_client
 
         return s3_client(self.settings_fields(Settings()))
 

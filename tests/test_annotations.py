@@ -8,7 +8,7 @@ import threading
 import pytest
 from sqlmodel import func, select
 
-from app.db import BoxAudit, Photo, ReferencePerson, RegionBox, session_scope
+from app.core.db import BoxAudit, Photo, ReferencePerson, RegionBox, session_scope
 from labeling import annotations as ann
 
 AUTO = {"face": (100.0, 80.0, 500.0, 560.0), "tzone": (200.0, 200.0, 400.0, 380.0), "jaw": (150.0, 380.0, 450.0, 580.0)}
@@ -160,7 +160,7 @@ def test_stale_photo_object_in_session_does_not_bypass_the_check(database_url):
 
 
 def test_hundred_concurrent_saves_on_postgresql(postgres_server):
-    from app.db import get_engine, migrate
+    from app.core.db import get_engine, migrate
 
     url = postgres_server.create_database("concurrent_saves")
     migrate(url)

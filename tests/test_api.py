@@ -17,8 +17,8 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
-from app import db, settings, storage
-from app.settings import MBTI_TYPES, REGIONS, TYPES
+from app.core import db, settings, storage
+from app.core.vocabulary import MBTI_TYPES, REGIONS, TYPES
 from tests.conftest import clear_caches
 from tests.conftest_paths import SHARED_DATA
 

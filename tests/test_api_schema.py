@@ -24,7 +24,7 @@ schema.app = api
 
 @pytest.fixture(autouse=True)
 def served_app(served_app_env, monkeypatch):
-    from app.settings import get_settings
+    from app.core.settings import get_settings
 
     monkeypatch.setenv("FACETYPE_API_RATE_PER_MINUTE", "0")
     get_settings.cache_clear()

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from app.auth import add_account, authenticate, hash_password, load_accounts
+from app.core.auth import add_account, authenticate, hash_password, load_accounts
 
 
 def test_accounts_from_secrets_and_environment(tmp_path):

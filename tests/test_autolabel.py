@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from pycocotools.coco import COCO
 
-from app.settings import PROJECT_ROOT
+from app.core.settings import PROJECT_ROOT
 from labeling.autolabel import autolabel_files
 from tests.conftest_paths import SHARED_DATA
 

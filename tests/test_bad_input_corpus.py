@@ -12,7 +12,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from app import visits
-from app.settings import PROJECT_ROOT, TYPES
+from app.core.settings import PROJECT_ROOT
+from app.core.vocabulary import TYPES
 from models.gate import GATE_MESSAGES
 from tests.conftest_paths import SHARED_DATA
 
@@ -59,7 +60,7 @@ def test_command_line(served_app_env):
 
 def test_api_then_still_healthy(served_app_env, monkeypatch):
     from app.api import api
-    from app.settings import get_settings
+    from app.core.settings import get_settings
 
     monkeypatch.setenv("FACETYPE_API_RATE_PER_MINUTE", "0")  # one client sends the whole corpus
     get_settings.cache_clear()

@@ -6,9 +6,10 @@ import random
 
 import pytest
 
+from app.core.vocabulary import REGION_COLORS
+
 from labeling.canvas import (
     CanvasBox,
-    REGION_COLORS,
     boxes_to_drawing,
     check_canvas_boxes,
     drawing_to_boxes,

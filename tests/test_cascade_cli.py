@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from app.settings import PROJECT_ROOT
+from app.core.settings import PROJECT_ROOT
 from tests.conftest_paths import SHARED_DATA
 
 FACES = SHARED_DATA / "faces"
@@ -43,7 +43,7 @@ def test_classify_prints_a_type_for_every_passing_photo(served_app_env):
 
 
 def test_classify_without_a_promoted_model_says_so(app_env):
-    from app.db import migrate
+    from app.core.db import migrate
 
     migrate()
     done = run_cascade("classify", str(FACES / "obama.jpg"))

@@ -10,7 +10,7 @@ import json
 import pytest
 from sqlmodel import select
 
-from app.db import Photo, ReferencePerson, session_scope
+from app.core.db import Photo, ReferencePerson, session_scope
 from labeling import annotations as ann
 from labeling import coco
 from tests.test_annotations import AUTO, add_photo, moved

@@ -14,9 +14,9 @@ import pytest
 from PIL import Image
 from sqlmodel import select
 
-from app.db import Photo, ReferencePerson, RegionBox, TypeProfile, migrate, session_scope
-from app.settings import REGIONS, TYPES
-from app.storage import LocalStore, new_key
+from app.core.db import Photo, ReferencePerson, RegionBox, TypeProfile, migrate, session_scope
+from app.core.vocabulary import REGIONS, TYPES
+from app.core.storage import LocalStore, new_key
 
 BASE_BOXES = {"face": [16, 12, 80, 88], "tzone": [38, 28, 58, 62], "jaw": [24, 64, 72, 88]}
 COLORS = {"face": (200, 60, 60), "tzone": (60, 200, 60), "jaw": (60, 60, 200)}

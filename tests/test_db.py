@@ -4,8 +4,8 @@ import pytest
 import sqlalchemy as sa
 from sqlmodel import select
 
-from app import db
-from app.db import ModelVersion, Photo, ReferencePerson, RegionBox, Submission, TypeProfile, session_scope
+from app.core import db
+from app.core.db import ModelVersion, Photo, ReferencePerson, RegionBox, Submission, TypeProfile, session_scope
 
 
 def test_migrations_create_every_table_and_run_twice(database_url):

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from app.settings import PROJECT_ROOT
+from app.core.settings import PROJECT_ROOT
 from labeling.regions import RegionBox, box_iou, regions_from_landmarks
 from models.gate import GATE_MESSAGES, get_face_gate, head_pose_deg
 from models.intake import read_image_file

@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from app.db import Photo, ReferencePerson, RegionBox, TypeProfile, get_engine, migrate, session_scope
+from app.core.db import Photo, ReferencePerson, RegionBox, TypeProfile, get_engine, migrate, session_scope
 from sqlmodel import select
-from app.storage import LocalStore, get_store
+from app.core.storage import LocalStore, get_store
 from labeling import annotations as ann
 from tests.browser import sign_in
 from tests.conftest import var_env
@@ -210,7 +210,7 @@ def test_page_shows_conflict_and_lets_annotator_choose(app_env):
 def test_only_admins_may_import_from_a_server_folder(app_env, role, sees_folder_field):
     from streamlit.testing.v1 import AppTest
 
-    from app.auth import Account
+    from app.core.auth import Account
     from tests.test_annotations import add_photo
 
     migrate()
@@ -243,7 +243,7 @@ def test_retrain_button_trains_on_the_corrected_boxes(served_app_env):
         corrected_id = photo.id
     runs_before = {r.id for r in registry.list_runs()}
 
-    from app.auth import Account
+    from app.core.auth import Account
 
     # Through app/main.py, as a signed-in annotator: the page links to the Models page, which
     # only resolves under the app's navigation.

@@ -38,7 +38,7 @@ def test_the_app_starts_on_an_empty_database_with_the_sample_project(app_env):
     assert app.title[0].value.startswith("Try it")
     from sqlmodel import func, select
 
-    from app.db import Photo, session_scope
+    from app.core.db import Photo, session_scope
 
     with session_scope() as session:
         assert session.exec(select(func.count(Photo.id))).one() == 90

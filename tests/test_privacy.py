@@ -9,9 +9,10 @@ from datetime import date, timedelta
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from app import db, settings, storage, visits
-from app.db import Photo, ReferencePerson, Submission, session_scope, utcnow
-from app.settings import PROJECT_ROOT
+from app import visits
+from app.core import db, settings, storage, vocabulary
+from app.core.db import Photo, ReferencePerson, Submission, session_scope, utcnow
+from app.core.settings import PROJECT_ROOT
 from tests.test_visits import FlakyStore, fake_visit, synthetic_jpeg, visitor_counts
 
 PAGE = "pages/privacy.py"

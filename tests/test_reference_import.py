@@ -6,8 +6,8 @@ import dataclasses
 import pytest
 from sqlmodel import select
 
-from app import settings as app_settings
-from app.db import Photo, ReferencePerson, RegionBox, migrate, session_scope
+from app.core import settings as app_settings
+from app.core.db import Photo, ReferencePerson, RegionBox, migrate, session_scope
 from labeling.photos import BatchTooLarge, import_reference_batch
 from tests.conftest_paths import SHARED_DATA
 

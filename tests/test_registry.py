@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from app.db import ModelVersion, session_scope
-from app.settings import REGIONS
+from app.core.db import ModelVersion, session_scope
+from app.core.vocabulary import REGIONS
 from tests.test_dataset import BASE_BOXES, build_fixture, make_image
 
 
 @pytest.fixture
 def env(tmp_path):
-    from app.db import migrate
-    from app.storage import LocalStore
+    from app.core.db import migrate
+    from app.core.storage import LocalStore
 
     url = f"sqlite:///{tmp_path}/t.db"
     migrate(url)
@@ -118,7 +118,7 @@ def test_background_training_writes_its_row(tmp_path):
 def test_runs_without_progress_are_marked_failed_and_live_ones_are_kept(database_url):
     from datetime import timedelta
 
-    from app.db import utcnow
+    from app.core.db import utcnow
     from models import registry
 
     dead = registry.create_run("head", {}, url=database_url)

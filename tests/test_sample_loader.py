@@ -2,7 +2,7 @@ from collections import Counter
 
 from sqlmodel import func, select
 
-from app.db import Photo, ReferencePerson, RegionBox, SurveyRating, TypeProfile, session_scope
+from app.core.db import Photo, ReferencePerson, RegionBox, SurveyRating, TypeProfile, session_scope
 from app.sample import load_sample_project
 
 

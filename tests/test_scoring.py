@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.settings import REGIONS, TYPES, load_settings
+from app.core.settings import load_settings
+from app.core.vocabulary import REGIONS, TYPES
 from models.scoring import one_hot, region_points_table, score_regions, type_for_score
 
 

@@ -1,6 +1,7 @@
 from pathlib import Path
 
-from app.settings import MBTI_TYPES, load_settings
+from app.core.settings import load_settings
+from app.core.vocabulary import MBTI_TYPES
 
 
 def test_defaults_work_without_configuration(tmp_path):

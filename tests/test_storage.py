@@ -1,7 +1,7 @@
 import pytest
 
-from app import storage
-from app.storage import LocalStore, ObjectNotFound, StorageError, check_key, new_key, open_store
+from app.core import storage
+from app.core.storage import LocalStore, ObjectNotFound, StorageError, check_key, new_key, open_store
 from tests.conftest import settings_for_s3
 
 
@@ -81,7 +81,7 @@ def test_s3_wrong_credentials_are_refused(seaweed_server):
 
 def test_open_store_picks_backend_from_url(tmp_path, seaweed_server):
     import dataclasses
-    from app.settings import Settings
+    from app.core.settings import Settings
 
     assert isinstance(open_store(Settings(storage_url=str(tmp_path))), LocalStore)
     assert isinstance(open_store(Settings(storage_url=f"file://{tmp_path}")), LocalStore)

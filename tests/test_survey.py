@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from app.settings import PROJECT_ROOT
+from app.core.settings import PROJECT_ROOT
 from labeling import survey
 from labeling.survey import Problem, SurveyValidationError
 

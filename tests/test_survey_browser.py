@@ -6,8 +6,9 @@ import re
 import pandas as pd
 from sqlmodel import select
 
-from app.db import ReferencePerson, get_engine, session_scope
-from app.settings import TYPES, get_settings
+from app.core.db import ReferencePerson, get_engine, session_scope
+from app.core.settings import get_settings
+from app.core.vocabulary import TYPES
 from labeling import survey
 from tests.browser import exceptions_shown, screenshot, sign_in, wait_for_app
 

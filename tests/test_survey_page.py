@@ -6,9 +6,9 @@ import pytest
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from app import db, settings
-from app.db import ReferencePerson, SurveyRating, TypeProfile, migrate, session_scope
-from app.settings import TYPES
+from app.core import db, settings
+from app.core.db import ReferencePerson, SurveyRating, TypeProfile, migrate, session_scope
+from app.core.vocabulary import TYPES
 from labeling import survey, survey_store
 
 SHARES = [21.8, 21.4, 22.5, 19.2, 15.2]

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 from sqlmodel import select
 
-from app.db import ReferencePerson, SurveyRating, TypeProfile, session_scope
+from app.core.db import ReferencePerson, SurveyRating, TypeProfile, session_scope
 from labeling import survey, survey_store
 from labeling.survey import SurveyValidationError
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from app.settings import REGIONS, TYPES
+from app.core.vocabulary import REGIONS, TYPES
 from tests.test_dataset import BASE_BOXES, build_fixture, make_image
 
 

@@ -3,7 +3,8 @@ reference faces. Uses a synthetic sample portrait (no real person is given a typ
 
 import re
 
-from app.settings import TYPES, get_settings
+from app.core.settings import get_settings
+from app.core.vocabulary import TYPES
 from tests.browser import (
     analyze_and_wait_for_result,
     answer_try_it_questions,

@@ -10,7 +10,8 @@ from datetime import date
 
 from streamlit.testing.v1 import AppTest
 
-from app import db, settings, storage, visits
+from app import visits
+from app.core import db, settings, storage, vocabulary
 from models.gate import GATE_MESSAGES
 from tests.conftest import clear_caches
 from tests.test_visits import (  # noqa: F401  (fixtures)

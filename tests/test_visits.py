@@ -16,8 +16,9 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlmodel import func, select
 
-from app import db, settings, storage, visits
-from app.db import Photo, ReferencePerson, RegionBox, Submission, TypeProfile, session_scope, utcnow
+from app import visits
+from app.core import db, settings, storage, vocabulary
+from app.core.db import Photo, ReferencePerson, RegionBox, Submission, TypeProfile, session_scope, utcnow
 from models.gate import GATE_MESSAGES
 from tests.conftest import clear_caches
 from tests.conftest_paths import SHARED_DATA
@@ -99,10 +100,10 @@ def visitor_counts(url: str | None = None, store=None) -> tuple[int, int, int]:
 def fake_visit(type_name: str = "Beta", size=(120, 150)) -> visits.VisitResult:
     """A classified visit without running the models (for the storage tests)."""
     regions = {r: {"type": type_name, "probability": 0.9, "points": 10.0, "probs": [0.2] * 5, "source": "landmarks"}
-               for r in settings.REGIONS}
+               for r in vocabulary.REGIONS}
     return visits.VisitResult(
         ok=True, type_name=type_name, description=f"{type_name} description", score=50.0, confidence=0.5,
-        per_region=regions, boxes={r: [10, 10, 60, 80] for r in settings.REGIONS}, model_version_id=None,
+        per_region=regions, boxes={r: [10, 10, 60, 80] for r in vocabulary.REGIONS}, model_version_id=None,
         image_size=size,
     )
 
@@ -168,12 +169,12 @@ def test_passing_photo_gives_a_type_and_writes_nothing(served_app_env):
     steps = []
     visit = visits.analyse_photo(PASSING.read_bytes(), progress=lambda step, label: steps.append(step))
     assert visit.ok, visit.message
-    assert visit.type_name in settings.TYPES
+    assert visit.type_name in vocabulary.TYPES
     assert visit.description  # from the TypeProfile
     assert 0.0 <= visit.confidence <= 1.0
-    assert set(visit.per_region) == set(settings.REGIONS)
+    assert set(visit.per_region) == set(vocabulary.REGIONS)
     assert all({"type", "points"} <= set(v) for v in visit.per_region.values())
-    assert set(visit.boxes) == set(settings.REGIONS)
+    assert set(visit.boxes) == set(vocabulary.REGIONS)
     assert steps == ["check", "regions", "type"]
     assert visit.image is not None and visit.image.shape[1::-1] == visit.image_size
     assert "image" not in visit.to_dict()
@@ -455,7 +456,7 @@ def references(tmp_path):
     db.migrate(url)
     store = storage.LocalStore(tmp_path / "refs")
     with session_scope(url) as session:
-        for order, name in enumerate(settings.TYPES):
+        for order, name in enumerate(vocabulary.TYPES):
             session.add(TypeProfile(name=name, order=order, description=name, share_percent=20))
         session.flush()
         n = 0

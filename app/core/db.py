@@ -1,6 +1,6 @@
 """Database schema (sqlmodel) and engine helpers.
 
-The schema is created and upgraded only by the Alembic migrations in ``app/migrations``;
+The schema is created and upgraded only by the Alembic migrations in ``app/core/migrations``;
 the same migrations run on SQLite and PostgreSQL. Photos are stored as objects in the
 object store; the database keeps their key, size and hash, never their bytes.
 """
@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, Session, SQLModel, create_engine
 
-from app.settings import PROJECT_ROOT, get_settings
+from app.core.settings import PROJECT_ROOT, get_settings
 
 
 def utcnow() -> datetime:
@@ -186,7 +186,7 @@ def migrate(url: str | None = None, revision: str = "head") -> None:
     from alembic.config import Config
 
     config = Config()
-    config.set_main_option("script_location", str(PROJECT_ROOT / "app" / "migrations"))
+    config.set_main_option("script_location", str(PROJECT_ROOT / "app" / "core" / "migrations"))
     config.attributes["engine"] = get_engine(url)
     try:
         command.upgrade(config, revision)

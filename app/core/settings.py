@@ -15,15 +15,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-
-#: The five survey-derived types, in score order (index t in the source's formulas).
-TYPES: tuple[str, ...] = ("Alpha", "Beta", "Gamma", "Delta", "Omega")
-#: The three face regions, in the source's class order (r = 1, 2, 3).
-REGIONS: tuple[str, ...] = ("face", "tzone", "jaw")
-MBTI_TYPES: tuple[str, ...] = tuple(
-    a + b + c + d for a in "EI" for b in "SN" for c in "TF" for d in "JP"
-)
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _default_var_dir() -> Path:

@@ -3,7 +3,7 @@
 from alembic import context
 from sqlmodel import SQLModel
 
-import app.db  # noqa: F401  (registers the tables on SQLModel.metadata)
+import app.core.db  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 engine = context.config.attributes["engine"]
 

@@ -3,7 +3,7 @@
 Accounts come from the ``[accounts.NAME]`` tables of ``.streamlit/secrets.toml``
 (``role = "admin"``, ``password_hash = "$2b$..."``) and, for deployments and tests, from the
 environment variable ``FACETYPE_ACCOUNTS`` holding the same as JSON. No account has a default
-password: ``python -m app.auth add NAME --role admin`` writes one to secrets.toml.
+password: ``python -m app.core.auth add NAME --role admin`` writes one to secrets.toml.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import bcrypt
 
-from app.settings import PROJECT_ROOT
+from app.core.settings import PROJECT_ROOT
 
 ROLES = ("admin", "annotator")
 SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
         password = secrets.token_urlsafe(12)
         add_account(args.name, "admin", password)
         print(f"Created team account {args.name!r} (admin) with password: {password}")
-        print(f"It is stored hashed in {SECRETS_PATH}; add more with: python -m app.auth add NAME --role annotator")
+        print(f"It is stored hashed in {SECRETS_PATH}; add more with: python -m app.core.auth add NAME --role annotator")
         return 0
     password = sys.stdin.readline().rstrip("\n") if args.password_stdin else getpass.getpass("Password: ")
     if len(password) < 8:
