@@ -27,7 +27,7 @@ system-packages:
 	fi
 
 setup: venv
-	$(PY) -m app.setup
+	$(PY) -m app.services.bootstrap
 
 run: setup
 	$(PY) -m streamlit run app/main.py --server.port $(PORT) --server.headless true

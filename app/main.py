@@ -11,7 +11,7 @@ import streamlit as st  # noqa: E402
 
 from app.core import auth  # noqa: E402
 from app.core.settings import get_settings  # noqa: E402
-from app.startup import ConfigurationError, prepare  # noqa: E402
+from app.services.bootstrap import ConfigurationError, prepare  # noqa: E402
 
 st.set_page_config(page_title="facetype", page_icon=":material/face:", layout="wide")
 

@@ -47,7 +47,7 @@ def build_project(var: Path, epochs: int) -> None:
     """Sample project + a quickly trained, promoted head, in a child process (so this process
     stays light and its settings untouched)."""
     code = (
-        "from app.startup import prepare\n"
+        "from app.services.bootstrap import prepare\n"
         "from models.registry import ensure_served_model\n"
         "prepare()\n"
         f"print('model', ensure_served_model(epochs={epochs}))\n"

@@ -34,13 +34,14 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     from app.core.db import migrate
-    from app.sample import load_sample_project
+    from app.services.sample import load_sample_project
     from app.core.storage import LocalStore
-    from models.dataset import DetectionDataset, ImageBank, collate, load_samples, split_by_person
-    from models.detector import DetectorModel
-    from models.evaluate import gate_stand_in
-    from models.train import train
-    from models.typemodel import classify
+    from models.kinds.detector import DetectionDataset, collate_detection as collate
+    from models.training.data import ImageBank, load_samples, split_by_person
+    from models.kinds.detector import DetectorModel
+    from models.training.engine import gate_stand_in
+    from models.training.train import train
+    from models.serving import classify
 
     rows = []
     tmp = Path(tempfile.mkdtemp(prefix="facetype-bench-"))

@@ -24,8 +24,8 @@ def build_project(var: Path) -> dict:
     }
     os.environ.update(env)
     from app.core.db import migrate
-    from app.sample import load_sample_project
-    from models.registry import ensure_served_model
+    from app.services.sample import load_sample_project
+    from models.training.train import ensure_served_model
 
     migrate()
     load_sample_project()

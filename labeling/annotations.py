@@ -32,7 +32,7 @@ from sqlmodel import Session, func, select
 
 from app.core.db import BoxAudit, Photo, ReferencePerson, RegionBox, utcnow
 from app.core.vocabulary import REGIONS
-from labeling.regions import box_iou
+from models.geometry import box_iou
 
 DECISIONS = ("accept", "reject", "flag", "save")
 STATUS_FOR_DECISION = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}

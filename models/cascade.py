@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from models.gate import GateResult, get_face_gate, refusal
+from models.serving import NoServedModel, classify, get_served_model, load_model
 
 
 def add_gate_parser(subparsers) -> None:
@@ -71,8 +72,6 @@ def classification_json(photo: str, gate_result: GateResult, classification) -> 
 
 
 def run_classify(args) -> int:
-    from models.typemodel import NoServedModel, classify, get_served_model, load_model
-
     try:
         model = load_model(args.model) if args.model is not None else get_served_model()
     except (NoServedModel, LookupError) as error:

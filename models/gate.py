@@ -24,7 +24,7 @@ import cv2
 import numpy as np
 
 from app.core.settings import Settings, get_settings
-from labeling.regions import (
+from models.geometry import (
     CHIN,
     EYEBROWS,
     LEFT_CHEEK,

@@ -11,17 +11,13 @@ Promotion times are kept in the row's ``config["promoted_at"]`` (a list of ISO t
 
 from __future__ import annotations
 
-import threading
 from datetime import datetime, timedelta
-from typing import Callable
 
 from sqlmodel import select
 
 from app.core.db import ModelVersion, session_scope, utcnow
 from app.core.settings import get_settings
 from app.core.storage import get_store, new_key
-
-_serve_lock = threading.Lock()
 
 
 def default_store():
@@ -160,26 +156,6 @@ def rollback(url: str | None = None) -> int:
         previous = max(candidates, key=lambda r: (_last_promotion(r), r.id))
         _set_promoted(session, previous.id)
         return int(previous.id)
-
-
-def ensure_served_model(progress: Callable[[float, str], None] | None = None, url: str | None = None,
-                        store=None, epochs: int | None = None) -> int:
-    """Make sure a model is promoted: train the head on the current data (the sample project on
-    a fresh install) and promote it when none is. Returns the served model's id."""
-    with _serve_lock:
-        current = promoted_id(url)
-        if current is not None:
-            if progress:
-                progress(1.0, f"model {current} is served")
-            return current
-        from models.train import train
-
-        result = train(kind="head", epochs=epochs, device="auto", url=url, store=store,
-                       progress=progress, quiet=True)
-        promote(result.model_version_id, url=url)
-        if progress:
-            progress(1.0, f"model {result.model_version_id} trained and promoted")
-        return result.model_version_id
 
 
 def describe(row: ModelVersion) -> dict:

@@ -2,7 +2,7 @@
 
 The device is chosen once per setting value and cached, so every model in the process agrees.
 ``auto`` picks CUDA when a GPU is visible, else the CPU. Models themselves are cached by
-:mod:`models.typemodel` (loaded once per process, reloaded only when the promoted model changes).
+:mod:`models.serving` (loaded once per process, reloaded only when the promoted model changes).
 """
 
 from __future__ import annotations

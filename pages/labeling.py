@@ -26,11 +26,10 @@ from streamlit_drawable_canvas import st_canvas
 
 from app.core.db import Photo, ReferencePerson, session_scope
 from app.core.settings import PROJECT_ROOT
-from app.core.vocabulary import REGION_COLORS, REGIONS
 from app.core.storage import get_store
+from app.core.vocabulary import REGION_COLORS, REGIONS
 from labeling import annotations as ann
 from labeling import coco
-from labeling.photos import BatchTooLarge, import_reference_batch
 from labeling.canvas import (
     boxes_to_drawing,
     check_canvas_boxes,
@@ -39,6 +38,9 @@ from labeling.canvas import (
     missing_regions,
     region_color,
 )
+from labeling.photos import BatchTooLarge, import_reference_batch
+from models.intake import decode_image
+from models.training.train import start_background
 
 CANVAS_MAX_W, CANVAS_MAX_H = 800, 640
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic"}
@@ -56,8 +58,6 @@ def fmt_box(box) -> str:
 @st.cache_data(max_entries=64, show_spinner=False)
 def canvas_background(object_key: str, width: int, height: int) -> bytes:
     """The photo, upright, scaled to the canvas, as JPEG bytes."""
-    from models.intake import decode_image
-
     image = Image.fromarray(decode_image(get_store().get(object_key)))
     image = image.resize((width, height), Image.Resampling.LANCZOS)
     out = io.BytesIO()
@@ -66,8 +66,6 @@ def canvas_background(object_key: str, width: int, height: int) -> bytes:
 
 
 def boxes_preview(object_key: str, boxes: dict, max_side: int = 420) -> Image.Image:
-    from models.intake import decode_image
-
     image = Image.fromarray(decode_image(get_store().get(object_key)))
     scale = min(1.0, max_side / max(image.size))
     image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))))
@@ -442,8 +440,6 @@ def exchange_section() -> None:
 def start_training_run() -> int:
     """Start a type-model (head) training run in the background (the registry's job, one per
     app process); returns its ModelVersion id. Its progress is on the Models page."""
-    from models.train import start_background
-
     return int(start_background(kind="head"))
 
 

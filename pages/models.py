@@ -14,8 +14,8 @@ import streamlit as st
 
 from app.core.vocabulary import REGIONS, TYPES
 from models import registry
-from models.evaluate import SYNTHETIC_NOTE
-from models.train import active_background_runs, start_background
+from models.training.engine import SYNTHETIC_NOTE
+from models.training.train import active_background_runs, start_background
 
 st.title("Models")
 st.caption(

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app import visits
 from app.core.settings import get_settings
+from app.services import analysis, submissions
 
 settings = get_settings()
 days = settings.retention_days
 
 st.title("Privacy")
-st.caption(visits.FOR_FUN_LINE)
+st.caption(analysis.FOR_FUN_LINE)
 
 st.markdown(
     f"""
@@ -54,8 +54,8 @@ if submitted:
         st.warning("Enter the delete code you were given.")
     else:
         try:
-            deleted = visits.delete_submission(None, delete_code)
-        except visits.DeleteFailed as exc:
+            deleted = submissions.delete_submission(None, delete_code)
+        except analysis.DeleteFailed as exc:
             st.error(exc.message)
         else:
             if deleted:

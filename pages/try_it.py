@@ -15,9 +15,12 @@ import pandas as pd
 import sqlalchemy as sa
 import streamlit as st
 
-from app import visits
+from app.core import vocabulary
 from app.core.settings import get_settings
 from app.core.vocabulary import MBTI_TYPES
+from app.services import analysis, cards, gallery, submissions
+from models import registry
+from models.gate import get_face_gate
 from models.intake import IntakeError, decode_image
 
 settings = get_settings()
@@ -33,26 +36,22 @@ ANSWER_KEYS = ("try_mbti", "try_birth", "try_consent", "try_keep", "try_source")
 
 @st.cache_resource(show_spinner="Loading the face detector…")
 def face_gate():
-    from models.gate import get_face_gate
-
     return get_face_gate()
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading the face-type model…")
 def _model_for(database_url: str, model_id: int):
-    return visits.served_model()
+    return analysis.served_model()
 
 
 def current_model():
     """The promoted model, loaded once per process and promoted version; raises ModelUnavailable."""
-    from models import registry
-
     try:
         model_id = registry.promoted_id()
     except sa.exc.SQLAlchemyError:
-        return visits.served_model()  # falls back to the model loaded before, when there is one
+        return analysis.served_model()  # falls back to the model loaded before, when there is one
     if model_id is None:
-        raise visits.ModelUnavailable(visits.MESSAGES[visits.NO_MODEL])
+        raise analysis.ModelUnavailable(analysis.MESSAGES[analysis.NO_MODEL])
     return _model_for(settings.resolved_database_url, model_id)
 
 
@@ -66,8 +65,8 @@ def clear_result() -> None:
 
 def still_kept(result_code: str) -> bool:
     try:
-        return visits.load_submission(result_code) is not None
-    except visits.VisitError:  # database down: it cannot be stored again either
+        return submissions.load_submission(result_code) is not None
+    except analysis.VisitError:  # database down: it cannot be stored again either
         return False
 
 
@@ -94,7 +93,7 @@ def leave_stored_view() -> None:
 
 def breakdown_table(per_region: dict) -> pd.DataFrame:
     rows = []
-    for region, label in visits.REGION_LABELS.items():
+    for region, label in vocabulary.REGION_LABELS.items():
         info = per_region.get(region) or {}
         rows.append({
             "region": label,
@@ -148,8 +147,8 @@ def result_link(code: str) -> str:
 def show_stored(code: str) -> None:
     st.title("A kept facetype result")
     try:
-        stored = visits.load_submission(code)
-    except visits.ResultsUnavailable as exc:
+        stored = submissions.load_submission(code)
+    except analysis.ResultsUnavailable as exc:
         st.error(exc.message)
         stored = None
         missing = False
@@ -163,15 +162,15 @@ def show_stored(code: str) -> None:
     if stored is not None:
         show_type(stored.type_name, stored.description, stored.confidence, stored.score)
         show_breakdown(stored.per_region)
-        show_references(stored.type_name, visits.reference_images(stored.type_name))
-        st.info(visits.FOR_FUN_LINE)
+        show_references(stored.type_name, gallery.reference_images(stored.type_name))
+        st.info(analysis.FOR_FUN_LINE)
         st.caption(
             f"Kept since {stored.created_at:%Y-%m-%d}, deleted automatically after "
             f"{stored.expires_at:%Y-%m-%d}. The photo is not shown through a result link."
         )
         st.download_button(
             "Download result card",
-            data=visits.result_card_png(stored.type_name, stored.description, None, None, stored.created_at,
+            data=cards.result_card_png(stored.type_name, stored.description, None, None, stored.created_at,
                                         stored.confidence),
             file_name=f"facetype-{stored.type_name.lower()}.png",
             mime="image/png",
@@ -189,12 +188,12 @@ if result_param:
 # ---------------------------------------------------------------- the visit
 
 st.title("Try it: which face type are you?")
-st.caption(visits.FOR_FUN_LINE)
+st.caption(analysis.FOR_FUN_LINE)
 
 model_problem = None
 try:
     current_model()
-except visits.ModelUnavailable as exc:
+except analysis.ModelUnavailable as exc:
     model_problem = exc.message
 if model_problem:
     st.warning(model_problem, icon="⏳")
@@ -227,7 +226,7 @@ st.markdown("#### 2. About you")
 cols = st.columns(2)
 mbti = cols[0].selectbox("Your MBTI type", MBTI_TYPES, index=None, placeholder="Choose your MBTI type",
                          key="try_mbti")
-birth_date = cols[1].date_input("Your birth date", value=None, min_value=visits.EARLIEST_BIRTH_DATE,
+birth_date = cols[1].date_input("Your birth date", value=None, min_value=analysis.EARLIEST_BIRTH_DATE,
                                 max_value=TODAY, format="YYYY-MM-DD", key="try_birth")
 
 st.markdown("#### 3. Your consent")
@@ -263,8 +262,8 @@ if analyze and not missing and not model_problem:
             status.write(f"{label}…")
 
         try:
-            visit = visits.analyse_photo(data, gate=face_gate(), model=current_model(), progress=progress)
-        except visits.ModelUnavailable as exc:
+            visit = analysis.analyse_photo(data, gate=face_gate(), model=current_model(), progress=progress)
+        except analysis.ModelUnavailable as exc:
             st.session_state["try_model_error"] = exc.message
             status.update(label="The model is not available", state="error")
         else:
@@ -276,17 +275,17 @@ if analyze and not missing and not model_problem:
         st.session_state["try_visit"] = visit
         st.session_state["try_visit_for"] = photo_id
         if visit.ok:
-            st.session_state["try_refs"] = visits.reference_images(visit.type_name)
-            st.session_state["try_card"] = visits.visit_card_png(visit)
+            st.session_state["try_refs"] = gallery.reference_images(visit.type_name)
+            st.session_state["try_card"] = cards.visit_card_png(visit)
             if keep and kept_before and still_kept(kept_before[0]):  # Analyze again on the same photo and answers
                 st.session_state["try_stored"] = kept_before
                 st.session_state["try_stored_for"] = answers
             elif keep:
                 try:
-                    st.session_state["try_stored"] = visits.store_submission(
+                    st.session_state["try_stored"] = submissions.store_submission(
                         visit, data, mbti, birth_date, consent_training=True)
                     st.session_state["try_stored_for"] = answers
-                except visits.NotStored as exc:
+                except analysis.NotStored as exc:
                     st.session_state["try_store_error"] = exc.message
 
 if st.session_state.get("try_model_error"):
@@ -307,17 +306,17 @@ elif visit is not None and visit.ok:
     st.divider()
     show_type(visit.type_name, visit.description, visit.confidence, visit.score)
     cols = st.columns([3, 2])
-    cols[0].image(visits.draw_regions(visit.image, visit.boxes, max_side=720),
+    cols[0].image(cards.draw_regions(visit.image, visit.boxes, max_side=720),
                   caption="Your photo with the three regions", width="stretch")
     with cols[1]:
         show_breakdown(visit.per_region)
         for note in visit.notes:
             st.caption(note)
     show_references(visit.type_name, st.session_state.get("try_refs", []))
-    st.info(visits.FOR_FUN_LINE)
+    st.info(analysis.FOR_FUN_LINE)
 
     st.markdown("#### Save and share")
-    st.download_button("Download result card", data=st.session_state.get("try_card") or visits.visit_card_png(visit),
+    st.download_button("Download result card", data=st.session_state.get("try_card") or cards.visit_card_png(visit),
                        file_name=f"facetype-{visit.type_name.lower()}.png", mime="image/png", key="try_card_button")
     stored = st.session_state.get("try_stored")
     if stored:

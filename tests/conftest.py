@@ -74,8 +74,8 @@ def app_env(tmp_path, monkeypatch):
 
 
 def clear_caches():
-    from app.visits import forget_cached_state
-    from models.typemodel import clear_cache
+    from app.services.analysis import forget_cached_state
+    from models.serving import clear_cache
 
     settings.get_settings.cache_clear()
     db.get_engine.cache_clear()
@@ -102,8 +102,8 @@ def served_template(tmp_path_factory) -> Path:
             mp.setenv(name, value)
         clear_caches()
         try:
-            from app.sample import load_sample_project
-            from models.train import train
+            from app.services.sample import load_sample_project
+            from models.training.train import train
 
             db.migrate()
             load_sample_project()

@@ -1,5 +1,5 @@
-"""Where the shared, read-only test data lives (../shared/data from the project root)."""
+"""Where the tests' own photos and broken files live (tests/data, with their provenance in its README)."""
 
 from pathlib import Path
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+TEST_DATA = Path(__file__).resolve().parent / "data"

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 from scipy.spatial import Delaunay
 
-from labeling.regions import FACE_OVAL
+from models.geometry import FACE_OVAL
 
 
 def turn_face(image: np.ndarray, landmarks3d: np.ndarray, yaw_deg: float = 0.0, pitch_deg: float = 0.0) -> np.ndarray:

@@ -20,10 +20,10 @@ from sqlmodel import select
 from app.core import db, settings, storage
 from app.core.vocabulary import MBTI_TYPES, REGIONS, TYPES
 from tests.conftest import clear_caches
-from tests.conftest_paths import SHARED_DATA
+from tests.conftest_paths import TEST_DATA
 
-FACES = SHARED_DATA / "faces"
-BAD = SHARED_DATA / "bad"
+FACES = TEST_DATA / "faces"
+BAD = TEST_DATA / "bad"
 EXPECTED = json.loads((FACES / "expected.json").read_text())
 
 @pytest.fixture
@@ -345,7 +345,7 @@ def test_rate_limit_per_client_is_429_json(served_env, monkeypatch):
 
 
 def test_rate_limiter_refills():
-    from app.api import RateLimiter
+    from app.api.limits import RateLimiter
 
     now = [0.0]
     limiter = RateLimiter(per_minute=60, burst=2, clock=lambda: now[0])
@@ -379,7 +379,7 @@ def test_reference_urls_are_presigned_on_s3(client, monkeypatch):
 
 
 def test_mbti_types_all_accepted_by_schema():
-    from app.api import ClassifyRequest
+    from app.api.schemas import ClassifyRequest
 
     for mbti in MBTI_TYPES:
         assert ClassifyRequest(user_img="x", age="2000-01-01", mbti=mbti.lower()).mbti == mbti

@@ -13,10 +13,10 @@ from pycocotools.coco import COCO
 
 from app.core.settings import PROJECT_ROOT
 from labeling.autolabel import autolabel_files
-from tests.conftest_paths import SHARED_DATA
+from tests.conftest_paths import TEST_DATA
 
-FACES = SHARED_DATA / "faces"
-BAD = SHARED_DATA / "bad"
+FACES = TEST_DATA / "faces"
+BAD = TEST_DATA / "bad"
 GOOD = ["obama.jpg", "biden.jpg", "astronaut.png", "obama_cmyk.jpg", "obama_exif_rotated.jpg"]
 
 

@@ -1,4 +1,4 @@
-"""Every shared file — good photos, refused photos and broken files — through the three entry
+"""Every test file — good photos, refused photos and broken files — through the three entry
 points (the page's intake, the command line, the API): each gets a result or a clear reason, and
 the app is still healthy afterwards."""
 
@@ -11,14 +11,14 @@ import sys
 import pytest
 from fastapi.testclient import TestClient
 
-from app import visits
+from app.services import analysis
 from app.core.settings import PROJECT_ROOT
 from app.core.vocabulary import TYPES
 from models.gate import GATE_MESSAGES
-from tests.conftest_paths import SHARED_DATA
+from tests.conftest_paths import TEST_DATA
 
-EXPECTED = json.loads((SHARED_DATA / "faces" / "expected.json").read_text())
-CORPUS = sorted(p for folder in ("faces", "bad") for p in (SHARED_DATA / folder).iterdir() if p.name != "expected.json")
+EXPECTED = json.loads((TEST_DATA / "faces" / "expected.json").read_text())
+CORPUS = sorted(p for folder in ("faces", "bad") for p in (TEST_DATA / folder).iterdir() if p.name != "expected.json")
 BAD_REASONS = {"empty.png": "empty", "not_an_image.jpg": "not_an_image", "pixel_bomb.png": "too_large",
                "tiny_8x8.png": "too_small", "truncated.jpg": "truncated"}
 
@@ -37,7 +37,7 @@ def test_corpus_is_complete():
 
 @pytest.mark.parametrize("path", CORPUS, ids=lambda p: p.name)
 def test_page_intake(served_app_env, path):
-    visit = visits.analyse_photo(path.read_bytes())
+    visit = analysis.analyse_photo(path.read_bytes())
     reason = expected_reason(path.name)
     if reason is None:
         assert visit.ok and visit.type_name in TYPES and set(visit.per_region) == {"face", "tzone", "jaw"}

@@ -6,9 +6,9 @@ import subprocess
 import sys
 
 from app.core.settings import PROJECT_ROOT
-from tests.conftest_paths import SHARED_DATA
+from tests.conftest_paths import TEST_DATA
 
-FACES = SHARED_DATA / "faces"
+FACES = TEST_DATA / "faces"
 EXPECTED = json.loads((FACES / "expected.json").read_text())
 
 
@@ -22,7 +22,7 @@ def run_cascade(*args: str) -> subprocess.CompletedProcess:
 
 def test_classify_prints_a_type_for_every_passing_photo(served_app_env):
     photos = sorted(FACES / name for name in EXPECTED)
-    done = run_cascade("classify", *map(str, photos), str(SHARED_DATA / "bad" / "truncated.jpg"), "--json")
+    done = run_cascade("classify", *map(str, photos), str(TEST_DATA / "bad" / "truncated.jpg"), "--json")
     assert done.returncode == 0, done.stderr[-2000:]
     lines = [json.loads(line) for line in done.stdout.splitlines()]
     assert len(lines) == len(photos) + 1

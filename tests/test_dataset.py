@@ -75,7 +75,7 @@ def project(tmp_path):
 
 
 def test_samples_use_human_boxes_and_skip_rejected(project):
-    from models.dataset import load_samples
+    from models.training.data import load_samples
 
     url, _ = project
     with session_scope(url) as session:
@@ -107,7 +107,7 @@ def test_samples_use_human_boxes_and_skip_rejected(project):
 
 
 def test_split_never_leaks_a_person(project):
-    from models.dataset import kfold_by_person, load_samples, split_by_person
+    from models.training.data import kfold_by_person, load_samples, split_by_person
 
     samples = load_samples(project[0]).samples
     for seed in range(5):
@@ -131,7 +131,7 @@ def _covered(image, box, color, tol=40) -> float:
 
 
 def test_augmentations_move_boxes_with_pixels():
-    from models.dataset import augment, hflip, random_crop, random_scale
+    from models.transforms import augment, hflip, random_crop, random_scale
 
     boxes = {"a": [10, 20, 40, 50], "b": [60, 10, 90, 30]}
     colors = {"a": (250, 0, 0), "b": (0, 0, 250)}
@@ -150,7 +150,8 @@ def test_augmentations_move_boxes_with_pixels():
 
 
 def test_detection_dataset_targets(project):
-    from models.dataset import DetectionDataset, ImageBank, load_samples
+    from models.kinds.detector import DetectionDataset
+    from models.training.data import ImageBank, load_samples
 
     url, store = project
     samples = load_samples(url).samples[:3]

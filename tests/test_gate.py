@@ -13,14 +13,14 @@ import pytest
 from PIL import Image
 
 from app.core.settings import PROJECT_ROOT
-from labeling.regions import RegionBox, box_iou, regions_from_landmarks
+from models.geometry import RegionBox, box_iou, regions_from_landmarks
 from models.gate import GATE_MESSAGES, get_face_gate, head_pose_deg
 from models.intake import read_image_file
-from tests.conftest_paths import SHARED_DATA
+from tests.conftest_paths import TEST_DATA
 from tests.face_synth import turn_face
 
-FACES = SHARED_DATA / "faces"
-BAD = SHARED_DATA / "bad"
+FACES = TEST_DATA / "faces"
+BAD = TEST_DATA / "bad"
 EXPECTED = json.loads((FACES / "expected.json").read_text())
 
 

@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 
 from models.intake import MIN_SIDE_PX, IntakeError, decode_image, read_image_file
-from tests.conftest_paths import SHARED_DATA
+from tests.conftest_paths import TEST_DATA
 
-FACES = SHARED_DATA / "faces"
-BAD = SHARED_DATA / "bad"
+FACES = TEST_DATA / "faces"
+BAD = TEST_DATA / "bad"
 
 
 def encode(image: Image.Image, fmt: str, **options) -> bytes:

@@ -1,4 +1,4 @@
-"""Privacy page (delete by code) and the retention purge (app.purge)."""
+"""Privacy page (delete by code) and the retention purge (app.services.retention)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from datetime import date, timedelta
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from app import visits
-from app.core import db, settings, storage, vocabulary
+from app.services import retention, submissions
+from app.core import db, settings, storage
 from app.core.db import Photo, ReferencePerson, Submission, session_scope, utcnow
 from app.core.settings import PROJECT_ROOT
 from tests.test_visits import FlakyStore, fake_visit, synthetic_jpeg, visitor_counts
@@ -33,7 +33,7 @@ def submit_code(at: AppTest, code: str) -> None:
 
 
 def keep_one(url=None, store=None, **answers) -> tuple[str, str]:
-    return visits.store_submission(fake_visit(), synthetic_jpeg(), answers.get("mbti", "INTJ"),
+    return submissions.store_submission(fake_visit(), synthetic_jpeg(), answers.get("mbti", "INTJ"),
                                    answers.get("birth_date", date(1990, 1, 1)), True, url=url, store=store)
 
 
@@ -68,8 +68,8 @@ def test_delete_by_code_on_the_page(app_env):
     submit_code(at, delete_code.lower())  # codes are not case-sensitive
     assert at.success and "Deleted" in at.success[0].value
     assert visitor_counts() == (1, 1, 1)
-    assert visits.load_submission(result_code) is None
-    assert visits.load_submission(other[0]) is not None
+    assert submissions.load_submission(result_code) is None
+    assert submissions.load_submission(other[0]) is not None
 
     submit_code(at, delete_code)  # twice: nothing left to delete
     assert at.error and "No kept result matches" in at.error[0].value
@@ -80,7 +80,7 @@ def test_delete_with_the_store_down_deletes_nothing_and_says_so(app_env, monkeyp
     store = FlakyStore(storage.get_store())
     _, delete_code = keep_one(store=store)
     store.dead = True
-    monkeypatch.setattr(visits, "get_store", lambda: store)
+    monkeypatch.setattr(submissions, "get_store", lambda: store)
     at = open_page()
     submit_code(at, delete_code)
     assert at.error and "nothing was deleted" in at.error[0].value
@@ -119,16 +119,16 @@ def test_purge_removes_only_expired_visitor_data(database_url, object_store):
     _age(url, old_code, days + 1)
     assert visitor_counts(url, store) == (2, 2, 2)
 
-    assert visits.purge_expired(url=url, store=store) == 1
+    assert retention.purge_expired(url=url, store=store) == 1
     assert visitor_counts(url, store) == (1, 1, 1)
-    assert visits.load_submission(old_code, url=url) is None
-    assert visits.load_submission(new_code, url=url) is not None
+    assert submissions.load_submission(old_code, url=url) is None
+    assert submissions.load_submission(new_code, url=url) is not None
     assert store.get("reference/1/ref.jpg") == data
     with session_scope(url) as session:
         assert session.exec(select(Photo).where(Photo.source == "reference")).one()
 
-    assert visits.purge_expired(url=url, store=store) == 0
-    assert visits.purge_expired(now=utcnow() + timedelta(days=days + 1), url=url, store=store) == 1
+    assert retention.purge_expired(url=url, store=store) == 0
+    assert retention.purge_expired(now=utcnow() + timedelta(days=days + 1), url=url, store=store) == 1
     assert visitor_counts(url, store) == (0, 0, 0)
 
 
@@ -136,7 +136,7 @@ def test_expired_but_not_yet_purged_results_cannot_be_opened(database_url, tmp_p
     store = storage.LocalStore(tmp_path / "s")
     code, _ = keep_one(database_url, store)
     _age(database_url, code, settings.get_settings().retention_days + 1)
-    assert visits.load_submission(code, url=database_url) is None
+    assert submissions.load_submission(code, url=database_url) is None
 
 
 def test_purge_command(app_env):
@@ -146,7 +146,7 @@ def test_purge_command(app_env):
     keep_one()
     db.get_engine().dispose()
     # app_env put the database and store settings in the environment the child inherits
-    done = subprocess.run([sys.executable, "-m", "app.purge"], cwd=PROJECT_ROOT, capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-m", "app.services.retention"], cwd=PROJECT_ROOT, capture_output=True, text=True,
                           timeout=120)
     assert done.returncode == 0, done.stderr
     assert "removed 1 expired visitor submission(s)" in done.stdout

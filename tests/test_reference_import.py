@@ -9,7 +9,7 @@ from sqlmodel import select
 from app.core import settings as app_settings
 from app.core.db import Photo, ReferencePerson, RegionBox, migrate, session_scope
 from labeling.photos import BatchTooLarge, import_reference_batch
-from tests.conftest_paths import SHARED_DATA
+from tests.conftest_paths import TEST_DATA
 
 SAMPLE_PHOTOS = sorted((app_settings.get_settings().sample_dir / "photos" / "p01").glob("*.jpg"))
 
@@ -24,7 +24,7 @@ def person_id(database_url):
 
 
 def test_mixed_batch_adds_good_skips_bad_and_stores_each_photo_once(database_url, object_store, person_id):
-    bad = sorted((SHARED_DATA / "bad").iterdir())
+    bad = sorted((TEST_DATA / "bad").iterdir())
     files = [(p.name, p) for p in SAMPLE_PHOTOS + bad] + [("again.jpg", SAMPLE_PHOTOS[0].read_bytes())]
     seen = []
     outcomes = import_reference_batch(person_id, files, progress=lambda d, t, n: seen.append((d, t)),

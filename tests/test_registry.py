@@ -17,7 +17,7 @@ def env(tmp_path):
     url = f"sqlite:///{tmp_path}/t.db"
     migrate(url)
     store = LocalStore(tmp_path / "store")
-    from models.typemodel import clear_cache
+    from models.serving import clear_cache
 
     clear_cache()
     return url, store
@@ -25,8 +25,8 @@ def env(tmp_path):
 
 def _finished_run(url, store, width=8):
     from models import registry
-    from models.head import HeadModel
-    from models.typemodel import save_checkpoint
+    from models.kinds.head import HeadModel
+    from models.kinds.base import save_checkpoint
 
     model = HeadModel({"width": width})
     run = registry.create_run("head", {"kind": "head"}, {"photos": []}, url=url)
@@ -67,7 +67,7 @@ def test_run_lifecycle_and_promotion(env):
 
 def test_served_model_is_cached_and_follows_promotion(env):
     from models import registry
-    from models.typemodel import NoServedModel, get_served_model
+    from models.serving import NoServedModel, get_served_model
 
     url, store = env
     with pytest.raises(NoServedModel):
@@ -84,18 +84,19 @@ def test_served_model_is_cached_and_follows_promotion(env):
 
 def test_ensure_served_model_trains_and_promotes_the_head(tmp_path):
     from models import registry
-    from models.typemodel import classify, clear_cache, get_served_model
+    from models.training.train import ensure_served_model
+    from models.serving import classify, clear_cache, get_served_model
     from tests.test_train import gate
 
     clear_cache()
     url, store = build_fixture(tmp_path, n_people=5, photos_per_person=2)
     calls = []
-    served = registry.ensure_served_model(progress=lambda f, m: calls.append((f, m)), url=url, store=store, epochs=1)
+    served = ensure_served_model(progress=lambda f, m: calls.append((f, m)), url=url, store=store, epochs=1)
     assert registry.promoted_id(url) == served
     assert calls and calls[-1][0] == 1.0
     row = registry.get_run(served, url=url)
     assert row.kind == "head" and row.metrics["synthetic_labels"] is True
-    assert registry.ensure_served_model(url=url, store=store) == served  # nothing new trained
+    assert ensure_served_model(url=url, store=store) == served  # nothing new trained
     assert len(registry.list_runs(url)) == 1
     out = classify(make_image(BASE_BOXES, 0), gate(), get_served_model(url=url, store=store))
     assert set(out.regions) == set(REGIONS)
@@ -103,7 +104,7 @@ def test_ensure_served_model_trains_and_promotes_the_head(tmp_path):
 
 def test_background_training_writes_its_row(tmp_path):
     from models import registry
-    from models.train import _background, active_background_runs, start_background
+    from models.training.train import _background, active_background_runs, start_background
 
     url, store = build_fixture(tmp_path, n_people=5, photos_per_person=1)
     run_id = start_background(kind="head", epochs=1, url=url, store=store, device="cpu")

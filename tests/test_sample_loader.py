@@ -3,7 +3,7 @@ from collections import Counter
 from sqlmodel import func, select
 
 from app.core.db import Photo, ReferencePerson, RegionBox, SurveyRating, TypeProfile, session_scope
-from app.sample import load_sample_project
+from app.services.sample import load_sample_project
 
 
 def test_sample_project_loads_once_and_completely(database_url, object_store):

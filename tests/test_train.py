@@ -23,7 +23,7 @@ def _mean(xs):
 
 def test_head_tiny_run_learns_and_reloads(tmp_path):
     from models import registry
-    from models.typemodel import classify, clear_cache, load_model
+    from models.serving import classify, clear_cache, load_model
 
     url, store = build_fixture(tmp_path, n_people=10, photos_per_person=2)
     result = train_kind("head", url, store, epochs=8, batch_size=8, lr=1e-2)
@@ -48,8 +48,8 @@ def test_head_tiny_run_learns_and_reloads(tmp_path):
 
 
 def test_detector_tiny_run_learns_and_reloads(tmp_path):
-    from models.detector import DetectorModel
-    from models.typemodel import classify, load_model
+    from models.kinds.detector import DetectorModel
+    from models.serving import classify, load_model
 
     url, store = build_fixture(tmp_path, n_people=5, photos_per_person=1)
     torch.manual_seed(0)
@@ -69,7 +69,7 @@ def test_detector_tiny_run_learns_and_reloads(tmp_path):
 
 
 def test_detector_region_fallback():
-    from models.detector import region_predictions
+    from models.kinds.detector import region_predictions
 
     det = {  # a confident Beta face, a weak Gamma T-zone only, nothing for the jaw
         "boxes": torch.tensor([[10.0, 10, 80, 90], [12, 12, 80, 88], [38, 28, 58, 62]]),
@@ -84,7 +84,7 @@ def test_detector_region_fallback():
 
 
 def test_classify_fills_missing_regions():
-    from models.typemodel import RegionPrediction, classify
+    from models.serving import RegionPrediction, classify
 
     class OnlyFace:
         kind = "detector"
@@ -106,6 +106,6 @@ def test_classify_fills_missing_regions():
 
 
 def train_kind(kind, url, store, **kwargs):
-    from models.train import train
+    from models.training.train import train
 
     return train(kind=kind, device="cpu", url=url, store=store, quiet=True, seed=0, **kwargs)

@@ -10,8 +10,8 @@ from datetime import date
 
 from streamlit.testing.v1 import AppTest
 
-from app import visits
-from app.core import db, settings, storage, vocabulary
+from app.services import analysis, gallery, submissions
+from app.core import db, settings, storage
 from models.gate import GATE_MESSAGES
 from tests.conftest import clear_caches
 from tests.test_visits import (  # noqa: F401  (fixtures)
@@ -97,11 +97,11 @@ def test_passing_photo_gives_a_type_and_references_and_stores_nothing(served_app
     refs = at.session_state["try_refs"]
     assert len(refs) == 4 and len({r.photo_id for r in refs}) == 4
     assert len(at.get("image")) >= 2 + 4  # preview, overlay, four references
-    assert visits.FOR_FUN_LINE in texts(at)
+    assert analysis.FOR_FUN_LINE in texts(at)
     assert at.get("download_button")
     assert at.dataframe[0].value["region"].tolist() == ["Face", "T-zone", "Jaw"]
     status = at.status[0]
-    assert [m.value for m in status.markdown] == [f"{label}…" for _, label in visits.STEPS]
+    assert [m.value for m in status.markdown] == [f"{label}…" for _, label in analysis.STEPS]
     assert status.state == "complete" and status.label.startswith("Done")
     assert "Nothing about this visit was stored" in texts(at)
     assert snapshot() == before
@@ -176,7 +176,7 @@ def test_analyze_again_keeps_one_submission_until_it_is_deleted(served_app_env):
     run_analysis(at)
     assert at.session_state["try_stored"] == first
     assert visitor_counts() == (1, 1, 1)
-    assert visits.delete_submission(None, first[1])
+    assert submissions.delete_submission(None, first[1])
     run_analysis(at)  # deleted meanwhile: keeping again makes a new submission
     assert at.session_state["try_stored"] != first
     assert visitor_counts() == (1, 1, 1)
@@ -186,11 +186,12 @@ def test_store_down_still_shows_the_result(served_app_env, monkeypatch):
     class DeadStore:
         def __getattr__(self, name):
             def fail(*args, **kwargs):
-                raise visits.StorageError("down (test)")
+                raise storage.StorageError("down (test)")
 
             return fail
 
-    monkeypatch.setattr(visits, "get_store", lambda: DeadStore())
+    monkeypatch.setattr(submissions, "get_store", lambda: DeadStore())
+    monkeypatch.setattr(gallery, "get_store", lambda: DeadStore())
     at = open_page()
     give_photo(at, PASSING)
     fill_answers(at, keep=True)

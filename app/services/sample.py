@@ -1,21 +1,26 @@
 """Load the sample project (data/sample) into the database and the store. Idempotent: what is
 already there is kept, what is missing is added, so it can run at every start.
 
-``python -m app.sample`` loads it from the command line.
+``python -m app.services.sample`` loads it from the command line.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import functools
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sqlmodel import select
 
-from app.core.db import ReferencePerson, SurveyRating, TypeProfile, migrate, session_scope
+from app.core.db import (
+    ReferencePerson,
+    SurveyRating,
+    TypeProfile,
+    migrate,
+    session_scope,
+)
 from app.core.settings import get_settings
 from app.core.storage import ObjectStore, get_store
 from labeling import survey, survey_store
@@ -32,18 +37,6 @@ class SampleLoadReport:
     people_labeled: int = 0
     photos: dict[str, int] = field(default_factory=lambda: {"added": 0, "duplicate": 0, "skipped": 0})
     skipped: list[tuple[str, str]] = field(default_factory=list)
-
-
-@functools.cache
-def sample_person_keys(sample_dir: Path | None = None) -> frozenset[str]:
-    """The ids of the sample project's synthetic reference people."""
-    with ((sample_dir or get_settings().sample_dir) / "people.csv").open(encoding="utf-8-sig", newline="") as f:
-        return frozenset(row["person_id"] for row in csv.DictReader(f))
-
-
-def is_sample_person(person_key: str) -> bool:
-    """True for the sample project's people, whose types are made up."""
-    return person_key in sample_person_keys()
 
 
 def load_sample_project(

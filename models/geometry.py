@@ -33,6 +33,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from app.core.vocabulary import REGIONS
+
 FACE_OVAL: tuple[int, ...] = (
     10, 338, 297, 332, 284, 251, 389, 356, 454, 323, 361, 288, 397, 365, 379, 378, 400, 377,
     152, 148, 176, 149, 150, 136, 172, 58, 132, 93, 234, 127, 162, 21, 54, 103, 67, 109,
@@ -138,3 +140,47 @@ def regions_from_landmarks(
 def _bounds(points: np.ndarray) -> tuple[float, float, float, float]:
     return (float(points[:, 0].min()), float(points[:, 1].min()),
             float(points[:, 0].max()), float(points[:, 1].max()))
+
+
+# ----------------------------------------------------------------------------- regions from a gate result
+
+
+def box_list(box) -> list[float]:
+    """[x0, y0, x1, y1] from a RegionBox-like object (``as_list()`` or x0..y1) or a sequence."""
+    if box is None:
+        raise ValueError("no box")
+    if hasattr(box, "as_list"):
+        return [float(v) for v in box.as_list()]
+    if hasattr(box, "x0"):
+        return [float(box.x0), float(box.y0), float(box.x1), float(box.y1)]
+    values = [float(v) for v in box]
+    if len(values) != 4:
+        raise ValueError(f"a box needs 4 numbers, got {values}")
+    return values
+
+
+def regions_from_face(face, width: int | None = None, height: int | None = None) -> dict[str, list[float]]:
+    """Rough regions inside a face box, for when the gate gives a face but no landmark regions."""
+    x0, y0, x1, y1 = box_list(face)
+    w, h = x1 - x0, y1 - y0
+    return {
+        "face": [x0, y0, x1, y1],
+        "tzone": [x0 + 0.3 * w, y0 + 0.15 * h, x0 + 0.7 * w, y0 + 0.7 * h],
+        "jaw": [x0 + 0.1 * w, y0 + 0.65 * h, x0 + 0.9 * w, y1],
+    }
+
+
+def landmark_regions(image: np.ndarray, gate_result) -> dict[str, list[float]]:
+    """The landmark locator's regions from the gate result; derived from the face box, or
+    from the whole image, when the gate did not provide them (never empty)."""
+    regions = getattr(gate_result, "regions", None) or {}
+    out = {}
+    for r in REGIONS:
+        if regions.get(r) is not None:
+            out[r] = box_list(regions[r])
+    if len(out) == len(REGIONS):
+        return out
+    face = getattr(gate_result, "face", None)
+    h, w = image.shape[:2]
+    derived = regions_from_face(face if face is not None else (0, 0, w, h))
+    return {r: out.get(r, derived[r]) for r in REGIONS}

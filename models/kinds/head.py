@@ -17,7 +17,9 @@ from torch import nn
 from torchvision.ops import roi_align
 
 from app.core.vocabulary import REGIONS, TYPES
-from models.typemodel import CheckpointedModel, RegionPrediction, landmark_regions
+from models.geometry import landmark_regions
+from models.kinds.base import CheckpointedModel, Recipe, RegionPrediction
+from models.transforms import augment, resize_max_side
 
 DEFAULT_CONFIG = {
     "crop_size": 32,
@@ -90,9 +92,6 @@ class HeadDataset:
     """(crops R×3×S×S, type index) per photo; training mode augments (boxes follow the pixels)."""
 
     def __init__(self, samples, bank, config: dict, train: bool = True, seed: int = 0, landmarks: bool = False):
-        from models.dataset import augment
-
-        self._augment = augment
         self.samples = list(samples)
         self.bank = bank
         self.config = {**DEFAULT_CONFIG, **config}
@@ -107,7 +106,7 @@ class HeadDataset:
         s = self.samples[i]
         image, boxes = self.bank.get(s, landmarks=self.landmarks)
         if self.train:
-            image, boxes = self._augment(image, boxes, self.rng, scale=False)
+            image, boxes = augment(image, boxes, self.rng, scale=False)
             boxes = jitter_boxes(boxes, self.rng)
         crops = extract_crops(image, [boxes[r] for r in REGIONS], self.config["crop_size"], self.config["context"])
         return crops, s.type_index
@@ -136,8 +135,6 @@ class HeadModel(CheckpointedModel):
 
     @torch.no_grad()
     def predict_probs(self, image: np.ndarray, boxes: dict) -> dict[str, list[float]]:
-        from models.dataset import resize_max_side
-
         small, scale = resize_max_side(image, self.config["max_side"])
         crops = extract_crops(small, [[v * scale for v in boxes[r]] for r in REGIONS],
                               self.config["crop_size"], self.config["context"])
@@ -150,3 +147,20 @@ class HeadModel(CheckpointedModel):
         boxes = landmark_regions(image, gate_result)
         probs = self.predict_probs(image, boxes)
         return {r: RegionPrediction(box=boxes[r], probs=probs[r], source="landmarks") for r in REGIONS}
+
+
+def _head_loss(net, batch, device) -> dict:
+    crops, labels = batch
+    return head_loss(net, crops.to(device), labels.to(device))
+
+
+RECIPE = Recipe(
+    defaults={"epochs": 30, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "max_side": 640},
+    model_config=lambda options: {**DEFAULT_CONFIG, "max_side": options["max_side"]},
+    dataset=lambda samples, bank, config, train, seed: HeadDataset(samples, bank, config, train=train, seed=seed),
+    collate=collate_head,
+    loss=_head_loss,
+    optimizer=lambda params, lr, weight_decay: torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay),
+    drop_last=True,
+    eval_every=1,
+)

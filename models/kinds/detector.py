@@ -16,6 +16,8 @@ low-score detections overlapping it, or equal probabilities when there are none.
 from __future__ import annotations
 
 import logging
+import random
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -23,8 +25,9 @@ from torchvision.models import detection as tvd
 
 from app.core.settings import get_settings
 from app.core.vocabulary import REGIONS, TYPES
-from labeling.regions import box_iou
-from models.typemodel import CheckpointedModel, RegionPrediction, landmark_regions
+from models.geometry import box_iou, landmark_regions
+from models.kinds.base import CheckpointedModel, Recipe, RegionPrediction
+from models.transforms import augment, resize_max_side
 
 log = logging.getLogger(__name__)
 
@@ -117,8 +120,6 @@ class DetectorModel(CheckpointedModel):
     @torch.no_grad()
     def detect(self, image: np.ndarray) -> dict:
         """Raw detections in the input image's pixels."""
-        from models.dataset import resize_max_side
-
         small, scale = resize_max_side(image, self.config["max_side"])
         tensor = torch.from_numpy(np.array(small)).permute(2, 0, 1).float().div(255.0)
         self.net.eval()
@@ -127,3 +128,64 @@ class DetectorModel(CheckpointedModel):
 
     def predict(self, image: np.ndarray, gate_result, threshold: float | None = None) -> dict[str, RegionPrediction]:
         return region_predictions(self.detect(image), landmark_regions(image, gate_result), threshold)
+
+
+# ----------------------------------------------------------------------------- training recipe
+
+
+def detection_labels(type_index: int) -> list[int]:
+    """The source's classes for one person: 3·t + r with r = 1 face, 2 T-zone, 3 jaw."""
+    return [3 * type_index + r + 1 for r in range(len(REGIONS))]
+
+
+class DetectionDataset:
+    """torch-style dataset for the detector: (image float CxHxW in [0,1], target dict)."""
+
+    def __init__(self, samples: Sequence, bank, train: bool = True, seed: int = 0):
+        self.samples = list(samples)
+        self.bank = bank
+        self.train = train
+        self.rng = random.Random(seed)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, i):
+        s = self.samples[i]
+        image, boxes = self.bank.get(s)
+        if self.train:
+            image, boxes = augment(image, boxes, self.rng)
+        tensor = torch.from_numpy(np.array(image)).permute(2, 0, 1).float() / 255.0
+        target = {
+            "boxes": torch.tensor([boxes[r] for r in REGIONS], dtype=torch.float32),
+            "labels": torch.tensor(detection_labels(s.type_index), dtype=torch.int64),
+        }
+        return tensor, target
+
+
+def collate_detection(batch):
+    return tuple(zip(*batch))
+
+
+def _detector_loss(net, batch, device) -> dict:
+    images, targets = batch
+    images = [im.to(device) for im in images]
+    targets = [{k: v.to(device) for k, v in t.items()} for t in targets]
+    return net(images, targets)
+
+
+def _model_config(options: dict) -> dict:
+    return {**DEFAULT_CONFIG, "max_side": options["max_side"], "arch": options.get("arch") or DEFAULT_CONFIG["arch"],
+            "min_size": options.get("min_size"), "max_size": options.get("max_size")}
+
+
+RECIPE = Recipe(
+    defaults={"epochs": 20, "batch_size": 2, "lr": 0.01, "weight_decay": 1e-4, "max_side": 640},
+    model_config=_model_config,
+    dataset=lambda samples, bank, config, train, seed: DetectionDataset(samples, bank, train=train, seed=seed),
+    collate=collate_detection,
+    loss=_detector_loss,
+    optimizer=lambda params, lr, weight_decay: torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=weight_decay),
+    warmup_steps=lambda total: min(100, max(1, total // 10)),
+    clip_grad_norm=10.0,
+)

@@ -1,0 +1,276 @@
+"""Analyse a visitor's photo in memory: intake, face gate, type model, score. Nothing is written:
+no database row, no object, no log line with the photo, birth date or MBTI."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any, Callable
+
+import numpy as np
+import sqlalchemy as sa
+from sqlmodel import select
+
+from app.core.db import TypeProfile, session_scope, utcnow
+from app.core.settings import get_settings
+from app.core.storage import ObjectStore, StorageError
+from app.core.vocabulary import MBTI_TYPES
+from models.gate import get_face_gate
+from models.intake import IntakeError, decode_image
+from models.serving import NoServedModel, classify, get_served_model
+
+log = logging.getLogger(__name__)
+
+FOR_FUN_LINE = (
+    "For fun only: the face types are made up from a survey. They are not a measure of anyone's "
+    "worth, character or abilities."
+)
+#: The cascade's steps, in order, as shown while a photo is analysed.
+STEPS: tuple[tuple[str, str], ...] = (
+    ("check", "Checking the photo"),
+    ("regions", "Finding the face regions"),
+    ("type", "Judging the type"),
+)
+EARLIEST_BIRTH_DATE = date(1900, 1, 1)
+UPLOAD_TOO_LARGE = "file_too_large"
+NO_MODEL = "no_model"
+MESSAGES = {
+    NO_MODEL: "The face-type model is not ready yet: no model has been promoted. "
+    "Please come back later (the team trains and promotes one on the Models page).",
+}
+
+
+def _upload_too_large_message() -> str:
+    return (
+        f"The file is larger than {get_settings().max_upload_mb} MB. "
+        "Upload a smaller photo (a normal phone photo is fine)."
+    )
+
+
+# ----------------------------------------------------------------------------- errors
+
+
+class VisitError(RuntimeError):
+    """Base class of this module's errors; ``message`` is safe to show to a visitor."""
+
+    def __init__(self, message: str):
+        self.message = message
+        super().__init__(message)
+
+
+class ModelUnavailable(VisitError):
+    """No model is promoted (or it cannot be loaded and none was loaded before)."""
+
+
+class NotStored(VisitError):
+    """The submission could not be stored; nothing of it was kept. ``cause`` is ``database``,
+    ``store`` or ``invalid``."""
+
+    def __init__(self, message: str, cause: str):
+        self.cause = cause
+        super().__init__(message)
+
+
+class ResultsUnavailable(VisitError):
+    """The database cannot be reached to look a kept result up."""
+
+
+class DeleteFailed(VisitError):
+    """The database or the store could not be reached while deleting; nothing was deleted."""
+
+
+# ----------------------------------------------------------------------------- the result
+
+
+@dataclass
+class VisitResult:
+    """The outcome of :func:`analyse_photo`: a refusal (``ok`` false, ``reason``, ``message``) or
+    a result (type, description, confidence, per-region breakdown, boxes)."""
+
+    ok: bool
+    reason: str | None = None
+    message: str = ""
+    type_name: str | None = None
+    description: str = ""
+    score: float | None = None
+    confidence: float | None = None
+    #: region -> {type, probability, points, probs, source} (see models.scoring)
+    per_region: dict = field(default_factory=dict)
+    #: region -> [x0, y0, x1, y1] in pixels of ``image``
+    boxes: dict = field(default_factory=dict)
+    model_kind: str | None = None
+    model_version_id: int | None = None
+    notes: list = field(default_factory=list)
+    image_size: tuple[int, int] = (0, 0)
+    created_at: datetime = field(default_factory=utcnow)
+    #: The upright RGB photo (kept in memory only, for display and the result card).
+    image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    classification: Any = field(default=None, repr=False, compare=False)
+    gate_result: Any = field(default=None, repr=False, compare=False)
+
+    def to_dict(self) -> dict:
+        """JSON-safe summary (no pixels, no landmarks); this is what a stored submission keeps."""
+        return {
+            "ok": self.ok,
+            "reason": self.reason,
+            "message": self.message,
+            "type": self.type_name,
+            "description": self.description,
+            "score": self.score,
+            "confidence": self.confidence,
+            "per_region": self.per_region,
+            "boxes": {r: [round(float(v), 1) for v in b] for r, b in self.boxes.items()},
+            "model_kind": self.model_kind,
+            "model_version_id": self.model_version_id,
+            "notes": list(self.notes),
+            "image_size": list(self.image_size),
+            "created_at": self.created_at.isoformat(timespec="seconds"),
+        }
+
+
+# ----------------------------------------------------------------------------- models
+
+_model_lock = threading.Lock()
+_last_model: Any = None
+_profiles: dict[str, str] = {}
+
+
+def forget_cached_state() -> None:
+    """Drop the outage fallbacks (last served model, type descriptions); for tests and reloads."""
+    global _last_model
+    with _model_lock:
+        _last_model = None
+    _profiles.clear()
+
+
+def _default_gate():
+    return get_face_gate()
+
+
+def served_model(url: str | None = None, store: ObjectStore | None = None):
+    """The promoted model (loaded once per process by :mod:`models.serving`).
+
+    If the database or the store cannot be reached, the model this process served last is used,
+    so visitors still get results during an outage. Raises :class:`ModelUnavailable` when no
+    model is promoted (or none could ever be loaded)."""
+    global _last_model
+    try:
+        model = get_served_model(url=url, store=store)
+    except NoServedModel as exc:
+        raise ModelUnavailable(MESSAGES[NO_MODEL]) from exc
+    except (sa.exc.SQLAlchemyError, StorageError, OSError, LookupError) as exc:
+        with _model_lock:
+            if _last_model is not None:
+                log.warning("model lookup failed (%s); serving the model loaded before", type(exc).__name__)
+                return _last_model
+        log.error("no model could be loaded: %s", type(exc).__name__)
+        raise ModelUnavailable(
+            "The face-type model cannot be loaded right now. Please try again in a few minutes."
+        ) from exc
+    with _model_lock:
+        _last_model = model
+    return model
+
+
+def model_status(url: str | None = None) -> str | None:
+    """``None`` when a model can be served, else a message for the visitor."""
+    try:
+        served_model(url=url)
+    except ModelUnavailable as exc:
+        return exc.message
+    return None
+
+
+def type_profiles(url: str | None = None) -> dict[str, str]:
+    """Type name -> description, from the database; the last good answer when it is unreachable."""
+    try:
+        with session_scope(url) as session:
+            rows = list(session.exec(select(TypeProfile).order_by(TypeProfile.order)))
+    except sa.exc.SQLAlchemyError:
+        log.warning("type profiles unavailable; using the cached descriptions")
+        return dict(_profiles)
+    _profiles.clear()
+    _profiles.update({row.name: row.description for row in rows})
+    return dict(_profiles)
+
+
+# ----------------------------------------------------------------------------- analyse
+
+
+def _refusal(reason: str, message: str, image_size=(0, 0), image=None, gate_result=None) -> VisitResult:
+    return VisitResult(ok=False, reason=reason, message=message, image_size=tuple(image_size), image=image,
+                       gate_result=gate_result)
+
+
+def analyse_photo(
+    data: bytes,
+    *,
+    gate=None,
+    model=None,
+    progress: Callable[[str, str], None] | None = None,
+    url: str | None = None,
+) -> VisitResult:
+    """Check the photo with the face gate and classify it; in memory only, nothing is written.
+
+    Returns a refusal (``ok`` false with the gate's or the intake's ``reason`` and ``message``)
+    or a result. ``progress(step, label)`` is called as each of :data:`STEPS` starts. Raises
+    :class:`ModelUnavailable` when no model is promoted (checked first, before the photo).
+    """
+    model = model or served_model(url=url)
+    gate = gate or _default_gate()
+
+    def step(name):
+        if progress:
+            progress(name, dict(STEPS)[name])
+
+    step("check")
+    if data is not None and len(data) > get_settings().max_upload_mb * 1024 * 1024:
+        return _refusal(UPLOAD_TOO_LARGE, _upload_too_large_message())
+    try:
+        image = decode_image(data or b"", max_pixels=get_settings().max_pixels)
+    except IntakeError as error:
+        log.info("photo refused: %s", error.reason)
+        return _refusal(error.reason, error.message)
+    gate_result = gate.check(image)
+    size = (int(image.shape[1]), int(image.shape[0]))
+    if not gate_result.ok:
+        log.info("photo refused by the gate: %s", gate_result.reason)
+        return _refusal(gate_result.reason, gate_result.message, size, image, gate_result)
+
+    step("regions")
+    # The gate has located the landmark regions; the model may place its own boxes below.
+
+    step("type")
+    classification = classify(image, gate_result, model=model)
+    result = classification.result
+    description = type_profiles(url).get(result.type, "")
+    log.info("photo classified (model %s)", classification.model_version_id)
+    return VisitResult(
+        ok=True,
+        type_name=result.type,
+        description=description,
+        score=float(result.score),
+        confidence=float(result.confidence),
+        per_region={r: dict(v) for r, v in result.per_region.items()},
+        boxes={r: [float(v) for v in p.box] for r, p in classification.regions.items()},
+        model_kind=classification.model_kind,
+        model_version_id=classification.model_version_id,
+        notes=list(classification.notes),
+        image_size=size,
+        image=image,
+        classification=classification,
+        gate_result=gate_result,
+    )
+
+
+def check_answers(mbti: str, birth_date: date, today: date | None = None) -> None:
+    """Raise ``ValueError`` for an unknown MBTI type or a birth date outside 1900..today."""
+    today = today or date.today()
+    if mbti not in MBTI_TYPES:
+        raise ValueError("choose one of the 16 MBTI types")
+    if not isinstance(birth_date, date) or isinstance(birth_date, datetime):
+        raise ValueError("the birth date must be a date")
+    if not EARLIEST_BIRTH_DATE <= birth_date <= today:
+        raise ValueError(f"the birth date must lie between {EARLIEST_BIRTH_DATE.isoformat()} and today")

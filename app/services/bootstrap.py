@@ -1,0 +1,74 @@
+"""Bootstrap: what the app (and ``python -m app.services.bootstrap``, run by ``make run``) does
+before serving: migrate the database, check the store, load the sample project into an empty
+database, fail stale training runs, purge expired visitor data; and, from the command line, a
+team account and a served model. Idempotent: each step does only what is missing.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from sqlmodel import select
+from tqdm import tqdm
+
+from app.core import auth
+from app.core.db import DatabaseUnavailable, TypeProfile, migrate, session_scope
+from app.core.settings import Settings, get_settings
+from app.core.storage import StorageError, get_store
+from app.services.retention import purge_expired
+from app.services.sample import load_sample_project
+from models.registry import fail_stale_runs
+from models.training.train import ensure_served_model
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(RuntimeError):
+    """The app cannot start with the current settings; the message says which setting."""
+
+
+def prepare(settings: Settings | None = None) -> None:
+    settings = settings or get_settings()
+    try:
+        migrate()
+    except DatabaseUnavailable as exc:
+        raise ConfigurationError(str(exc)) from exc
+    try:
+        get_store().ping()
+    except (StorageError, ValueError) as exc:
+        raise ConfigurationError(f"{exc} (setting FACETYPE_STORAGE_URL = {settings.resolved_storage_url!r})") from exc
+    with session_scope() as session:
+        empty = session.exec(select(TypeProfile.id).limit(1)).first() is None
+    if empty:
+        report = load_sample_project()
+        log.info("loaded the sample project: %s photos", report.photos)
+    fail_stale_runs()
+    purged = purge_expired()
+    if purged:
+        log.info("purged %d expired visitor results", purged)
+
+
+def main() -> int:
+    try:
+        prepare()
+    except ConfigurationError as error:
+        print(f"facetype cannot start: {error}", file=sys.stderr)
+        return 1
+    auth.main(["init"])
+
+    bar = tqdm(total=100, desc="training the first model (head)", unit="%", leave=False)
+
+    def progress(fraction: float, message: str = "") -> None:
+        bar.n = round(100 * fraction)
+        bar.set_postfix_str(message)
+        bar.refresh()
+
+    ensure_served_model(progress=progress)
+    bar.close()
+    print("facetype is set up.")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,383 @@
+"""A visitor's visit: analyse a photo, and — only when the visitor opts in — keep, reopen and delete it.
+
+Plain Python (no Streamlit): the Try it page, the Privacy page, the JSON API and the purge all
+use this module.
+
+Privacy rules kept here
+-----------------------
+* :func:`analyse_photo` works in memory only: it writes nothing to the database, the object store
+  or the logs. Without opt-in nothing about a visit is written anywhere.
+* :func:`store_submission` (opt-in only) writes the photo object **first**, then the Photo and
+  Submission rows in **one** transaction; when the rows fail the object is deleted again. If that
+  delete fails too (the store went away in between), the object is an *orphan*: its key carries
+  its creation time (``visitor/photos/<YYYYmmddTHHMMSS>-<random>.<ext>``) and
+  :func:`sweep_orphans` (run by :func:`app.services.retention.purge_expired`) deletes visitor objects that no
+  row references once they are older than :data:`ORPHAN_GRACE`. So a half-written submission
+  never stays: either both parts exist, or nothing does (at most until the next purge).
+* Deleting (:func:`delete_submission`, and the purge) removes the rows and the object inside one
+  transaction: the rows are deleted and flushed, the object is deleted, then the transaction
+  commits. If the store cannot delete, the transaction is rolled back and both parts stay (the
+  visitor is told to try again); a missing object counts as deleted, so a retry always finishes.
+* Delete codes come from :mod:`secrets` (80 random bits) and are stored only as a salted scrypt
+  hash ``scrypt$<n>$<r>$<p>$<salt hex>$<hash hex>`` (16-byte random salt per row); they are
+  compared with :func:`hmac.compare_digest`. A delete code is ``<result code>-<secret>``, so the
+  delete code alone finds its row (the result code is not secret; the 80-bit secret is).
+* Result codes are 8 characters of Crockford base32 (40 random bits; input is normalised, so
+  ``O``/``0`` and ``I``/``L``/``1`` are the same).
+* Logs name row ids, reasons and counts; never photo bytes, birth dates, MBTI types or codes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, timezone
+
+import sqlalchemy as sa
+from sqlmodel import select
+
+from app.core.db import (
+    BoxAudit,
+    Photo,
+    RegionBox,
+    Submission,
+    TypeProfile,
+    session_scope,
+    utcnow,
+)
+from app.core.settings import get_settings
+from app.core.storage import (
+    ObjectNotFound,
+    ObjectStore,
+    StorageError,
+    check_key,
+    get_store,
+)
+from app.services.analysis import (
+    DeleteFailed,
+    NotStored,
+    ResultsUnavailable,
+    VisitResult,
+    check_answers,
+)
+from models.intake import photo_file_type
+
+log = logging.getLogger(__name__)
+
+VISITOR_PREFIX = "visitor/photos"
+
+_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_NORMALISE = str.maketrans({"O": "0", "I": "1", "L": "1"})
+RESULT_CODE_LENGTH = 8
+DELETE_SECRET_LENGTH = 16
+_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
+
+
+@dataclass
+class StoredResult:
+    """A stored submission as it is shown again through its result code. The visitor's birth date
+    and MBTI type are deliberately not part of it (a result link may be shared)."""
+
+    result_code: str
+    type_name: str
+    description: str
+    score: float
+    confidence: float
+    per_region: dict
+    boxes: dict
+    created_at: datetime
+    expires_at: datetime
+    model_version_id: int | None
+    image_size: tuple[int, int] = (0, 0)
+
+    def to_dict(self) -> dict:
+        return {
+            "result_code": self.result_code,
+            "type": self.type_name,
+            "description": self.description,
+            "score": self.score,
+            "confidence": self.confidence,
+            "per_region": self.per_region,
+            "boxes": self.boxes,
+            "created_at": as_utc(self.created_at).isoformat(timespec="seconds"),
+            "expires_at": as_utc(self.expires_at).isoformat(timespec="seconds"),
+            "model_version_id": self.model_version_id,
+        }
+
+
+# ----------------------------------------------------------------------------- codes
+
+
+def new_result_code() -> str:
+    return "".join(secrets.choice(_CROCKFORD) for _ in range(RESULT_CODE_LENGTH))
+
+
+def normalise_code(code: str | None) -> str:
+    """Upper-case, drop spaces and dashes, map O->0 and I/L->1 (Crockford base32)."""
+    return "".join((code or "").upper().split()).replace("-", "").translate(_NORMALISE)
+
+
+def new_delete_code(result_code: str) -> str:
+    secret = "".join(secrets.choice(_CROCKFORD) for _ in range(DELETE_SECRET_LENGTH))
+    groups = "-".join(secret[i:i + 4] for i in range(0, DELETE_SECRET_LENGTH, 4))
+    return f"{result_code}-{groups}"
+
+
+def _split_delete_code(delete_code: str) -> tuple[str, str] | None:
+    flat = normalise_code(delete_code)
+    if len(flat) != RESULT_CODE_LENGTH + DELETE_SECRET_LENGTH or any(c not in _CROCKFORD for c in flat):
+        return None
+    return flat[:RESULT_CODE_LENGTH], flat[RESULT_CODE_LENGTH:]
+
+
+def hash_delete_code(delete_code: str, salt: bytes | None = None) -> str:
+    """Salted scrypt hash of the normalised code: ``scrypt$n$r$p$salt_hex$hash_hex``."""
+    salt = salt if salt is not None else secrets.token_bytes(16)
+    digest = hashlib.scrypt(normalise_code(delete_code).encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R,
+                            p=_SCRYPT_P, dklen=32)
+    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
+
+
+def verify_delete_code(delete_code: str, stored: str) -> bool:
+    """Constant-time check of a delete code against its stored hash."""
+    try:
+        scheme, n, r, p, salt_hex, hash_hex = stored.split("$")
+        if scheme != "scrypt":
+            return False
+        digest = hashlib.scrypt(normalise_code(delete_code).encode(), salt=bytes.fromhex(salt_hex), n=int(n),
+                                r=int(r), p=int(p), dklen=len(hash_hex) // 2)
+    except (ValueError, AttributeError):
+        return False
+    return hmac.compare_digest(digest.hex(), hash_hex)
+
+
+_DUMMY_HASH = None
+
+
+def _burn_time(delete_code: str) -> None:
+    """Spend a hash's time when no row matched, so timing does not tell whether a code exists."""
+    global _DUMMY_HASH
+    if _DUMMY_HASH is None:
+        _DUMMY_HASH = hash_delete_code("0" * (RESULT_CODE_LENGTH + DELETE_SECRET_LENGTH))
+    verify_delete_code(delete_code or "", _DUMMY_HASH)
+
+
+# ----------------------------------------------------------------------------- store / load / delete
+
+
+def as_utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+
+
+def visitor_key(extension: str, now: datetime | None = None) -> str:
+    """``visitor/photos/<UTC time>-<32 random hex>.<ext>``; the time lets the orphan sweep judge age."""
+    stamp = as_utc(now or utcnow()).astimezone(timezone.utc).strftime("%Y%m%dt%H%M%S")
+    return check_key(f"{VISITOR_PREFIX}/{stamp}-{secrets.token_hex(16)}.{extension}")
+
+
+def key_time(key: str) -> datetime | None:
+    """The creation time encoded in a visitor key, or None for a key of another shape."""
+    name = key.rsplit("/", 1)[-1]
+    try:
+        return datetime.strptime(name[:15], "%Y%m%dt%H%M%S").replace(tzinfo=timezone.utc)
+    except ValueError:
+        return None
+
+
+def visitor_digest(key: str, data: bytes) -> str:
+    """The ``sha256`` kept for a visitor photo: SHA-256 of its object key followed by its bytes.
+
+    Keyed by the (unique, random) object key so the same photo stored twice does not clash with
+    the ``(source, sha256)`` uniqueness that deduplicates reference photos, and so a visitor
+    photo's hash cannot be matched against the same photo elsewhere. The object can still be
+    verified: ``visitor_digest(row.object_key, store.get(row.object_key)) == row.sha256``."""
+    return hashlib.sha256(key.encode() + data).hexdigest()
+
+
+def store_submission(
+    visit: VisitResult,
+    data: bytes,
+    mbti: str,
+    birth_date: date,
+    consent_training: bool,
+    url: str | None = None,
+    store: ObjectStore | None = None,
+) -> tuple[str, str]:
+    """Keep an opted-in visit: the photo object, then its Photo and Submission rows (one
+    transaction). Returns ``(result_code, delete_code)``; the delete code is not kept anywhere
+    (only its hash), so it must be shown to the visitor now.
+
+    Raises :class:`NotStored` when anything fails; then nothing of the visit remains (an object
+    whose clean-up failed is removed by the orphan sweep of the next purge)."""
+    if not visit.ok or not visit.type_name:
+        raise NotStored("Only a classified photo can be kept.", "invalid")
+    try:
+        check_answers(mbti, birth_date)
+    except ValueError as exc:
+        raise NotStored(f"Not stored: {exc}.", "invalid") from None
+    settings = get_settings()
+    try:
+        store = store or get_store()
+    except (StorageError, ValueError) as exc:
+        log.error("visitor submission not stored: store unavailable (%s)", type(exc).__name__)
+        raise NotStored("The photo store cannot be reached, so nothing was kept.", "store") from exc
+    extension, content_type = photo_file_type(data)
+    key = visitor_key(extension)
+    now = utcnow()
+    expires = now + timedelta(days=settings.retention_days)
+    width, height = visit.image_size
+
+    try:
+        store.put(key, data, content_type)
+    except Exception as exc:  # StorageError, or anything a broken backend raises
+        _forget_object(store, key)
+        log.error("visitor submission not stored: store write failed (%s)", type(exc).__name__)
+        raise NotStored("The photo store cannot be reached, so nothing was kept.", "store") from exc
+
+    delete_code = ""
+    try:
+        with session_scope(url) as session:
+            photo = Photo(
+                object_key=key, size_bytes=len(data), sha256=visitor_digest(key, data),
+                width=int(width), height=int(height), source="visitor", consent_store=True,
+                consent_training=bool(consent_training), review_status="pending", created_at=now,
+                expires_at=expires,
+            )
+            session.add(photo)
+            session.flush()
+            for _attempt in range(5):
+                result_code = new_result_code()
+                taken = session.exec(select(Submission.id).where(Submission.result_code == result_code)).first()
+                if taken is None:
+                    break
+            else:  # pragma: no cover - 40 random bits colliding five times
+                raise RuntimeError("could not draw an unused result code")
+            delete_code = new_delete_code(result_code)
+            submission = Submission(
+                result_code=result_code, delete_code_hash=hash_delete_code(delete_code), mbti=mbti,
+                birth_date=birth_date, type_name=visit.type_name, score=float(visit.score or 0.0),
+                confidence=float(visit.confidence or 0.0), result=visit.to_dict(),
+                model_version_id=visit.model_version_id, photo_id=photo.id, created_at=now, expires_at=expires,
+            )
+            session.add(submission)
+            session.flush()
+            submission_id = submission.id
+    except Exception as exc:
+        _forget_object(store, key)
+        log.error("visitor submission not stored: database write failed (%s)", type(exc).__name__)
+        raise NotStored("The database cannot be reached, so nothing was kept.", "database") from exc
+    log.info("visitor submission %s stored", submission_id)
+    return result_code, delete_code
+
+
+def _forget_object(store, key: str) -> None:
+    """Best-effort removal of an object whose rows were not written; failures leave an orphan
+    that :func:`sweep_orphans` removes later."""
+    try:
+        store.delete(key)
+    except Exception as exc:
+        log.warning("could not remove an unreferenced visitor object now (%s); the purge will", type(exc).__name__)
+
+
+def _find_submission(session, result_code: str, now: datetime) -> Submission | None:
+    row = session.exec(select(Submission).where(Submission.result_code == result_code)).first()
+    if row is None or as_utc(row.expires_at) <= now:
+        return None
+    return row
+
+
+def load_submission(code: str, url: str | None = None) -> StoredResult | None:
+    """The stored result for a result code (or a delete code), or None when unknown or expired.
+    Raises :class:`ResultsUnavailable` when the database cannot be reached."""
+    flat = normalise_code(code)
+    split = _split_delete_code(code) if len(flat) > RESULT_CODE_LENGTH else None
+    result_code = split[0] if split else flat
+    if len(result_code) != RESULT_CODE_LENGTH or any(c not in _CROCKFORD for c in result_code):
+        return None
+    try:
+        with session_scope(url) as session:
+            row = _find_submission(session, result_code, utcnow())
+            if row is None:
+                return None
+            description = session.exec(
+                select(TypeProfile.description).where(TypeProfile.name == row.type_name)).first()
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("looking up a kept result failed: database error (%s)", type(exc).__name__)
+        raise ResultsUnavailable("Kept results cannot be reached right now. Please try again later.") from exc
+    stored = dict(row.result or {})
+    return StoredResult(
+        result_code=row.result_code,
+        type_name=row.type_name,
+        description=description or stored.get("description", ""),
+        score=row.score,
+        confidence=row.confidence,
+        per_region=stored.get("per_region", {}),
+        boxes=stored.get("boxes", {}),
+        created_at=row.created_at,
+        expires_at=row.expires_at,
+        model_version_id=row.model_version_id,
+        image_size=tuple(stored.get("image_size", (0, 0))),
+    )
+
+
+def delete_rows_and_object(session, store, submission: Submission | None, photo: Photo | None) -> None:
+    """Delete the rows (flushed, not committed) and then the object; raises before commit when
+    the store fails, so the caller's transaction rolls back and nothing is half-deleted."""
+    if submission is not None:
+        session.delete(submission)
+        session.flush()
+    if photo is not None:
+        # Boxes and their audit trail, if the team labeled this (training-consented) photo.
+        session.exec(sa.delete(BoxAudit).where(BoxAudit.photo_id == photo.id))
+        session.exec(sa.delete(RegionBox).where(RegionBox.photo_id == photo.id))
+        session.delete(photo)
+        session.flush()
+    if photo is not None:
+        try:
+            store.delete(photo.object_key)
+        except ObjectNotFound:
+            pass
+
+
+def delete_submission(
+    result_code: str | None,
+    delete_code: str,
+    url: str | None = None,
+    store: ObjectStore | None = None,
+) -> bool:
+    """Delete a stored submission: its rows and its photo object. True when something was
+    deleted; False when the code is wrong, unknown or already deleted (no hint which).
+
+    ``result_code`` may be None (the delete code names its result). Raises :class:`DeleteFailed`
+    when the database or the store cannot be reached; then nothing was deleted."""
+    split = _split_delete_code(delete_code or "")
+    if split is None:
+        _burn_time(delete_code)
+        return False
+    code_result, _secret = split
+    if result_code and normalise_code(result_code) != code_result:
+        _burn_time(delete_code)
+        return False
+    try:
+        store = store or get_store()
+        with session_scope(url) as session:
+            row = session.exec(select(Submission).where(Submission.result_code == code_result)).first()
+            if row is None or not verify_delete_code(delete_code, row.delete_code_hash):
+                if row is None:
+                    _burn_time(delete_code)
+                return False
+            submission_id = row.id
+            photo = session.get(Photo, row.photo_id) if row.photo_id else None
+            delete_rows_and_object(session, store, row, photo)
+    except (StorageError, ValueError) as exc:
+        log.error("deleting a submission failed: store unavailable (%s)", type(exc).__name__)
+        raise DeleteFailed("The photo store cannot be reached, so nothing was deleted. Please try again later.") from exc
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("deleting a submission failed: database error (%s)", type(exc).__name__)
+        raise DeleteFailed("The database could not be used just now, so nothing was deleted. "
+                           "Please try again later.") from exc
+    log.info("visitor submission %s deleted by its owner", submission_id)
+    return True

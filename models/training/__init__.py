@@ -1,0 +1,1 @@
+"""Training and evaluation of the type-model kinds (after torchvision's references/detection)."""
