@@ -14,11 +14,13 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from app.core import db, settings, storage
 from app.core.vocabulary import MBTI_TYPES, REGIONS, TYPES
+from app.services import submissions
 from tests.conftest import clear_caches
 from tests.conftest_paths import TEST_DATA
 
@@ -271,6 +273,20 @@ def test_consent_store_round_trip_and_delete(client, caplog):
 @pytest.mark.parametrize("code", ["NOPE", "ZZZZZZZZ", "x" * 60, "ABC%2FDEF"])
 def test_unknown_result_codes_are_404(client, code):
     assert_error(client.get(f"/v1/results/{code}"), 404, "not_found")
+
+
+def test_stored_result_with_the_database_down_is_503_json(client, monkeypatch):
+    """A kept result cannot be looked up while the database is down: 503 with the JSON error body
+    (it used to be 500 internal_error)."""
+    body = client.post("/v1/classify", json=source_request("biden.jpg", consent_store=True)).json()
+
+    def database_down(*_args, **_kwargs):
+        raise sa.exc.OperationalError("SELECT", {}, Exception("database went away (test)"))
+
+    monkeypatch.setattr(submissions, "session_scope", database_down)
+    response = client.get(f"/v1/results/{body['result_code']}")
+    assert_error(response, 503, "unavailable")
+    assert "cannot be reached" in response.json()["message"]
 
 
 # ============================================================================ types, health, not ready
