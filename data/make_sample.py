@@ -1,14 +1,19 @@
 """Build the sample project data in ``data/sample/`` (deterministic, offline).
 
 Run ``.venv/bin/python data/make_sample.py`` from the repository root; it rewrites everything
-below ``data/sample/`` except ``README.md``. Nothing is downloaded.
+below ``data/sample/`` except ``README.md``. Nothing is downloaded. ``--seed N --out DIR`` makes
+an independent sample elsewhere, ``--people N`` a smaller one (tests use 4).
 
 What it makes
 -------------
-* ``people.csv``: 30 synthetic reference people ``p01``..``p30`` named "Composite 01".. .
+* ``people.csv``: 110 synthetic reference people ``p001``..``p110`` named "Composite 001".. .
+* ``traits.csv``: each person's planted traits (face, tzone, jaw; standardised), the hidden
+  part, the rule score and the appeal the survey follows (see "The planted rule" below).
+* ``ceiling.json``: the hidden rule's own type accuracy against the survey's types.
+* ``traits_strip.jpg``: one composite at -2..+2 sd of each trait.
 * ``photos/<person_id>/<n>.jpg``: three portraits of each reference person.
 * ``framing_example.jpg``: one well-framed portrait for the "frame your photo like this" hint.
-* ``ratings.csv``: a made-up survey, 100 raters (r001..r100) x 30 people, scores 1..5.
+* ``ratings.csv``: a made-up survey, 100 raters (r001..r100) x 110 people, scores 1..5.
 * ``type_choices.csv``: 500 made-up raters (c001..c500) each choosing one type.
 * ``types.json``: the five type profiles. The types (Alpha, Beta, Gamma, Delta, Omega), their
   shares and descriptions are invented for entertainment; nothing here measures anything
@@ -30,14 +35,16 @@ the pixel average of 4-6 different faces, so it is nobody in particular:
    triangulation of the landmarks plus fixed border points) and its brightness/contrast
    normalised. Averaging *morphed* faces keeps eyes, nose and mouth sharp; plain averaging
    of the crops (tried first) gives ghosted double mouths and eyes.
-4. A seeded draw picks 4-6 faces per reference person (no two people share more than two
-   faces), and the warped faces are averaged.
+4. A seeded draw picks 4-6 faces per reference person (no two people share more than
+   ``MAX_SHARED_FACES`` = 2 faces or the same combination; the ~65-face pool allows that for
+   110 people), the warped faces are averaged, and the person's traits are painted on in the
+   mean-shape coordinates (``Portraits.trait_layers``).
 5. The tight 25x25 crop cuts off the forehead and chin, which makes a face gate fail. The
    averaged face is therefore cut out with a feathered oval (convex hull of the mean shape),
    placed on a synthetic portrait: a soft vertical background gradient, dark shoulders,
    a shaded neck, a dark hair shape behind the head, and the region between the oval and
    the hair filled by inpainting the face's own edges. Mild unsharp masking and film grain
-   follow, then a slight warm tint; the result is a 480x600 RGB JPEG (quality 90).
+   follow, then a slight warm tint; the result is a 480x600 RGB JPEG (quality 75).
 6. Each person's three photos vary framing (scale, position), rotation (<= 5 degrees),
    brightness/contrast and background. Every saved JPEG is decoded again and checked with
    MediaPipe directly: exactly one face from ``face_detection`` with model_selection 0 *and*
@@ -48,10 +55,21 @@ the pixel average of 4-6 different faces, so it is nobody in particular:
    with other variations, and a person whose photos keep failing gets another combination
    of faces. So every committed photo passes.
 
+The planted rule
+----------------
+Per person, standard normal traits (standardised over the sample): ``face`` = flush (face
+colour, rosy vs pale, at the same lightness), ``tzone`` = brow weight (darkness and thickness)
+plus eye shading, ``jaw`` = stubble shadow. They change tone/colour/texture *inside* the
+region boxes, because the head model squashes every box to a 32x32 square (extents and
+aspect ratios would be normalised away). ``rule = 0.5 face + 0.4 tzone + 0.1 jaw``;
+``appeal = rule + HIDDEN_SD * hidden`` (hidden: 5 % of the variance, shown by no photo).
+
 The survey data
 ---------------
-``ratings.csv``: every person has a latent value (normal, mean 3, sd 0.8); each rater has
-a bias (sd 0.4); score = round(latent + bias + noise(sd 0.7)) clipped to 1..5. Raters get a
+``ratings.csv``: every person has a latent value 3 + 0.8 * standardised appeal; each rater
+has a bias (sd 0.4); score = round(latent + bias + noise(sd 0.7)) clipped to 1..5. The
+*ceiling* (``ceiling()``) is the type accuracy of the rule on the true traits against the
+types the survey gives (same ranking and quotas as ``labeling.survey``). Raters get a
 made-up age group and gender. ``type_choices.csv``: 500 choices with counts 109/107/112/96/76
 (Alpha..Omega) = 21.8/21.4/22.4/19.2/15.2 %, the closest integer counts summing to 500 to the
 target shares 21.8/21.4/22.5/19.2/15.2 % (which themselves sum to 100.1), shuffled.
