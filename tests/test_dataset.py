@@ -35,7 +35,7 @@ def make_image(boxes: dict, type_index: int, size=(96, 96), rng: random.Random |
 
 
 def build_fixture(tmp_path, n_people: int = 10, photos_per_person: int = 2, size=(96, 96), seed: int = 0):
-    """(url, store) of a migrated SQLite db with people p01.., photos and version-1 auto boxes."""
+    """(url, store) of a migrated SQLite db with people p001.., photos and version-1 auto boxes."""
     url = f"sqlite:///{tmp_path}/t.db"
     migrate(url)
     store = LocalStore(tmp_path / "store")
@@ -47,7 +47,7 @@ def build_fixture(tmp_path, n_people: int = 10, photos_per_person: int = 2, size
         session.flush()
         for p in range(n_people):
             t = p % len(TYPES)
-            person = ReferencePerson(person_key=f"p{p + 1:02d}", pseudonym=f"Person {p + 1}", type_name=TYPES[t])
+            person = ReferencePerson(person_key=f"p{p + 1:03d}", pseudonym=f"Person {p + 1}", type_name=TYPES[t])
             session.add(person)
             session.flush()
             for k in range(photos_per_person):
@@ -100,7 +100,7 @@ def test_samples_use_human_boxes_and_skip_rejected(project):
     assert rejected.id not in by_id
     assert rerun.id not in by_id
     assert snap.skipped == {"rejected": 1, "no_type": 0, "incomplete_boxes": 1}
-    assert snap.synthetic_labels  # p01.. keys: the sample project's pattern
+    assert snap.synthetic_labels  # p001.. keys: the sample project's pattern
     desc = snap.describe()
     assert {"id": reviewed.id, "person": by_id[reviewed.id].person_key, "boxes_version": 2,
             "box_source": "human"} in desc["photos"]

@@ -41,4 +41,4 @@ def test_the_app_starts_on_an_empty_database_with_the_sample_project(app_env):
     from app.core.db import Photo, session_scope
 
     with session_scope() as session:
-        assert session.exec(select(func.count(Photo.id))).one() == 90
+        assert session.exec(select(func.count(Photo.id))).one() == 330

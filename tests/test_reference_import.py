@@ -11,7 +11,7 @@ from app.core.db import Photo, ReferencePerson, RegionBox, migrate, session_scop
 from labeling.photos import BatchTooLarge, import_reference_batch
 from tests.conftest_paths import TEST_DATA
 
-SAMPLE_PHOTOS = sorted((app_settings.get_settings().sample_dir / "photos" / "p01").glob("*.jpg"))
+SAMPLE_PHOTOS = sorted((app_settings.get_settings().sample_dir / "photos" / "p001").glob("*.jpg"))
 
 
 @pytest.fixture

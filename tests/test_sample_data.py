@@ -7,6 +7,7 @@ independently of the code that consumes it.
 from __future__ import annotations
 
 import csv
+import importlib.util
 import json
 import os
 from collections import Counter
@@ -18,6 +19,21 @@ import pytest
 SAMPLE = Path(__file__).resolve().parent.parent / "data" / "sample"
 PHOTOS = sorted((SAMPLE / "photos").glob("*/*.jpg"))
 TARGET_SHARES = {"Alpha": 21.8, "Beta": 21.4, "Gamma": 22.5, "Delta": 19.2, "Omega": 15.2}
+N_PEOPLE = 110
+IDS = [f"p{n:03d}" for n in range(1, N_PEOPLE + 1)]
+
+
+def _generator():
+    spec = importlib.util.spec_from_file_location(
+        "make_sample", SAMPLE.parent / "make_sample.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def make_sample():
+    return _generator()
 
 
 def _read_csv(name):
@@ -51,10 +67,11 @@ def _load_rgb(path: Path) -> np.ndarray:
 
 
 def test_photos_exist():
-    assert len(PHOTOS) == 90
+    assert len(PHOTOS) == 3 * N_PEOPLE
     assert (SAMPLE / "framing_example.jpg").is_file()
+    assert (SAMPLE / "traits_strip.jpg").is_file()
     total = sum(p.stat().st_size for p in PHOTOS) + (SAMPLE / "framing_example.jpg").stat().st_size
-    assert total < 4.5 * 1024 * 1024
+    assert total < 6 * 1024 * 1024
 
 
 @pytest.mark.parametrize(
@@ -82,7 +99,7 @@ def test_photo_passes_face_check(path, mp_models):
 def test_people_match_photo_folders():
     people = _read_csv("people.csv")
     ids = [r["person_id"] for r in people]
-    assert ids == [f"p{n:02d}" for n in range(1, 31)]
+    assert ids == IDS
     assert all(r["name"].startswith("Composite ") for r in people)
     folders = sorted(d.name for d in (SAMPLE / "photos").iterdir() if d.is_dir())
     assert folders == ids
@@ -101,7 +118,7 @@ def test_ratings():
     assert len(pairs) == len(set(pairs))
     raters = {r["rater_id"] for r in rows}
     assert len(raters) == 100
-    assert len(rows) == 100 * 30
+    assert len(rows) == 100 * N_PEOPLE
     for r in rows:
         assert r["score"].isdigit() and 1 <= int(r["score"]) <= 5
         assert r["age_group"] in {"20s", "30s", "40s", "50+"}
@@ -136,3 +153,79 @@ def test_types_json():
     assert abs(sum(t["share_percent"] for t in types) - 100) <= 0.5
     for t in types:
         assert isinstance(t["description"], str) and 40 <= len(t["description"]) <= 400
+
+
+# ------------------------------------------------------------------ the planted rule
+
+
+def test_survey_gives_the_source_quotas(make_sample):
+    types = make_sample.survey_types(SAMPLE)
+    assert len(types) == N_PEOPLE
+    assert Counter(types.values()) == {"Alpha": 24, "Beta": 23, "Gamma": 25, "Delta": 21, "Omega": 17}
+
+
+def test_traits_recorded_for_everyone(make_sample):
+    rows = _read_csv("traits.csv")
+    assert list(rows[0]) == ["person_id", "face", "tzone", "jaw", "hidden", "rule", "appeal"]
+    assert [r["person_id"] for r in rows] == IDS
+    for r in rows:
+        v = {k: float(x) for k, x in r.items() if k != "person_id"}
+        assert v["rule"] == pytest.approx(0.5 * v["face"] + 0.4 * v["tzone"] + 0.1 * v["jaw"], abs=2e-4)
+        assert v["appeal"] == pytest.approx(v["rule"] + make_sample.HIDDEN_SD * v["hidden"], abs=2e-4)
+    for k in ("face", "tzone", "jaw", "hidden"):  # standardised over the sample
+        x = np.array([float(r[k]) for r in rows])
+        assert abs(x.mean()) < 1e-3 and abs(x.std() - 1) < 1e-3
+    # the survey follows the appeal: mean scores rank people close to it
+    from scipy.stats import spearmanr
+
+    ratings = _read_csv("ratings.csv")
+    means = {pid: np.mean([int(r["score"]) for r in ratings if r["person_id"] == pid]) for pid in IDS}
+    rho = spearmanr([means[p] for p in IDS], [float(r["appeal"]) for r in rows]).correlation
+    assert rho > 0.95
+
+
+def test_ceiling_on_a_known_case(make_sample):
+    names = list(TARGET_SHARES)
+    # 10 people, shares 20/20/20/20/20 -> quotas 2 each; rule ranks p1 > p2 > ... > p10.
+    rule = {f"p{i}": 10.0 - i for i in range(1, 11)}
+    truth = dict(zip(rule, [n for n in names for _ in range(2)]))
+    shares = [20.0] * 5
+    assert make_sample.ceiling(rule, truth, names, shares)["ceiling_accuracy"] == 1.0
+    # swap p2 and p3 in the truth: both are one type off -> 8/10 exact, 10/10 within one
+    truth["p2"], truth["p3"] = truth["p3"], truth["p2"]
+    out = make_sample.ceiling(rule, truth, names, shares)
+    assert out == {"ceiling_accuracy": 0.8, "ceiling_within_one": 1.0, "n_people": 10}
+    # p1 truly Omega, p10 truly Alpha: four types apart each
+    truth = dict(zip(rule, [n for n in names for _ in range(2)]))
+    truth["p1"], truth["p10"] = "Omega", "Alpha"
+    out = make_sample.ceiling(rule, truth, names, shares)
+    assert out == {"ceiling_accuracy": 0.8, "ceiling_within_one": 0.8, "n_people": 10}
+    # the rule's types use the survey's quotas on the source's shares
+    rule110 = {f"p{i:03d}": -i for i in range(1, 111)}
+    assert Counter(make_sample.rule_types(rule110).values()) == {
+        "Alpha": 24, "Beta": 23, "Gamma": 25, "Delta": 21, "Omega": 17}
+
+
+def test_committed_ceiling_matches_recomputation(make_sample):
+    stored = json.loads((SAMPLE / "ceiling.json").read_text(encoding="utf-8"))
+    assert stored == make_sample.sample_ceiling(SAMPLE, make_sample.SEED)
+    assert stored["n_people"] == N_PEOPLE
+    assert 0.65 <= stored["ceiling_accuracy"] <= 0.85
+    assert stored["ceiling_within_one"] >= 0.97
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_generator_is_deterministic_per_seed(make_sample, tmp_path):
+    pytest.importorskip("mediapipe")
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    for out, seed in ((a, 5), (b, 5), (c, 6)):
+        assert make_sample.main(["--people", "4", "--seed", str(seed), "--out", str(out), "-q"]) == 0
+    ta, tb, tc = _tree(a), _tree(b), _tree(c)
+    assert ta == tb
+    assert sorted(p for p in ta if p.startswith("photos")) == [
+        f"photos/p00{i}/{j}.jpg" for i in range(1, 5) for j in (1, 2, 3)]
+    assert {"people.csv", "ratings.csv", "traits.csv", "ceiling.json", "traits_strip.jpg"} <= set(ta)
+    assert ta["traits.csv"] != tc["traits.csv"] and ta["photos/p001/1.jpg"] != tc["photos/p001/1.jpg"]
