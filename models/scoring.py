@@ -18,6 +18,13 @@ calibrated, and with synthetic labels it measures nothing real.
 
 A region absent from the input is scored with uniform probabilities (and a note says so),
 so a result always comes back.
+
+**Thresholds.** The source's fixed bands (85 / 68 / 48 / 20) are one option
+(``threshold_mode = "source"``). The default, ``"calibrated"``, uses bands fitted to the survey's
+type shares: :func:`calibrate_thresholds` places them at the quantiles of the training people's
+scores, so that the share of training people above the first threshold is Alpha's share, and so
+on. They are stored with the model version (its config), because they belong to that model's
+scores.
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
 
 from app.core.settings import Settings, get_settings
-from app.core.vocabulary import REGIONS, TYPES
+from app.core.vocabulary import REGION_LABELS, REGIONS, TYPES
 
 _ROUND = 9  # decimals kept before comparing with thresholds (68 must not become 68.0000000001)
 
@@ -42,6 +49,25 @@ class ScoreResult:
     #: region -> {type, probability, points, probs, source}
     per_region: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    #: The four thresholds the type was read from (highest first).
+    thresholds: tuple = ()
+
+    @property
+    def band(self) -> tuple[float | None, float | None]:
+        """(lower, upper) bound of the score band of the reported type; None where open."""
+        return type_band(self.type_index, self.thresholds)
+
+    def explanation(self) -> str:
+        """How the type was reached, e.g. ``Face Omega 10 + T-zone Omega 8 + Jaw Beta 8 = 26 → Delta (20–48)``."""
+        parts = " + ".join(f"{REGION_LABELS[r]} {v['type']} {v['points']:.0f}" for r, v in self.per_region.items())
+        low, high = self.band
+        if low is None:
+            band = f"up to {high:.0f}"
+        elif high is None:
+            band = f"above {low:.0f}"
+        else:
+            band = f"{low:.0f}–{high:.0f}"
+        return f"{parts} = {self.score:.0f} → {self.type} ({band})"
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -58,14 +84,55 @@ def region_points_table(settings: Settings | None = None) -> dict[str, list[floa
     }
 
 
-def type_for_score(score: float, settings: Settings | None = None) -> int:
-    """The source's bands: above thresholds[i] gives type i, else the last type."""
-    s = settings or get_settings()
+def type_for_score(score: float, settings: Settings | None = None, thresholds: Sequence[float] | None = None) -> int:
+    """The bands: above ``thresholds[i]`` gives type i, else the last type. ``thresholds`` default
+    to the source's (settings.type_thresholds)."""
+    thresholds = (settings or get_settings()).type_thresholds if thresholds is None else thresholds
     score = round(score, _ROUND)
-    for i, threshold in enumerate(s.type_thresholds):
+    for i, threshold in enumerate(thresholds):
         if score > threshold:
             return i
     return len(TYPES) - 1
+
+
+def type_band(type_index: int, thresholds: Sequence[float]) -> tuple[float | None, float | None]:
+    """(lower, upper) score bound of a type's band; None where the band is open."""
+    if not thresholds:
+        return None, None
+    low = thresholds[type_index] if type_index < len(thresholds) else None
+    high = thresholds[type_index - 1] if type_index > 0 else None
+    return low, high
+
+
+def calibrate_thresholds(scores: Sequence[float], shares: Sequence[float]) -> tuple[float, ...]:
+    """Four thresholds so that the types' shares among ``scores`` match ``shares`` (TYPES order,
+    any positive scale): the top ``shares[0]`` of the scores read Alpha, and so on.
+
+    Each threshold sits at the quantile of the scores where the cumulative share ends (linear
+    interpolation), so scores from the same distribution fall into the types in those shares.
+    Raises ``ValueError`` for fewer than two scores or shares that are not five positive numbers."""
+    values = sorted(float(v) for v in scores)
+    if len(values) < 2:
+        raise ValueError("calibration needs at least two scores")
+    if len(shares) != len(TYPES) or any(not math.isfinite(x) or x <= 0 for x in shares):
+        raise ValueError(f"shares must be {len(TYPES)} positive numbers, got {list(shares)}")
+    total = float(sum(shares))
+    thresholds = []
+    cumulative = 0.0
+    for share in shares[:-1]:
+        cumulative += share / total
+        thresholds.append(round(_quantile(values, 1.0 - cumulative), 6))
+    # bands must stay strictly ordered even when many scores tie
+    for i in range(1, len(thresholds)):
+        thresholds[i] = min(thresholds[i], thresholds[i - 1] - 1e-6)
+    return tuple(thresholds)
+
+
+def _quantile(sorted_values: Sequence[float], q: float) -> float:
+    position = q * (len(sorted_values) - 1)
+    below = math.floor(position)
+    above = min(below + 1, len(sorted_values) - 1)
+    return sorted_values[below] + (sorted_values[above] - sorted_values[below]) * (position - below)
 
 
 def _normalise(region: str, probs: Sequence[float] | None, notes: list) -> list[float]:
@@ -91,13 +158,16 @@ def score_regions(
     region_probs: Mapping[str, Sequence[float] | None],
     settings: Settings | None = None,
     sources: Mapping[str, str] | None = None,
+    thresholds: Sequence[float] | None = None,
 ) -> ScoreResult:
     """Score per-region type probabilities (``{"face": [p_Alpha..p_Omega], ...}``).
 
     ``sources`` optionally says where each region came from ("model", "landmarks"); it is
-    copied into the per-region breakdown. Unknown region names raise ``ValueError``.
+    copied into the per-region breakdown. ``thresholds`` are the bands to read the type from
+    (default: the source's). Unknown region names raise ``ValueError``.
     """
     s = settings or get_settings()
+    thresholds = tuple(s.type_thresholds if thresholds is None else thresholds)
     unknown = set(region_probs) - set(REGIONS)
     if unknown:
         raise ValueError(f"unknown regions {sorted(unknown)}; expected {REGIONS}")
@@ -121,7 +191,7 @@ def score_regions(
             "source": sources.get(region, "missing" if region_probs.get(region) is None else "model"),
         }
     score = round(score, _ROUND)
-    type_index = type_for_score(score, s)
+    type_index = type_for_score(score, s, thresholds)
 
     # Confidence: P(band of a joint draw == reported band), regions independent.
     confidence = 0.0
@@ -133,7 +203,7 @@ def score_regions(
         if weight == 0.0:
             continue
         total = sum(table[region][t] for region, t in zip(REGIONS, combo))
-        if type_for_score(total, s) == type_index:
+        if type_for_score(total, s, thresholds) == type_index:
             confidence += weight
     return ScoreResult(
         type=TYPES[type_index],
@@ -142,6 +212,7 @@ def score_regions(
         confidence=round(min(1.0, confidence), 6),
         per_region=per_region,
         notes=notes,
+        thresholds=thresholds,
     )
 
 

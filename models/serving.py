@@ -111,6 +111,17 @@ class Classification:
         }
 
 
+def model_thresholds(model: TypeModel, settings=None) -> tuple | None:
+    """The bands to read ``model``'s scores with: its calibrated ones (stored in its config when it
+    was trained) unless ``threshold_mode`` is ``source`` or the model has none; None means the
+    source's fixed bands."""
+    mode = (settings or get_settings()).threshold_mode
+    if mode not in ("calibrated", "source"):
+        raise ValueError(f"threshold_mode must be 'calibrated' or 'source', got {mode!r}")
+    calibrated = (getattr(model, "config", None) or {}).get("type_thresholds")
+    return tuple(calibrated) if mode == "calibrated" and calibrated else None
+
+
 def classify(image: np.ndarray, gate_result, model: TypeModel | None = None, settings=None) -> Classification:
     """Predict regions with ``model`` (default: the served model) and score them.
 
@@ -136,6 +147,7 @@ def classify(image: np.ndarray, gate_result, model: TypeModel | None = None, set
         {r: predictions[r].probs for r in REGIONS},
         settings=settings,
         sources={r: predictions[r].source for r in REGIONS},
+        thresholds=model_thresholds(model, settings),
     )
     notes = notes + list(result.notes)
     return Classification(

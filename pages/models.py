@@ -123,6 +123,23 @@ else:
     c4.metric("Box mAP@0.5", f"{metrics['box_map50']:.2f}")
     if selected.kind == "head":
         c4.caption("The head serves the landmark boxes, so this measures them against the stored boxes.")
+    d1, d2, d3, d4 = st.columns(4)
+    if metrics.get("ceiling_accuracy") is not None:
+        d1.metric("Ceiling (planted rule)", f"{metrics['ceiling_accuracy']:.2f}",
+                  f"{metrics['type_accuracy'] - metrics['ceiling_accuracy']:+.2f} model vs ceiling",
+                  help="The type accuracy of the sample's hidden rule applied to the true traits: what a perfect "
+                       "model could reach, given the part of appeal no photo shows and the raters' noise.")
+    if metrics.get("within_one_accuracy") is not None:
+        d2.metric("Within one type", f"{metrics['within_one_accuracy']:.2f}")
+    if metrics.get("spearman") is not None:
+        d3.metric("Spearman vs survey", f"{metrics['spearman']:.2f}",
+                  help="Rank correlation, over held-out people, of the result score with the survey's mean score.")
+    if metrics.get("type_shares"):
+        d4.caption("Result types on held-out photos (survey shares in brackets): " + ", ".join(
+            f"{t} {100 * metrics['type_shares'][t]:.0f} % ({100 * metrics.get('true_type_shares', {}).get(t, 0):.0f} %)"
+            for t in TYPES))
+        d4.caption(f"Bands: {metrics.get('threshold_mode', 'source')} "
+                   f"({' / '.join(f'{v:.1f}' for v in metrics.get('type_thresholds', []))})")
     st.dataframe(pd.DataFrame({
         "region": list(REGIONS),
         "box mAP@0.5": [metrics.get("box_map50_per_region", {}).get(r) for r in REGIONS],

@@ -104,8 +104,13 @@ def breakdown_table(per_region: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def show_type(type_name: str, description: str, confidence: float | None, score: float | None) -> None:
+def show_type(type_name: str, description: str, confidence: float | None, score: float | None,
+              explanation: str = "") -> None:
     st.subheader(f"Your face type: {type_name}")
+    if explanation:
+        st.markdown(f"**How it was worked out:** {explanation}",
+                    help="Each region's most likely type and its points (expected over the model's "
+                         "probabilities), their total, and the band of points that gives the type.")
     if description:
         st.write(description)
     cols = st.columns(2)
@@ -160,7 +165,7 @@ def show_stored(code: str) -> None:
             f"(results are kept for {settings.retention_days} days)."
         )
     if stored is not None:
-        show_type(stored.type_name, stored.description, stored.confidence, stored.score)
+        show_type(stored.type_name, stored.description, stored.confidence, stored.score, stored.explanation)
         show_breakdown(stored.per_region)
         show_references(stored.type_name, gallery.reference_images(stored.type_name))
         st.info(analysis.FOR_FUN_LINE)
@@ -171,7 +176,7 @@ def show_stored(code: str) -> None:
         st.download_button(
             "Download result card",
             data=cards.result_card_png(stored.type_name, stored.description, None, None, stored.created_at,
-                                        stored.confidence),
+                                        stored.confidence, stored.explanation),
             file_name=f"facetype-{stored.type_name.lower()}.png",
             mime="image/png",
             key="try_stored_card",
@@ -304,7 +309,7 @@ if visit is not None and not visit.ok:
 
 elif visit is not None and visit.ok:
     st.divider()
-    show_type(visit.type_name, visit.description, visit.confidence, visit.score)
+    show_type(visit.type_name, visit.description, visit.confidence, visit.score, visit.explanation)
     cols = st.columns([3, 2])
     cols[0].image(cards.draw_regions(visit.image, visit.boxes, max_side=720),
                   caption="Your photo with the three regions", width="stretch")

@@ -47,7 +47,8 @@ def build_fixture(tmp_path, n_people: int = 10, photos_per_person: int = 2, size
         session.flush()
         for p in range(n_people):
             t = p % len(TYPES)
-            person = ReferencePerson(person_key=f"p{p + 1:03d}", pseudonym=f"Person {p + 1}", type_name=TYPES[t])
+            person = ReferencePerson(person_key=f"p{p + 1:03d}", pseudonym=f"Person {p + 1}", type_name=TYPES[t],
+                                     survey_score=5.0 - t + 0.1 * rng.random())
             session.add(person)
             session.flush()
             for k in range(photos_per_person):

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
 from app.core.settings import load_settings
 from app.core.vocabulary import REGIONS, TYPES
-from models.scoring import one_hot, region_points_table, score_regions, type_for_score
+from models.scoring import calibrate_thresholds, one_hot, region_points_table, score_regions, type_for_score
 
 
 def hard(face, tzone, jaw):
@@ -88,3 +90,61 @@ def test_settings_change_the_configuration():
     s = load_settings(environ={}, region_points=(60.0, 30.0, 10.0), type_thresholds=(90.0, 70.0, 50.0, 30.0))
     r = score_regions(hard("Alpha", "Gamma", "Omega"), settings=s)
     assert r.score == pytest.approx(60 + 18 + 2) and r.type == "Beta"
+
+
+# ============================================================================ calibrated bands
+
+SOURCE_SHARES = (21.8, 21.4, 22.5, 19.2, 15.2)
+
+
+def test_calibrated_thresholds_reproduce_the_survey_shares_on_a_synthetic_score_set():
+    rng = random.Random(7)
+    training = [rng.gauss(55, 12) for _ in range(2000)]
+    thresholds = calibrate_thresholds(training, SOURCE_SHARES)
+    assert list(thresholds) == sorted(thresholds, reverse=True)
+    held_out = [rng.gauss(55, 12) for _ in range(2000)]
+    counts = [0] * len(TYPES)
+    for score in held_out:
+        counts[type_for_score(score, thresholds=thresholds)] += 1
+    total = sum(SOURCE_SHARES)
+    for count, share in zip(counts, SOURCE_SHARES):
+        assert count / len(held_out) == pytest.approx(share / total, abs=0.03)
+
+
+def test_calibration_on_the_training_scores_themselves_is_exact():
+    scores = list(range(100))  # 0..99, no ties
+    thresholds = calibrate_thresholds(scores, (20, 20, 20, 20, 20))
+    counts = [0] * len(TYPES)
+    for score in scores:
+        counts[type_for_score(score, thresholds=thresholds)] += 1
+    assert counts == [20, 20, 20, 20, 20]
+
+
+def test_calibration_keeps_bands_ordered_when_scores_tie():
+    thresholds = calibrate_thresholds([50.0] * 10, SOURCE_SHARES)
+    assert all(a > b for a, b in zip(thresholds, thresholds[1:]))
+
+
+@pytest.mark.parametrize("scores, shares", [([1.0], SOURCE_SHARES), ([1.0, 2.0], (1, 2, 3)),
+                                            ([1.0, 2.0], (1, 0, 1, 1, 1)), ([1.0, 2.0], (1, float("nan"), 1, 1, 1))])
+def test_calibration_refuses_bad_input(scores, shares):
+    with pytest.raises(ValueError):
+        calibrate_thresholds(scores, shares)
+
+
+def test_explanation_names_each_region_the_total_and_the_band():
+    r = score_regions(hard("Omega", "Omega", "Beta"))  # 10 + 8 + 8 = 26 -> Delta, 20-48 with the source's bands
+    assert r.type == "Delta"
+    assert r.band == (20.0, 48.0)
+    assert r.explanation() == "Face Omega 10 + T-zone Omega 8 + Jaw Beta 8 = 26 → Delta (20–48)"
+    top = score_regions(hard("Alpha", "Alpha", "Alpha"), thresholds=(90, 70, 50, 30))
+    assert top.explanation().endswith("= 100 → Alpha (above 90)")
+    bottom = score_regions(hard("Omega", "Omega", "Omega"))
+    assert bottom.explanation().endswith("→ Omega (up to 20)")
+
+
+def test_calibrated_bands_change_the_type_of_the_same_score():
+    probs = hard("Gamma", "Gamma", "Gamma")  # 60 points
+    assert score_regions(probs).type == "Gamma"
+    assert score_regions(probs, thresholds=(80, 70, 65, 61)).type == "Omega"
+    assert score_regions(probs, thresholds=(59, 50, 40, 30)).type == "Alpha"

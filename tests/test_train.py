@@ -109,3 +109,30 @@ def train_kind(kind, url, store, **kwargs):
     from models.training.train import train
 
     return train(kind=kind, device="cpu", url=url, store=store, quiet=True, seed=0, **kwargs)
+
+
+def test_head_learns_a_planted_rule_and_serves_with_calibrated_bands(tmp_path):
+    """The fixture's types are planted in the pixels (brightness); a small run must find the rule
+    on held-out people well above chance, store bands calibrated to the survey's shares, and
+    the served classification must read its type from those bands."""
+    from models.serving import classify, load_model, model_thresholds
+    from models.scoring import type_band
+
+    url, store = build_fixture(tmp_path, n_people=20, photos_per_person=2)
+    result = train_kind("head", url, store, epochs=12, batch_size=8, lr=1e-2, val_fraction=0.25)
+    m = result.metrics
+    assert m["n_people"] == 5 and m["chance_accuracy"] == pytest.approx(0.2)
+    assert m["type_accuracy"] >= m["chance_accuracy"] + 0.4
+    assert m["within_one_accuracy"] >= 0.9
+    assert m["spearman"] is not None and m["spearman"] > 0.8
+    assert set(m["type_shares"]) == set(TYPES) and sum(m["type_shares"].values()) == pytest.approx(1.0, abs=1e-3)
+    thresholds = result.model.config["type_thresholds"]
+    assert m["threshold_mode"] == "calibrated" and m["type_thresholds"] == thresholds
+    assert len(thresholds) == 4 and thresholds == sorted(thresholds, reverse=True)
+
+    model = load_model(result.model_version_id, url=url, store=store)
+    assert model_thresholds(model) == tuple(thresholds)
+    out = classify(make_image(BASE_BOXES, 0), gate(), model)
+    low, high = type_band(out.result.type_index, thresholds)
+    assert (low is None or out.result.score > low) and (high is None or out.result.score <= high)
+    assert out.result.explanation().startswith("Face ")

@@ -56,6 +56,9 @@ class Settings:
     region_points: tuple[float, ...] = (50.0, 40.0, 10.0)
     type_decay: float = 0.2
     type_thresholds: tuple[float, ...] = (85.0, 68.0, 48.0, 20.0)
+    #: ``calibrated``: the served model's bands, fitted to the survey's type shares when it was
+    #: trained (so every type occurs); ``source``: the fixed type_thresholds above, as the source did.
+    threshold_mode: str = "calibrated"
     #: Detections below this score are ignored by the detector kind (the source used 0.75).
     detection_threshold: float = 0.75
     #: A training run that has not reported progress for this long is marked failed.

@@ -100,6 +100,8 @@ class VisitResult:
     per_region: dict = field(default_factory=dict)
     #: region -> [x0, y0, x1, y1] in pixels of ``image``
     boxes: dict = field(default_factory=dict)
+    #: how the type was reached: each region's type and points, the total and its band
+    explanation: str = ""
     model_kind: str | None = None
     model_version_id: int | None = None
     notes: list = field(default_factory=list)
@@ -121,6 +123,7 @@ class VisitResult:
             "score": self.score,
             "confidence": self.confidence,
             "per_region": self.per_region,
+            "explanation": self.explanation,
             "boxes": {r: [round(float(v), 1) for v in b] for r, b in self.boxes.items()},
             "model_kind": self.model_kind,
             "model_version_id": self.model_version_id,
@@ -254,6 +257,7 @@ def analyse_photo(
         score=float(result.score),
         confidence=float(result.confidence),
         per_region={r: dict(v) for r, v in result.per_region.items()},
+        explanation=result.explanation(),
         boxes={r: [float(v) for v in p.box] for r, p in classification.regions.items()},
         model_kind=classification.model_kind,
         model_version_id=classification.model_version_id,

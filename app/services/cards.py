@@ -75,9 +75,11 @@ def result_card_png(
     boxes: dict | None = None,
     when: date | datetime | None = None,
     confidence: float | None = None,
+    explanation: str = "",
 ) -> bytes:
-    """A shareable PNG card: type, description, a thumbnail of the face with the three regions,
-    the date and the for-fun line. ``image`` may be None (a card without photo)."""
+    """A shareable PNG card: type, how it was worked out, description, a thumbnail of the face
+    with the three regions, the date and the for-fun line. ``image`` may be None (a card without
+    photo)."""
     width, height = 900, 540
     card = Image.new("RGB", (width, height), (250, 248, 244))
     draw = ImageDraw.Draw(card)
@@ -99,6 +101,11 @@ def result_card_png(
         draw.text((text_x, y), f"Confidence {confidence:.0%}", fill=(80, 80, 80), font=body_font)
         y += 36
     chars = max(20, (width - text_x - 30) // 11)
+    for line in textwrap.wrap(explanation, chars + 8)[:3]:
+        draw.text((text_x, y), line, fill=(90, 70, 160), font=small_font)
+        y += 22
+    if explanation:
+        y += 10
     for line in textwrap.wrap(description or "", chars)[:10]:
         draw.text((text_x, y), line, fill=(40, 40, 40), font=body_font)
         y += 28
@@ -114,7 +121,7 @@ def result_card_png(
 def visit_card_png(visit: VisitResult) -> bytes:
     """:func:`result_card_png` for a fresh visit."""
     return result_card_png(visit.type_name or "", visit.description, visit.image, visit.boxes,
-                           visit.created_at, visit.confidence)
+                           visit.created_at, visit.confidence, visit.explanation)
 
 
 def image_to_png(image: np.ndarray | Image.Image) -> bytes:

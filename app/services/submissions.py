@@ -92,6 +92,7 @@ class StoredResult:
     expires_at: datetime
     model_version_id: int | None
     image_size: tuple[int, int] = (0, 0)
+    explanation: str = ""
 
     def to_dict(self) -> dict:
         return {
@@ -101,6 +102,7 @@ class StoredResult:
             "score": self.score,
             "confidence": self.confidence,
             "per_region": self.per_region,
+            "explanation": self.explanation,
             "boxes": self.boxes,
             "created_at": as_utc(self.created_at).isoformat(timespec="seconds"),
             "expires_at": as_utc(self.expires_at).isoformat(timespec="seconds"),
@@ -320,6 +322,7 @@ def load_submission(code: str, url: str | None = None) -> StoredResult | None:
         expires_at=row.expires_at,
         model_version_id=row.model_version_id,
         image_size=tuple(stored.get("image_size", (0, 0))),
+        explanation=stored.get("explanation", ""),
     )
 
 

@@ -82,7 +82,7 @@ class Recipe:
     """How a kind is trained; the training loop has no per-kind branches.
 
     ``dataset(samples, bank, model_config, train, seed)`` gives items that ``collate`` batches;
-    ``loss(net, batch, device)`` returns a dict of losses; ``optimizer(params, lr, weight_decay)``.
+    ``loss(net, batch, device, model_config)`` returns a dict of losses; ``optimizer(params, lr, weight_decay)``.
     """
 
     defaults: dict

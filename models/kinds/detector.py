@@ -167,7 +167,7 @@ def collate_detection(batch):
     return tuple(zip(*batch))
 
 
-def _detector_loss(net, batch, device) -> dict:
+def _detector_loss(net, batch, device, config: dict) -> dict:
     images, targets = batch
     images = [im.to(device) for im in images]
     targets = [{k: v.to(device) for k, v in t.items()} for t in targets]

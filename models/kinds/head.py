@@ -27,6 +27,9 @@ DEFAULT_CONFIG = {
     "width": 16,  # channels of the first conv layer
     "dropout": 0.2,
     "max_side": 640,  # images are downscaled to this before cropping
+    # Share of each target moved to the two neighbouring types: the types are ordered, so
+    # mistaking Alpha for Beta is a smaller error than for Omega.
+    "ordinal_smoothing": 0.0,
 }
 
 
@@ -118,10 +121,22 @@ def collate_head(batch):
     return crops, labels
 
 
-def head_loss(net: HeadNet, crops: torch.Tensor, labels: torch.Tensor) -> dict:
+def ordinal_targets(labels: torch.Tensor, smoothing: float, num_types: int = len(TYPES)) -> torch.Tensor:
+    """Soft targets: ``1 - smoothing`` on the label, ``smoothing`` split over its neighbours."""
+    targets = nn.functional.one_hot(labels, num_types).float()
+    if smoothing <= 0:
+        return targets
+    neighbours = torch.zeros_like(targets)
+    neighbours[:, 1:] += targets[:, :-1]
+    neighbours[:, :-1] += targets[:, 1:]
+    neighbours = neighbours / neighbours.sum(dim=1, keepdim=True)
+    return (1 - smoothing) * targets + smoothing * neighbours
+
+
+def head_loss(net: HeadNet, crops: torch.Tensor, labels: torch.Tensor, smoothing: float = 0.0) -> dict:
     logits = net(crops)
-    losses = {f"loss_{r}": nn.functional.cross_entropy(logits[i], labels) for i, r in enumerate(REGIONS)}
-    return losses
+    targets = ordinal_targets(labels, smoothing)
+    return {f"loss_{r}": nn.functional.cross_entropy(logits[i], targets) for i, r in enumerate(REGIONS)}
 
 
 class HeadModel(CheckpointedModel):
@@ -149,9 +164,9 @@ class HeadModel(CheckpointedModel):
         return {r: RegionPrediction(box=boxes[r], probs=probs[r], source="landmarks") for r in REGIONS}
 
 
-def _head_loss(net, batch, device) -> dict:
+def _head_loss(net, batch, device, config: dict) -> dict:
     crops, labels = batch
-    return head_loss(net, crops.to(device), labels.to(device))
+    return head_loss(net, crops.to(device), labels.to(device), config.get("ordinal_smoothing", 0.0))
 
 
 RECIPE = Recipe(

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import json
 import random
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -28,7 +29,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 from sqlmodel import select
 
-from app.core.db import Photo, ReferencePerson, RegionBox, session_scope
+from app.core.db import Photo, ReferencePerson, RegionBox, TypeProfile, session_scope
 from app.core.settings import get_settings
 from app.core.vocabulary import REGIONS, TYPES
 from models.intake import decode_image
@@ -50,6 +51,8 @@ class Sample:
     landmark_boxes: dict = field(default_factory=dict)
     width: int = 0
     height: int = 0
+    #: the person's mean survey score (what the labels were ranked by), when known
+    survey_score: float | None = None
 
 
 @dataclass
@@ -84,6 +87,25 @@ def sample_person_keys(sample_dir: Path | None = None) -> frozenset[str]:
 def is_sample_person(person_key: str) -> bool:
     """True for the sample project's people, whose types are made up."""
     return person_key in sample_person_keys()
+
+
+def sample_ceiling(sample_dir: Path | None = None) -> dict:
+    """The sample project's ceiling (``ceiling_accuracy``, ``ceiling_within_one``): what its hidden
+    rule reaches on the true traits; empty when the sample has none."""
+    path = (sample_dir or get_settings().sample_dir) / "ceiling.json"
+    if not path.is_file():
+        return {}
+    ceiling = json.loads(path.read_text(encoding="utf-8"))
+    return {k: ceiling[k] for k in ("ceiling_accuracy", "ceiling_within_one") if k in ceiling}
+
+
+def survey_type_shares(url: str | None = None) -> list[float] | None:
+    """The survey's type shares (percent, TYPES order) from the type profiles; None when unknown."""
+    with session_scope(url) as session:
+        shares = {p.name: p.share_percent for p in session.exec(select(TypeProfile))}
+    if set(shares) != set(TYPES) or any(not v or v <= 0 for v in shares.values()):
+        return None
+    return [float(shares[t]) for t in TYPES]
 
 
 def labels_are_synthetic(person_keys: Iterable[str]) -> bool:
@@ -177,6 +199,7 @@ def load_samples(url: str | None = None, synthetic: bool | None = None) -> Datas
                     landmark_boxes=landmarks,
                     width=photo.width,
                     height=photo.height,
+                    survey_score=person.survey_score,
                 )
             )
     if synthetic is None:

@@ -19,11 +19,14 @@ Usage::
     python -m models.evaluate --model 3             # the stored metrics table of run 3
     python -m models.evaluate --model 3 --recompute # re-run it on its held-out people
     python -m models.evaluate --kfold 5 --kind head --epochs 10   # k-fold by person
+    python -m models.evaluate --model 3 --json      # one JSON object: type_accuracy, within_one_accuracy,
+                                                    # spearman, chance_accuracy, ceiling_accuracy, type_shares, n_people
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
 import numpy as np
@@ -48,7 +51,9 @@ def kfold(kind: str = "head", k: int = 5, epochs: int | None = None, device: str
         result = train(kind=kind, epochs=epochs, device=device, url=url, store=store, seed=seed, register=False,
                        split=(tr, va), synthetic=snapshot.synthetic_labels, **train_kwargs)
         folds.append(result.metrics)
-    keys = ["type_accuracy", "macro_f1", "person_accuracy", "box_map50", "chance_accuracy", "chance_macro_f1"]
+    keys = ["type_accuracy", "within_one_accuracy", "spearman", "macro_f1", "person_accuracy", "box_map50",
+            "chance_accuracy", "chance_macro_f1"]
+    folds = [{**f, "spearman": f["spearman"] if f.get("spearman") is not None else float("nan")} for f in folds]
     out = {key: round(float(np.mean([f[key] for f in folds])), 4) for key in keys}
     out["std"] = {key: round(float(np.std([f[key] for f in folds])), 4) for key in keys}
     out["confusion"] = np.sum([f["confusion"] for f in folds], axis=0).tolist()
@@ -56,7 +61,9 @@ def kfold(kind: str = "head", k: int = 5, epochs: int | None = None, device: str
     out["n_people"] = sum(f["n_people"] for f in folds)
     for key in ("mean_iou", "box_map50_per_region", "region_type_accuracy"):
         out[key] = {r: round(float(np.mean([f[key][r] for f in folds])), 4) for r in REGIONS}
+    out["type_shares"] = {t: round(float(np.mean([f["type_shares"][t] for f in folds])), 4) for t in folds[0]["type_shares"]}
     out["synthetic_labels"] = snapshot.synthetic_labels
+    out.update({key: folds[0][key] for key in ("ceiling_accuracy", "ceiling_within_one") if key in folds[0]})
     out["folds"] = k
     return out
 
@@ -81,6 +88,7 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print the metrics as one JSON object")
     args = parser.parse_args(argv)
 
     try:
@@ -94,8 +102,11 @@ def main(argv=None) -> int:
 def _main(args, registry) -> int:
     if args.kfold:
         metrics = kfold(args.kind, args.kfold, args.epochs, args.device, seed=args.seed)
-        print(f"\n{args.kfold}-fold cross-validation by person, kind={args.kind}")
-        print(format_metrics(metrics))
+        if args.json:
+            print(json.dumps({"kfold": args.kfold, "kind": args.kind, **metrics}))
+        else:
+            print(f"\n{args.kfold}-fold cross-validation by person, kind={args.kind}")
+            print(format_metrics(metrics))
         return 0
     model_id = args.model or registry.promoted_id()
     if model_id is None:
@@ -109,8 +120,11 @@ def _main(args, registry) -> int:
     if not metrics:
         print(f"model {model_id} has no metrics (status {row.status}: {row.message})", file=sys.stderr)
         return 1
-    print(f"model {model_id} ({row.kind}, {row.status}{', promoted' if row.promoted else ''})")
-    print(format_metrics(metrics))
+    if args.json:
+        print(json.dumps({"model": model_id, "kind": row.kind, "promoted": bool(row.promoted), **metrics}))
+    else:
+        print(f"model {model_id} ({row.kind}, {row.status}{', promoted' if row.promoted else ''})")
+        print(format_metrics(metrics))
     return 0
 
 

@@ -29,9 +29,10 @@ from models.kinds import KINDS, model_class, recipe
 from models.kinds.base import save_checkpoint
 from models.kinds.detector import load_local_weights
 from models.runtime import pick_device
-from models.training.data import ImageBank, load_samples, split_by_person
+from models.training.data import ImageBank, load_samples, split_by_person, survey_type_shares, type_counts
 from models.training.engine import (
     MetricLogger,
+    calibrate,
     evaluate,
     format_metrics,
     init_distributed,
@@ -80,6 +81,7 @@ def train(
     augment: bool = True,
     quiet: bool = False,
     run_id: int | None = None,
+    model_options: dict | None = None,
 ) -> TrainResult:
     """Train one model of ``kind`` on the database's reference photos and evaluate it on held-out
     people. With ``register`` the run is a ModelVersion row (created now, updated per epoch) and
@@ -114,8 +116,8 @@ def train(
         train_samples, val_samples = split_by_person(snapshot.samples, val_fraction, seed)
     if not train_samples or not val_samples:
         raise ValueError(f"not enough data to train: {len(snapshot.samples)} usable photos ({snapshot.skipped})")
-    model_config = kind_recipe.model_config({"max_side": max_side, "arch": arch, "min_size": min_size,
-                                             "max_size": max_size})
+    model_config = {**kind_recipe.model_config({"max_side": max_side, "arch": arch, "min_size": min_size,
+                                                "max_size": max_size}), **(model_options or {})}
     config = {
         "kind": kind, "model": model_config, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "seed": seed, "val_fraction": val_fraction, "device": str(dev),
@@ -180,7 +182,7 @@ def train(
             if sampler is not None:
                 sampler.set_epoch(epoch)
             epoch_start = time.time()
-            logger, step = train_one_epoch(net, kind_recipe, optimizer, scheduler, loader, dev,
+            logger, step = train_one_epoch(net, kind_recipe, model_config, optimizer, scheduler, loader, dev,
                                            f"{kind} epoch {epoch + 1}/{epochs}", step=step, max_steps=max_steps,
                                            on_step=on_step, quiet=quiet or not main_process)
             entry = {"epoch": epoch + 1, "seconds": round(time.time() - epoch_start, 2), "steps": step}
@@ -201,6 +203,9 @@ def train(
 
         metrics: dict = {}
         if main_process:
+            report(0.9, "calibrating the type bands to the survey's shares")
+            shares = survey_type_shares(url) or [max(1, c) for c in type_counts(train_samples).values()]
+            model.config["type_thresholds"] = list(calibrate(model, train_samples, bank, shares))
             report(0.92, "evaluating on held-out people")
             if run_id is not None:
                 registry.update_run(run_id, url=url, progress=0.92, message="evaluating on held-out people")
