@@ -69,7 +69,7 @@ The survey data
 ``ratings.csv``: every person has a latent value 3 + 0.8 * standardised appeal; each rater
 has a bias (sd 0.4); score = round(latent + bias + noise(sd 0.7)) clipped to 1..5. The
 *ceiling* (``ceiling()``) is the type accuracy of the rule on the true traits against the
-types the survey gives (same ranking and quotas as ``labeling.survey``). Raters get a
+types the survey gives (same ranking and quotas as ``labeling.quotas``). Raters get a
 made-up age group and gender. ``type_choices.csv``: 500 choices with counts 109/107/112/96/76
 (Alpha..Omega) = 21.8/21.4/22.4/19.2/15.2 %, the closest integer counts summing to 500 to the
 target shares 21.8/21.4/22.5/19.2/15.2 % (which themselves sum to 100.1), shuffled.
@@ -662,28 +662,39 @@ def _make_tables(out_dir: Path, rng, traits: dict):
 
 
 # ----------------------------------------------------------------------------- ceiling
-def _survey():
+def _project_on_path() -> None:
     root = str(Path(__file__).resolve().parent.parent)
     if root not in sys.path:
         sys.path.insert(0, root)
+
+
+def _survey():
+    _project_on_path()
     from labeling import survey
 
     return survey
 
 
+def _quotas():
+    _project_on_path()
+    from labeling import quotas
+
+    return quotas
+
+
 def rule_types(rule: dict[str, float], names=None, shares=None) -> dict[str, str]:
     """Types from the hidden rule: rank people by ``rule`` score (ties as the survey breaks
-    them), fill the survey's quotas in type order (labeling.survey's ranking and quotas)."""
+    them), fill the survey's quotas in type order (labeling.quotas' ranking and quotas)."""
     import pandas as pd
 
-    survey = _survey()
+    ranking = _quotas()
     names = list(names or [t["name"] for t in TYPES])
     shares = list(shares or [t["share_percent"] for t in TYPES])
     stats = pd.DataFrame({"person_id": list(rule), "n_ratings": 1,
                           "mean_score": [float(v) for v in rule.values()]})
-    ranked = survey.rank_people(stats)
-    quotas = survey.quota_steps(names, shares, len(ranked))["quota"].tolist()
-    labels = survey.assign_types(ranked, quotas, names)
+    ranked = ranking.rank_people(stats)
+    quotas = ranking.quota_steps(names, shares, len(ranked))["quota"].tolist()
+    labels = ranking.assign_types(ranked, quotas, names)
     return dict(zip(labels["person_id"], labels["type"]))
 
 

@@ -1,5 +1,6 @@
-"""Reviewing region boxes: the review queue, version-checked saves with an audit trail, review
-decisions and quality figures.
+"""Reviewing region boxes: version-checked saves with an audit trail, review decisions and
+conflict resolution. The review queue is :mod:`labeling.queue`; quality figures are
+:mod:`labeling.quality`.
 
 Boxes are immutable history (see :class:`app.core.db.RegionBox`): a save writes the photo's boxes
 as version ``v + 1`` and bumps ``Photo.boxes_version``. The version check is one statement in
@@ -18,25 +19,23 @@ Decisions
     ``flag``    a second look is needed (a note is optional); it is ``flagged``.
     ``save``    keep the boxes, keep the photo's status (a draft; also used by COCO imports).
 A second ``accept`` of an already accepted photo by another annotator is recorded as action
-``second_review``; :func:`annotator_agreement` compares the two.
+``second_review``; :func:`labeling.quality.annotator_agreement` compares the two.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping
 
 import sqlalchemy as sa
-from sqlmodel import Session, func, select
+from sqlmodel import Session, select
 
-from app.core.db import BoxAudit, Photo, ReferencePerson, RegionBox, utcnow
+from app.core.db import BoxAudit, Photo, RegionBox, utcnow
 from app.core.vocabulary import REGIONS
-from models.geometry import box_iou
 
 DECISIONS = ("accept", "reject", "flag", "save")
 STATUS_FOR_DECISION = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}
-REVIEW_STATUSES = ("pending", "flagged", "accepted", "rejected")
 #: Coordinates closer than this (pixels) count as unchanged.
 SAME_PX = 0.01
 
@@ -262,186 +261,3 @@ def resolve_conflict(session: Session, conflict: Conflict, choice: Mapping[str, 
     "theirs"; if yet another save happened meanwhile this is a new Conflict."""
     return save_boxes(session, conflict.photo_id, conflict.current_version, merge_choice(conflict, choice),
                       annotator, decision, note, action=f"resolve_{decision}")
-
-
-# ----------------------------------------------------------------------------- queue
-
-
-@dataclass(frozen=True)
-class QueueItem:
-    photo_id: int
-    person_id: int | None
-    person_key: str | None
-    pseudonym: str | None
-    review_status: str
-    boxes_version: int
-    min_confidence: float | None
-    width: int
-    height: int
-
-
-def review_queue(
-    session: Session,
-    statuses: Sequence[str] = ("pending",),
-    person_id: int | None = None,
-    annotator: str | None = None,
-    exclude_annotator: str | None = None,
-    limit: int | None = None,
-) -> list[QueueItem]:
-    """Reference photos in ``statuses``, lowest auto-label confidence first (photos without
-    boxes first of all, then by id). ``annotator``: only photos that annotator saved;
-    ``exclude_annotator``: leave out photos that annotator saved (for second reviews)."""
-    conf = (
-        select(RegionBox.photo_id.label("pid"), func.min(RegionBox.confidence).label("conf"))
-        .join(Photo, sa.and_(Photo.id == RegionBox.photo_id, Photo.boxes_version == RegionBox.version))
-        .group_by(RegionBox.photo_id)
-        .subquery()
-    )
-    query = (
-        select(Photo, ReferencePerson.person_key, ReferencePerson.pseudonym, conf.c.conf)
-        .join(ReferencePerson, ReferencePerson.id == Photo.person_id, isouter=True)
-        .join(conf, conf.c.pid == Photo.id, isouter=True)
-        .where(Photo.source == "reference")
-    )
-    if statuses:
-        query = query.where(Photo.review_status.in_(list(statuses)))
-    if person_id is not None:
-        query = query.where(Photo.person_id == person_id)
-    if annotator:
-        query = query.where(Photo.id.in_(select(BoxAudit.photo_id).where(BoxAudit.annotator == annotator)))
-    if exclude_annotator:
-        query = query.where(Photo.id.not_in(select(BoxAudit.photo_id).where(BoxAudit.annotator == exclude_annotator)))
-    query = query.order_by(sa.case((conf.c.conf.is_(None), 0), else_=1), conf.c.conf, Photo.id)
-    if limit:
-        query = query.limit(limit)
-    return [
-        QueueItem(p.id, p.person_id, key, pseudonym, p.review_status, p.boxes_version,
-                  None if c is None else float(c), p.width, p.height)
-        for p, key, pseudonym, c in session.exec(query)
-    ]
-
-
-def queue_count(session: Session, statuses: Sequence[str] = ("pending",), person_id: int | None = None,
-                annotator: str | None = None, exclude_annotator: str | None = None) -> int:
-    return len(review_queue(session, statuses, person_id, annotator, exclude_annotator))
-
-
-def status_counts(session: Session) -> dict[str, int]:
-    rows = session.exec(
-        select(Photo.review_status, func.count()).where(Photo.source == "reference").group_by(Photo.review_status)
-    )
-    counts = {s: 0 for s in REVIEW_STATUSES}
-    counts.update({s: int(n) for s, n in rows})
-    return counts
-
-
-def annotators(session: Session) -> list[str]:
-    return sorted(set(session.exec(select(BoxAudit.annotator).distinct())))
-
-
-def audit_trail(session: Session, photo_id: int | None = None, limit: int | None = None) -> list[BoxAudit]:
-    query = select(BoxAudit).order_by(BoxAudit.at.desc(), BoxAudit.id.desc())
-    if photo_id is not None:
-        query = query.where(BoxAudit.photo_id == photo_id)
-    if limit:
-        query = query.limit(limit)
-    return list(session.exec(query))
-
-
-# ----------------------------------------------------------------------------- quality
-
-
-def _audit_boxes(state: Any) -> dict[str, list[float]]:
-    return {r: v["box"] for r, v in ((state or {}).get("boxes") or {}).items()}
-
-
-def auto_vs_human_iou(session: Session) -> dict[str, dict[str, float]]:
-    """Per region: mean IoU between a photo's first auto box and its current human box, over
-    photos whose current version has a human box of that region."""
-    first_auto: dict[tuple[int, str], RegionBox] = {}
-    for row in session.exec(select(RegionBox).where(RegionBox.source == "auto").order_by(RegionBox.version)):
-        first_auto.setdefault((row.photo_id, row.region), row)
-    current = session.exec(
-        select(RegionBox).join(Photo, sa.and_(Photo.id == RegionBox.photo_id, Photo.boxes_version == RegionBox.version))
-        .where(RegionBox.source == "human", Photo.review_status != "rejected")
-    )
-    values: dict[str, list[float]] = {r: [] for r in REGIONS}
-    for row in current:
-        auto = first_auto.get((row.photo_id, row.region))
-        if auto is not None and row.region in values:
-            values[row.region].append(box_iou(auto.as_list(), row.as_list()))
-    return {r: {"photos": len(v), "mean_iou": (sum(v) / len(v)) if v else None} for r, v in values.items()}
-
-
-def box_shift(before: Mapping[str, Iterable[float]], after: Mapping[str, Iterable[float]]) -> list[float]:
-    """Per region present in both: mean absolute corner displacement in pixels."""
-    shifts = []
-    for region, a in after.items():
-        b = before.get(region)
-        if b is not None:
-            shifts.append(sum(abs(float(x) - float(y)) for x, y in zip(a, b)) / 4.0)
-    return shifts
-
-
-def annotator_stats(session: Session) -> list[dict[str, Any]]:
-    """Per annotator: saves, distinct photos, decisions, and how far boxes were moved
-    (mean absolute corner shift in pixels per region box, and the largest)."""
-    stats: dict[str, dict[str, Any]] = {}
-    for audit in session.exec(select(BoxAudit).order_by(BoxAudit.id)):
-        s = stats.setdefault(audit.annotator, {"annotator": audit.annotator, "saves": 0, "photos": set(),
-                                                "accepted": 0, "rejected": 0, "flagged": 0, "shifts": []})
-        s["saves"] += 1
-        s["photos"].add(audit.photo_id)
-        status = (audit.after or {}).get("review_status")
-        if status in ("accepted", "rejected", "flagged"):
-            s[status] += 1
-        s["shifts"] += box_shift(_audit_boxes(audit.before), _audit_boxes(audit.after))
-    out = []
-    for s in stats.values():
-        shifts = s.pop("shifts")
-        s["photos"] = len(s["photos"])
-        s["mean_shift_px"] = (sum(shifts) / len(shifts)) if shifts else 0.0
-        s["max_shift_px"] = max(shifts) if shifts else 0.0
-        s["boxes_moved"] = sum(1 for v in shifts if v > SAME_PX)
-        out.append(s)
-    return sorted(out, key=lambda s: s["annotator"])
-
-
-@dataclass
-class Agreement:
-    photos: int = 0
-    per_region: dict[str, dict[str, float | None]] = field(default_factory=dict)
-    decision_agreement: float | None = None
-    pairs: list[dict[str, Any]] = field(default_factory=list)
-
-
-def annotator_agreement(session: Session) -> Agreement:
-    """Where two (or more) annotators each reviewed a photo (accept, reject or flag), compare
-    each annotator's last decision on it: per region mean IoU between their boxes, and how
-    often they made the same decision. Pairs are counted per photo and annotator pair."""
-    last: dict[int, dict[str, BoxAudit]] = {}
-    for audit in session.exec(select(BoxAudit).order_by(BoxAudit.id)):
-        if (audit.after or {}).get("review_status") in ("accepted", "rejected", "flagged") and audit.action != "save":
-            last.setdefault(audit.photo_id, {})[audit.annotator] = audit
-    ious: dict[str, list[float]] = {r: [] for r in REGIONS}
-    same, pairs, photos = 0, [], 0
-    for photo_id, by in last.items():
-        names = sorted(by)
-        if len(names) < 2:
-            continue
-        photos += 1
-        for i, a in enumerate(names):
-            for b in names[i + 1:]:
-                sa_, sb = by[a].after or {}, by[b].after or {}
-                ba, bb = _audit_boxes(sa_), _audit_boxes(sb)
-                pair = {"photo_id": photo_id, "annotators": f"{a} / {b}",
-                        "same_decision": sa_.get("review_status") == sb.get("review_status")}
-                same += pair["same_decision"]
-                for region in REGIONS:
-                    if region in ba and region in bb:
-                        value = box_iou(ba[region], bb[region])
-                        ious[region].append(value)
-                        pair[f"{region}_iou"] = round(value, 4)
-                pairs.append(pair)
-    per_region = {r: {"pairs": len(v), "mean_iou": (sum(v) / len(v)) if v else None} for r, v in ious.items()}
-    return Agreement(photos, per_region, (same / len(pairs)) if pairs else None, pairs)

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlmodel import Session, delete, select
 
 from app.core.db import ReferencePerson, SurveyRating, TypeProfile, utcnow
-from labeling.survey import BREAKDOWN_COLUMNS, Problem, SurveyValidationError
+from labeling.survey_csv import BREAKDOWN_COLUMNS, Problem, SurveyValidationError
 
 
 class LabelChange(NamedTuple):

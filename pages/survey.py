@@ -1,6 +1,7 @@
 """Survey dashboard: ratings -> type shares -> quotas -> ranked labels -> apply to reference people.
 
-A thin page: parsing, statistics and quotas live in ``labeling.survey``; the database side in
+A thin page: parsing and the pipeline live in ``labeling.survey`` (quotas in ``labeling.quotas``,
+statistics in ``labeling.survey_stats``); the database side in
 ``labeling.survey_store``. With nothing uploaded the page uses the ratings stored in the database,
 or else the sample project's ``data/sample/ratings.csv``.
 """
@@ -18,7 +19,7 @@ import streamlit as st
 from app.core.db import session_scope
 from app.core.settings import PROJECT_ROOT, get_settings
 from app.core.vocabulary import TYPES
-from labeling import survey, survey_store
+from labeling import quotas, survey, survey_csv, survey_stats, survey_store
 
 settings = get_settings()
 sample_dir = settings.sample_dir
@@ -26,7 +27,7 @@ sample_label = f"sample {sample_dir.relative_to(PROJECT_ROOT) if sample_dir.is_r
 db_errors: list[str] = []
 
 
-def show_problems(title: str, error: survey.SurveyValidationError, outcome: str = "nothing was loaded") -> None:
+def show_problems(title: str, error: survey_csv.SurveyValidationError, outcome: str = "nothing was loaded") -> None:
     st.error(f"{title}: {len(error.problems)} problem(s); {outcome}.")
     st.dataframe(
         pd.DataFrame([{"line": p.line, "problem": p.message} for p in error.problems]),
@@ -99,7 +100,7 @@ try:
     elif (sample_dir / "people.csv").is_file():
         people = survey.parse_people(sample_dir / "people.csv")
         people_source = f"{sample_label}/people.csv"
-except survey.SurveyValidationError as exc:
+except survey_csv.SurveyValidationError as exc:
     show_problems("People CSV", exc)
     st.stop()
 
@@ -120,23 +121,23 @@ try:
     else:
         st.info("Upload a ratings CSV to start (no ratings in the database and no sample file).")
         st.stop()
-except survey.SurveyValidationError as exc:
+except survey_csv.SurveyValidationError as exc:
     show_problems("Ratings", exc)
     st.stop()
 
 # ---------------------------------------------------------------- shares
 try:
     if share_source == "Percentages":
-        shares = survey.parse_shares(shares_input, len(type_names))
+        shares = quotas.parse_shares(shares_input, len(type_names))
         choice_counts = None
     else:
         source = choices_file.getvalue() if choices_file is not None else sample_dir / "type_choices.csv"
         if choices_file is None and not source.is_file():
             st.info("Upload the question CSV, or enter the shares as percentages.")
             st.stop()
-        choice_counts = survey.parse_type_choices(source, type_names)
+        choice_counts = quotas.parse_type_choices(source, type_names)
         shares = choice_counts["share_percent"].tolist()
-except survey.SurveyValidationError as exc:
+except survey_csv.SurveyValidationError as exc:
     show_problems("Type shares", exc)
     st.stop()
 
@@ -217,7 +218,7 @@ with tab_quota:
     )
 
 with tab_scores:
-    present = [c for c in survey.BREAKDOWN_COLUMNS if ratings[c].notna().any()]
+    present = [c for c in survey_csv.BREAKDOWN_COLUMNS if ratings[c].notna().any()]
     breakdown = st.selectbox("Break down by", ["(none)", *present])
     hist = px.histogram(ratings, x="score", color=None if breakdown == "(none)" else breakdown,
                         barmode="group", title="Score distribution")
@@ -226,7 +227,7 @@ with tab_scores:
     st.plotly_chart(hist, width="stretch")
 
 with tab_agree:
-    agreement = survey.agreement_table(ratings)
+    agreement = survey_stats.agreement_table(ratings)
     agreement["label"] = agreement["breakdown"] + ": " + agreement["group"]
     bars = px.bar(agreement, x="label", y="alpha", color="breakdown", hover_data=["raters", "ratings"],
                   title="Rater agreement: Krippendorff's α (interval), overall and by rater group")
@@ -251,7 +252,7 @@ def apply_shown_labels(shown: pd.DataFrame) -> None:
     try:
         with session_scope() as session:
             st.session_state["applied"] = len(survey_store.apply_labels(session, shown))
-    except (survey.SurveyValidationError, sa.exc.SQLAlchemyError) as exc:
+    except (survey_csv.SurveyValidationError, sa.exc.SQLAlchemyError) as exc:
         st.session_state["apply_failed"] = str(exc)
 
 
@@ -268,7 +269,7 @@ elif not stored_types or stored_people.empty:
 else:
     try:
         plan = read_db(lambda s: survey_store.plan_label_changes(s, labels))
-    except survey.SurveyValidationError as exc:
+    except survey_csv.SurveyValidationError as exc:
         show_problems("These labels cannot be applied to the database", exc, "nothing can be applied")
 if plan is not None:
     st.write(f"**{len(plan)}** of {len(labels)} people would move type; every labeled person's survey score "

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
 
 from app.core import db, settings, storage
 from tests.servers import PostgresServer, SeaweedServer
@@ -124,6 +125,22 @@ def served_app_env(app_env, served_template):
     shutil.copytree(served_template, app_env.var_dir, dirs_exist_ok=True)
     clear_caches()
     return settings.get_settings()
+
+
+@pytest.fixture
+def served_env(served_app_env, monkeypatch):
+    """served_app_env (sample project, promoted model) with the rate limit off unless a test sets it."""
+    monkeypatch.setenv("FACETYPE_API_RATE_PER_MINUTE", "0")
+    settings.get_settings.cache_clear()
+    return settings.get_settings()
+
+
+@pytest.fixture
+def client(served_env):
+    from app.api import api
+
+    with TestClient(api) as c:
+        yield c
 
 
 def settings_for_s3(seaweed, bucket: str) -> settings.Settings:

@@ -10,6 +10,8 @@ from sqlmodel import func, select
 
 from app.core.db import BoxAudit, Photo, ReferencePerson, RegionBox, session_scope
 from labeling import annotations as ann
+from labeling import quality
+from labeling import queue
 
 AUTO = {"face": (100.0, 80.0, 500.0, 560.0), "tzone": (200.0, 200.0, 400.0, 380.0), "jaw": (150.0, 380.0, 450.0, 580.0)}
 
@@ -49,22 +51,22 @@ def test_queue_lowest_confidence_first_with_filters(database_url):
         c = add_photo(s, "p02", (0.6, 0.7, 0.8))
         d = add_photo(s, "p02", ())  # no boxes at all: most urgent
     with session_scope(database_url) as s:
-        assert [q.photo_id for q in ann.review_queue(s)] == [d, b, c, a]
-        assert ann.review_queue(s)[1].min_confidence == pytest.approx(0.3)
+        assert [q.photo_id for q in queue.review_queue(s)] == [d, b, c, a]
+        assert queue.review_queue(s)[1].min_confidence == pytest.approx(0.3)
         p2 = s.exec(select(ReferencePerson.id).where(ReferencePerson.person_key == "p02")).one()
-        assert [q.photo_id for q in ann.review_queue(s, person_id=p2)] == [d, c]
-        assert ann.queue_count(s) == 4
+        assert [q.photo_id for q in queue.review_queue(s, person_id=p2)] == [d, c]
+        assert queue.queue_count(s) == 4
         assert isinstance(ann.save_boxes(s, b, 1, AUTO, "ann", "accept"), ann.SaveResult)
         assert isinstance(ann.save_boxes(s, c, 1, AUTO, "bob", "flag", "eyes closed?"), ann.SaveResult)
     with session_scope(database_url) as s:
-        assert [q.photo_id for q in ann.review_queue(s)] == [d, a]
-        assert [q.photo_id for q in ann.review_queue(s, statuses=("flagged",))] == [c]
-        assert [q.photo_id for q in ann.review_queue(s, statuses=ann.REVIEW_STATUSES, annotator="ann")] == [b]
+        assert [q.photo_id for q in queue.review_queue(s)] == [d, a]
+        assert [q.photo_id for q in queue.review_queue(s, statuses=("flagged",))] == [c]
+        assert [q.photo_id for q in queue.review_queue(s, statuses=queue.REVIEW_STATUSES, annotator="ann")] == [b]
         # Second review: accepted photos this annotator did not review yet.
-        assert [q.photo_id for q in ann.review_queue(s, ("accepted",), exclude_annotator="bob")] == [b]
-        assert ann.review_queue(s, ("accepted",), exclude_annotator="ann") == []
-        assert ann.status_counts(s) == {"pending": 2, "flagged": 1, "accepted": 1, "rejected": 0}
-        assert ann.annotators(s) == ["ann", "bob"]
+        assert [q.photo_id for q in queue.review_queue(s, ("accepted",), exclude_annotator="bob")] == [b]
+        assert queue.review_queue(s, ("accepted",), exclude_annotator="ann") == []
+        assert queue.status_counts(s) == {"pending": 2, "flagged": 1, "accepted": 1, "rejected": 0}
+        assert queue.annotators(s) == ["ann", "bob"]
 
 
 def test_accept_writes_new_human_version_and_audit(database_url):
@@ -82,7 +84,7 @@ def test_accept_writes_new_human_version_and_audit(database_url):
         assert {r.source for r in v1} == {"auto"}  # history is kept
         assert {r.source for r in v2} == {"human"} and {r.annotator for r in v2} == {"ann"}
         assert ann.box_map(v2) == new
-        (audit,) = ann.audit_trail(s, pid)
+        (audit,) = queue.audit_trail(s, pid)
         assert (audit.annotator, audit.action, audit.from_version, audit.to_version) == ("ann", "accept", 1, 2)
         assert audit.before["boxes"]["jaw"]["box"] == list(AUTO["jaw"])
         assert audit.after["boxes"]["jaw"]["box"] == list(new["jaw"])
@@ -134,14 +136,14 @@ def test_second_session_gets_conflict_and_nothing_is_lost(database_url):
     assert set(second.differing_regions()) == {"jaw", "tzone"}
     with session_scope(database_url) as s:
         assert s.get(Photo, pid).boxes_version == 2  # not overwritten
-        assert len(ann.audit_trail(s, pid)) == 1
+        assert len(queue.audit_trail(s, pid)) == 1
     # Bob chooses per region: his T-zone, Ann's jaw.
     with session_scope(database_url) as s:
         resolved = ann.resolve_conflict(s, second, {"tzone": "mine", "jaw": "theirs", "face": "theirs"}, "bob")
     assert isinstance(resolved, ann.SaveResult) and resolved.version == 3
     assert resolved.boxes == {**mine_a, "tzone": mine_b["tzone"]}
     with session_scope(database_url) as s:
-        trail = ann.audit_trail(s, pid)
+        trail = queue.audit_trail(s, pid)
         assert [(t.annotator, t.from_version, t.to_version) for t in trail] == [("bob", 2, 3), ("ann", 1, 2)]
         assert trail[0].action == "resolve_accept"
         # Every version is still there.
@@ -216,18 +218,18 @@ def test_quality_figures(database_url):
         ann.save_boxes(s, p2, 1, AUTO, "ann", "accept")
         ann.save_boxes(s, p1, 2, moved(AUTO, "jaw", 60, 0), "bob", "accept")  # second review
     with session_scope(database_url) as s:
-        trail = ann.audit_trail(s, p1)
+        trail = queue.audit_trail(s, p1)
         assert trail[0].action == "second_review"
-        iou = ann.auto_vs_human_iou(s)
+        iou = quality.auto_vs_human_iou(s)
         assert iou["face"]["photos"] == 2 and iou["face"]["mean_iou"] == pytest.approx(1.0)
         jaw_iou_60 = (240 * 200) / (360 * 200)  # 300 wide boxes shifted by 60
         assert iou["jaw"]["mean_iou"] == pytest.approx((jaw_iou_60 + 1.0) / 2)
-        stats = {row["annotator"]: row for row in ann.annotator_stats(s)}
+        stats = {row["annotator"]: row for row in quality.annotator_stats(s)}
         assert stats["ann"]["photos"] == 2 and stats["ann"]["accepted"] == 2
         # ann moved the jaw by 30 px on one of six boxes: mean corner shift 30*2/4 / 6
         assert stats["ann"]["mean_shift_px"] == pytest.approx(15.0 / 6)
         assert stats["bob"]["max_shift_px"] == pytest.approx(15.0) and stats["bob"]["boxes_moved"] == 1
-        agreement = ann.annotator_agreement(s)
+        agreement = quality.annotator_agreement(s)
         assert agreement.photos == 1 and agreement.decision_agreement == 1.0
         assert agreement.per_region["jaw"]["mean_iou"] == pytest.approx((270 * 200) / (330 * 200))
         assert agreement.per_region["face"]["mean_iou"] == pytest.approx(1.0)

@@ -46,7 +46,7 @@ def test_real_photos_answer_as_the_schema_says(photo, media_type):
     formats, and validate the 200 answers (classified and refused) against the schema."""
     import base64
 
-    from tests.test_api import FACES
+    from tests.api_helpers import FACES
 
     data = (FACES / photo).read_bytes()
     operation = schema["/v1/classify"]["POST"]

@@ -13,6 +13,7 @@ from sqlmodel import select
 from app.core.db import Photo, ReferencePerson, session_scope
 from labeling import annotations as ann
 from labeling import coco
+from labeling import queue
 from tests.test_annotations import AUTO, add_photo, moved
 
 
@@ -76,7 +77,7 @@ def test_round_trip_reimports_to_the_same_boxes(database_url):
     with session_scope(database_url) as s:
         for pid in ids[:2]:
             assert coco.current_box_map(s, pid) == expected[pid]
-        (last, *_) = ann.audit_trail(s, ids[0])
+        (last, *_) = queue.audit_trail(s, ids[0])
         assert (last.annotator, last.action, last.from_version, last.to_version) == ("importer", "import_save", 3, 4)
 
 

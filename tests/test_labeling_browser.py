@@ -15,6 +15,7 @@ from app.core.db import Photo, ReferencePerson, RegionBox, TypeProfile, get_engi
 from sqlmodel import select
 from app.core.storage import LocalStore, get_store
 from labeling import annotations as ann
+from labeling import queue
 from tests.browser import sign_in
 from tests.conftest import var_env
 from tests.servers import StreamlitServer
@@ -121,7 +122,7 @@ def test_drag_jaw_box_accept_reload(labeling_app, browser):
         boxes = ann.box_map(ann.boxes_at(s, photo_id, 2))
         assert boxes["jaw"] == pytest.approx(moved, abs=1e-6)
         assert boxes["face"] == AUTO["face"] and boxes["tzone"] == AUTO["tzone"]
-        (audit,) = ann.audit_trail(s, photo_id)
+        (audit,) = queue.audit_trail(s, photo_id)
         assert audit.annotator == "ana" and audit.action == "accept"
 
 
@@ -203,7 +204,7 @@ def test_page_shows_conflict_and_lets_annotator_choose(app_env):
         photo = s.get(Photo, pid)
         assert (photo.boxes_version, photo.review_status) == (3, "accepted")
         assert ann.box_map(ann.boxes_at(s, pid, 3))["jaw"] == theirs["jaw"]
-        assert [a.annotator for a in ann.audit_trail(s, pid)] == ["tester", "other"]
+        assert [a.annotator for a in queue.audit_trail(s, pid)] == ["tester", "other"]
 
 
 @pytest.mark.parametrize("role, sees_folder_field", [("admin", True), ("annotator", False)])

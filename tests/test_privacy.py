@@ -13,7 +13,7 @@ from app.services import retention, submissions
 from app.core import db, settings, storage
 from app.core.db import Photo, ReferencePerson, Submission, session_scope, utcnow
 from app.core.settings import PROJECT_ROOT
-from tests.test_visits import FlakyStore, fake_visit, synthetic_jpeg, visitor_counts
+from tests.visit_helpers import FlakyStore, fake_visit, synthetic_jpeg, visitor_counts
 
 PAGE = "pages/privacy.py"
 

@@ -10,6 +10,7 @@ from app.core import db, settings
 from app.core.db import ReferencePerson, SurveyRating, TypeProfile, migrate, session_scope
 from app.core.vocabulary import TYPES
 from labeling import survey, survey_store
+from labeling.quotas import largest_remainder
 
 SHARES = [21.8, 21.4, 22.5, 19.2, 15.2]
 N_PEOPLE = 10
@@ -67,7 +68,7 @@ def test_page_renders_the_sample_survey(env):
     assert len(at.get("plotly_chart")) == 4  # ranking, pie, histogram, agreement
     assert at.metric[0].value == str(N_PEOPLE)
     quota_table = next(df.value for df in at.dataframe if "extra_seat" in df.value.columns)
-    assert quota_table["quota"].tolist() == survey.largest_remainder(SHARES, N_PEOPLE)
+    assert quota_table["quota"].tolist() == largest_remainder(SHARES, N_PEOPLE)
     assert quota_table["floor"].tolist() == [2, 2, 2, 1, 1]
     ranking = next(df.value for df in at.dataframe if "tie_note" in df.value.columns)
     assert ranking["person_id"].tolist()[:2] == ["p01", "p02"]
@@ -93,7 +94,7 @@ def test_apply_labels_after_confirmation(env):
     at.button(key="confirm").click().run()
     assert not at.exception
     assert any("Labels applied" in s.value for s in at.success)
-    quotas = survey.largest_remainder(SHARES, N_PEOPLE)  # [2, 2, 2, 2, 2]
+    quotas = largest_remainder(SHARES, N_PEOPLE)  # [2, 2, 2, 2, 2]
     expected = [name for name, q in zip(TYPES, quotas) for _ in range(q)]
     types = stored_types()
     assert [types[f"p{i:02d}"] for i in range(1, N_PEOPLE + 1)] == expected

@@ -8,7 +8,7 @@ from sqlmodel import select
 
 from app.core.db import ReferencePerson, SurveyRating, TypeProfile, session_scope
 from labeling import survey, survey_store
-from labeling.survey import SurveyValidationError
+from labeling.survey_csv import SurveyValidationError
 
 TYPES = ["Alpha", "Beta", "Gamma"]
 

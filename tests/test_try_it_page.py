@@ -14,7 +14,7 @@ from app.services import analysis, gallery, submissions
 from app.core import db, settings, storage
 from models.gate import GATE_MESSAGES
 from tests.conftest import clear_caches
-from tests.test_visits import (  # noqa: F401  (fixtures)
+from tests.visit_helpers import (  # noqa: F401  (fixtures)
     BAD,
     NO_FACE,
     PASSING,

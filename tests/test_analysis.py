@@ -1,0 +1,117 @@
+"""app.services.analysis: analyse a photo in memory (nothing written), result cards, and no
+personal data in the logs.
+
+Tests that classify use ``served_app_env`` (tests/conftest.py): a copy of a project with the
+sample project (synthetic composite people) and a promoted, briefly trained head.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from datetime import date, timedelta
+
+import pytest
+from PIL import Image
+
+from app.services import analysis, cards, retention, submissions
+from app.core import db, settings, vocabulary
+from app.core.db import utcnow
+from models.gate import GATE_MESSAGES
+from tests.conftest import clear_caches
+from tests.visit_helpers import (
+    BAD,
+    BAD_REASONS,
+    NO_FACE,
+    PASSING,
+    fake_visit,
+    snapshot,
+)
+
+
+# ============================================================================ analyse (in memory)
+
+
+def test_passing_photo_gives_a_type_and_writes_nothing(served_app_env):
+    before = snapshot()
+    steps = []
+    visit = analysis.analyse_photo(PASSING.read_bytes(), progress=lambda step, label: steps.append(step))
+    assert visit.ok, visit.message
+    assert visit.type_name in vocabulary.TYPES
+    assert visit.description  # from the TypeProfile
+    assert 0.0 <= visit.confidence <= 1.0
+    assert set(visit.per_region) == set(vocabulary.REGIONS)
+    assert all({"type", "points"} <= set(v) for v in visit.per_region.values())
+    assert set(visit.boxes) == set(vocabulary.REGIONS)
+    assert steps == ["check", "regions", "type"]
+    assert visit.image is not None and visit.image.shape[1::-1] == visit.image_size
+    assert "image" not in visit.to_dict()
+    assert snapshot() == before
+
+
+def test_no_face_photo_is_refused_with_the_gate_message(served_app_env):
+    visit = analysis.analyse_photo(NO_FACE.read_bytes())
+    assert not visit.ok
+    assert visit.reason == "no_face"
+    assert visit.message == GATE_MESSAGES["no_face"]
+
+
+@pytest.mark.parametrize("name", sorted(BAD_REASONS))
+def test_bad_files_are_refused_with_their_reason(served_app_env, name):
+    visit = analysis.analyse_photo((BAD / name).read_bytes())
+    assert not visit.ok
+    assert visit.reason == BAD_REASONS[name]
+    assert visit.message == GATE_MESSAGES[BAD_REASONS[name]]
+
+
+def test_upload_over_the_size_limit_is_refused(served_app_env, monkeypatch):
+    monkeypatch.setenv("FACETYPE_MAX_UPLOAD_MB", "1")
+    settings.get_settings.cache_clear()
+    visit = analysis.analyse_photo(b"\xff" * (1024 * 1024 + 1))
+    assert visit.reason == analysis.UPLOAD_TOO_LARGE and "1 MB" in visit.message
+
+
+def test_without_a_promoted_model_it_says_so(app_env):
+    clear_caches()
+    db.migrate()
+    assert "no model has been promoted" in analysis.model_status()
+    with pytest.raises(analysis.ModelUnavailable):
+        analysis.analyse_photo(PASSING.read_bytes())
+
+
+# ============================================================================ card
+
+
+def test_result_card_png():
+    visit = fake_visit("Gamma")
+    visit.image = __import__("numpy").zeros((150, 120, 3), dtype="uint8")
+    png = cards.visit_card_png(visit)
+    assert png.startswith(b"\x89PNG")
+    with Image.open(io.BytesIO(png)) as card:
+        assert card.size == (900, 540)
+    plain = cards.result_card_png("Gamma", "A description " * 20, None, None, date(2024, 5, 6), 0.42)
+    assert plain.startswith(b"\x89PNG")
+    overlay = cards.draw_regions(visit.image, visit.boxes, max_side=60)
+    assert max(overlay.size) == 60
+
+
+# ============================================================================ logs
+
+
+def test_no_personal_data_in_logs(served_app_env, caplog):
+    caplog.set_level(logging.DEBUG)
+    data = PASSING.read_bytes()
+    visit = analysis.analyse_photo(data)
+    result_code, delete_code = submissions.store_submission(visit, data, "ENFP", date(1987, 6, 5), True)
+    submissions.load_submission(result_code)
+    submissions.delete_submission(None, delete_code)
+    retention.purge_expired(now=utcnow() + timedelta(days=400))
+    messages = [record.getMessage() for record in caplog.records]
+    text = "\n".join(messages)
+    assert messages, "the flow logs something"
+    for secret in ("ENFP", "1987", "06-05", result_code, delete_code, submissions.normalise_code(delete_code)):
+        assert secret not in text
+    assert all(len(m) < 2000 for m in messages)
+    for record in caplog.records:
+        for arg in record.args or ():
+            assert not isinstance(arg, (bytes, bytearray, date))

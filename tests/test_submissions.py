@@ -1,0 +1,106 @@
+"""app.services.submissions: result and delete codes; store, load and delete a kept visit.
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlmodel import select
+
+from app.services import analysis, submissions
+from app.core import settings, storage
+from app.core.db import Photo, RegionBox, Submission, session_scope, utcnow
+from tests.visit_helpers import fake_visit, synthetic_jpeg, visitor_counts
+
+
+# ============================================================================ codes
+
+
+def test_codes_are_random_hashed_and_normalised():
+    codes = {submissions.new_result_code() for _ in range(200)}
+    assert len(codes) == 200
+    assert all(len(c) == 8 and set(c) <= set(submissions._CROCKFORD) for c in codes)
+    code = submissions.new_result_code()
+    delete_code = submissions.new_delete_code(code)
+    assert delete_code.startswith(code + "-")
+    first, second = submissions.hash_delete_code(delete_code), submissions.hash_delete_code(delete_code)
+    assert first != second  # per-row salt
+    assert first.startswith("scrypt$") and len(first) <= 128
+    assert submissions.normalise_code(delete_code) not in first
+    assert submissions.verify_delete_code(delete_code, first)
+    assert submissions.verify_delete_code(delete_code.lower().replace("0", "o").replace("-", " "), first)
+    other = submissions.new_delete_code(code)
+    assert not submissions.verify_delete_code(other, first)
+    assert not submissions.verify_delete_code(delete_code, "garbage")
+
+
+# ============================================================================ store / load / delete
+
+
+def test_store_load_and_delete(database_url, object_store):
+    data = synthetic_jpeg(1)
+    result_code, delete_code = submissions.store_submission(
+        fake_visit(), data, "INTJ", date(1990, 4, 5), True, url=database_url, store=object_store)
+    assert visitor_counts(database_url, object_store) == (1, 1, 1)
+    with session_scope(database_url) as session:
+        row = session.exec(select(Submission)).one()
+        photo = session.get(Photo, row.photo_id)
+    assert row.result_code == result_code and row.mbti == "INTJ" and row.birth_date == date(1990, 4, 5)
+    assert submissions.normalise_code(delete_code) not in row.delete_code_hash
+    assert photo.source == "visitor" and photo.consent_store and photo.consent_training
+    days = settings.get_settings().retention_days
+    assert abs(submissions.as_utc(row.expires_at) - (utcnow() + timedelta(days=days))) < timedelta(minutes=5)
+    assert photo.expires_at is not None
+    assert object_store.get(photo.object_key) == data
+    assert photo.sha256 == submissions.visitor_digest(photo.object_key, data)
+
+    # The same photo may be kept twice (two visits), each with its own codes.
+    second = submissions.store_submission(fake_visit(), data, "ENFP", date(1991, 1, 1), False, url=database_url,
+                                     store=object_store)
+    assert visitor_counts(database_url, object_store) == (2, 2, 2)
+
+    stored = submissions.load_submission(result_code.lower(), url=database_url)
+    assert stored.result_code == result_code and stored.type_name == "Beta"
+    assert "mbti" not in stored.to_dict() and "birth_date" not in stored.to_dict()
+    assert submissions.load_submission("ZZZZZZZZ", url=database_url) is None
+    assert submissions.load_submission("not a code!", url=database_url) is None
+
+    wrong = delete_code[:-1] + ("A" if delete_code[-1] != "A" else "B")
+    assert not submissions.delete_submission(None, wrong, url=database_url, store=object_store)
+    assert not submissions.delete_submission(second[0], delete_code, url=database_url, store=object_store)
+    assert not submissions.delete_submission(None, "nonsense", url=database_url, store=object_store)
+    assert visitor_counts(database_url, object_store) == (2, 2, 2)
+
+    assert submissions.delete_submission(result_code, delete_code, url=database_url, store=object_store)
+    assert visitor_counts(database_url, object_store) == (1, 1, 1)
+    assert submissions.load_submission(result_code, url=database_url) is None
+    assert not submissions.delete_submission(None, delete_code, url=database_url, store=object_store)
+    assert submissions.delete_submission(None, second[1], url=database_url, store=object_store)
+    assert visitor_counts(database_url, object_store) == (0, 0, 0)
+
+
+def test_store_refuses_invalid_answers(database_url, tmp_path):
+    store = storage.LocalStore(tmp_path / "s")
+    for mbti, born in (("XXXX", date(1990, 1, 1)), ("INTJ", date(1800, 1, 1)),
+                       ("INTJ", date.today() + timedelta(days=1))):
+        with pytest.raises(analysis.NotStored) as info:
+            submissions.store_submission(fake_visit(), synthetic_jpeg(), mbti, born, True, url=database_url, store=store)
+        assert info.value.cause == "invalid"
+    with pytest.raises(analysis.NotStored):
+        submissions.store_submission(analysis.VisitResult(ok=False, reason="no_face"), synthetic_jpeg(), "INTJ",
+                                date(1990, 1, 1), True, url=database_url, store=store)
+    assert visitor_counts(database_url, store) == (0, 0, 0)
+
+
+def test_labeled_visitor_photo_is_deleted_with_its_boxes(database_url, tmp_path):
+    store = storage.LocalStore(tmp_path / "s")
+    result_code, delete_code = submissions.store_submission(fake_visit(), synthetic_jpeg(), "INTJ", date(1990, 1, 1),
+                                                       True, url=database_url, store=store)
+    with session_scope(database_url) as session:
+        photo_id = session.exec(select(Submission)).one().photo_id
+        session.add(RegionBox(photo_id=photo_id, version=1, region="face", x0=0, y0=0, x1=1, y1=1, source="human"))
+    assert submissions.delete_submission(None, delete_code, url=database_url, store=store)
+    with session_scope(database_url) as session:
+        assert session.exec(select(RegionBox)).all() == []
+    assert visitor_counts(database_url, store) == (0, 0, 0)
