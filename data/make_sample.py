@@ -663,10 +663,7 @@ def _make_tables(out_dir: Path, rng, traits: dict):
 
 # ----------------------------------------------------------------------------- ceiling
 def _survey():
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    from labeling import survey
+    from labeling import survey  # the project is installed into the venv (`make venv`)
 
     return survey
 
