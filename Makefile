@@ -1,19 +1,32 @@
 # make run   – set up everything and serve the app on the sample project at http://localhost:8501
-# make test  – set up everything and run every test (PostgreSQL, SeaweedFS and Chromium included)
+# make test  – set up everything, check the import layers, lint and dependencies, and run every test
+#              (PostgreSQL, SeaweedFS and Chromium included)
+# make lock  – regenerate requirements.txt, the lock, from pyproject.toml (after changing a dependency there)
 SHELL := /bin/bash
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8501
 
-.PHONY: run test setup venv system-packages api bench clean
+.PHONY: run test check lock setup venv system-packages api bench clean
 
-$(VENV)/.installed: requirements.txt
+# The lock (requirements.txt: every package pinned, test and sample tools included), then the project
+# itself, editable and without dependencies, so `app`, `models` and `labeling` import from anywhere.
+$(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --quiet --upgrade pip
 	$(VENV)/bin/pip install --quiet --quiet -r requirements.txt
+	$(VENV)/bin/pip install --quiet --quiet --no-deps -e .
 	touch $@
 
 venv: $(VENV)/.installed
+
+# requirements.txt is generated: pip-compile resolves pyproject.toml's dependencies with the extras
+# test and sample, keeping every version already pinned there (upgrade one with
+# `make lock LOCK_ARGS="--upgrade-package NAME"`).
+LOCK_ARGS ?=
+lock: venv
+	CUSTOM_COMPILE_COMMAND="make lock" $(VENV)/bin/pip-compile --quiet --extra test --extra sample \
+		--strip-extras --no-emit-index-url --no-emit-find-links --output-file requirements.txt $(LOCK_ARGS) pyproject.toml
 
 # Debian packages the tests need: PostgreSQL (a throwaway cluster per run) and headless Chromium.
 system-packages:
@@ -32,7 +45,13 @@ setup: venv
 run: setup
 	$(PY) -m streamlit run app/main.py --server.port $(PORT) --server.headless true
 
-test: venv system-packages
+# Static checks, in pyproject.toml: the import layers (import-linter), ruff, declared dependencies (deptry).
+check: venv
+	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/deptry .
+
+test: check system-packages
 	$(PY) -m pytest
 
 # The JSON API for mobile clients on http://localhost:8000 (schema at /docs).

@@ -1,17 +1,14 @@
 """facetype: the Streamlit entry point (``streamlit run app/main.py``)."""
 
-import sys
 from pathlib import Path
 
+import streamlit as st
+
+from app.core import auth  # the project is installed into the venv (`make venv`): no sys.path edit
+from app.core.settings import get_settings
+from app.services.bootstrap import ConfigurationError, prepare
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:  # `streamlit run` puts app/ on the path, not the project root
-    sys.path.insert(0, str(ROOT))
-
-import streamlit as st  # noqa: E402
-
-from app.core import auth  # noqa: E402
-from app.core.settings import get_settings  # noqa: E402
-from app.services.bootstrap import ConfigurationError, prepare  # noqa: E402
 
 st.set_page_config(page_title="facetype", page_icon=":material/face:", layout="wide")
 

@@ -31,8 +31,6 @@ from contextlib import closing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
 SHARED_FACES = ROOT.parent / "shared" / "data" / "faces"
 

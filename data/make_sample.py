@@ -662,21 +662,13 @@ def _make_tables(out_dir: Path, rng, traits: dict):
 
 
 # ----------------------------------------------------------------------------- ceiling
-def _project_on_path() -> None:
-    root = str(Path(__file__).resolve().parent.parent)
-    if root not in sys.path:
-        sys.path.insert(0, root)
-
-
 def _survey():
-    _project_on_path()
-    from labeling import survey
+    from labeling import survey  # the project is installed into the venv (`make venv`)
 
     return survey
 
 
 def _quotas():
-    _project_on_path()
     from labeling import quotas
 
     return quotas

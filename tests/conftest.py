@@ -196,3 +196,50 @@ def page(browser):
     tab = context.new_page()
     yield tab
     context.close()
+
+
+# --------------------------------------------------------------------------------------- markers
+# Every test gets one of the markers registered in pyproject.toml, decided here so that no test
+# module has to say it: `pytest -m unit` is the quick loop, `make test` runs all three.
+BROWSER_FIXTURES = {"browser", "page", "streamlit_app"}
+INTEGRATION_FIXTURES = {
+    "postgres_server", "seaweed_server", "own_seaweed", "s3_store",  # real servers
+    "served_template", "served_app_env",  # the sample project with a trained, promoted model
+}
+INTEGRATION_PARAMS = {"database_url": "postgresql", "object_store": "s3"}  # the server half of a pair
+
+
+def _runs_subprocess(item) -> bool:
+    """The test function, or a function of its module that it calls, uses ``subprocess``."""
+    function = getattr(item, "function", None)
+    code = getattr(function, "__code__", None)
+    if code is None:
+        return False
+    names = set(code.co_names)
+    if "subprocess" in names:
+        return True
+    module_globals = getattr(function, "__globals__", {})
+    for name in names:
+        helper = module_globals.get(name)
+        helper_code = getattr(helper, "__code__", None)
+        if helper_code is not None and helper.__module__ == function.__module__ and "subprocess" in helper_code.co_names:
+            return True
+    return False
+
+
+def kind_of(item) -> str:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if fixtures & BROWSER_FIXTURES:
+        return "browser"
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if (fixtures & INTEGRATION_FIXTURES or any(params.get(name) == value for name, value in INTEGRATION_PARAMS.items())
+            or _runs_subprocess(item)):
+        return "integration"
+    return "unit"
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        kinds = {mark.name for mark in item.iter_markers()} & {"unit", "integration", "browser"}
+        if not kinds:  # a test module may still mark a test itself
+            item.add_marker(kind_of(item))

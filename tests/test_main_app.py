@@ -32,6 +32,7 @@ def test_bad_configuration_names_the_setting(app_env, monkeypatch, tmp_path, var
     assert len(errors) == 1 and "facetype cannot start" in errors[0] and setting in errors[0]
 
 
+@pytest.mark.integration  # prepares the sample project and trains the first model
 def test_the_app_starts_on_an_empty_database_with_the_sample_project(app_env):
     app = run_main()
     assert not app.exception and not app.error

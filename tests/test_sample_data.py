@@ -218,6 +218,7 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+@pytest.mark.integration  # runs the sample generator twice
 def test_generator_is_deterministic_per_seed(make_sample, tmp_path):
     pytest.importorskip("mediapipe")
     a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"

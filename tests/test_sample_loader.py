@@ -1,11 +1,13 @@
 from collections import Counter
 
+import pytest
 from sqlmodel import func, select
 
 from app.core.db import Photo, ReferencePerson, RegionBox, SurveyRating, TypeProfile, session_scope
 from app.services.sample import load_sample_project
 
 
+@pytest.mark.integration  # loads the whole sample project (110 people, every photo through the gate)
 def test_sample_project_loads_once_and_completely(database_url, object_store):
     first = load_sample_project(database_url, object_store)
     assert (first.types_added, first.people_added, first.ratings_added) == (5, 110, 11000)

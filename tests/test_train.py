@@ -21,6 +21,7 @@ def _mean(xs):
     return float(np.mean(xs))
 
 
+@pytest.mark.integration  # trains a model
 def test_head_tiny_run_learns_and_reloads(tmp_path):
     from models import registry
     from models.serving import classify, clear_cache, load_model
@@ -47,6 +48,7 @@ def test_head_tiny_run_learns_and_reloads(tmp_path):
     assert out.model_version_id == result.model_version_id
 
 
+@pytest.mark.integration  # trains a model
 def test_detector_tiny_run_learns_and_reloads(tmp_path):
     from models.kinds.detector import DetectorModel
     from models.serving import classify, load_model
