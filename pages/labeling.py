@@ -29,7 +29,7 @@ from app.core.settings import PROJECT_ROOT
 from app.core.storage import get_store
 from app.core.vocabulary import REGION_COLORS, REGIONS
 from labeling import annotations as ann
-from labeling import coco
+from labeling import coco, quality, queue
 from labeling.canvas import (
     boxes_to_drawing,
     check_canvas_boxes,
@@ -93,7 +93,7 @@ st.sidebar.caption(f"Annotating as **{annotator}**")
 
 try:
     with session_scope() as s:
-        counts = ann.status_counts(s)
+        counts = queue.status_counts(s)
 except sa.exc.SQLAlchemyError as exc:
     st.error(f"The database is unavailable: {str(exc).splitlines()[0]}")
     st.stop()
@@ -172,21 +172,21 @@ def review_section() -> None:
     show_flash()
     with session_scope() as s:
         people = list(s.exec(select(ReferencePerson).order_by(ReferencePerson.person_key)))
-        names = ann.annotators(s)
+        names = queue.annotators(s)
     person_names = {p.id: f"{p.person_key} — {p.pseudonym}" for p in people}
     c1, c2, c3, c4 = st.columns([3, 3, 2, 2])
-    statuses = c1.multiselect("Status", ann.REVIEW_STATUSES, default=["pending"], key="q_status")
+    statuses = c1.multiselect("Status", queue.REVIEW_STATUSES, default=["pending"], key="q_status")
     person_id = c2.selectbox("Person", [None, *person_names], format_func=lambda i: "all people" if i is None else person_names[i], key="q_person")
     who = c3.selectbox("Annotator", [None, *names], format_func=lambda n: "anyone" if n is None else n, key="q_annotator")
     second = c4.toggle("Second review", key="q_second", help="Only photos you have not reviewed yet "
                        "(pick status accepted to review another annotator's work).")
     with session_scope() as s:
-        queue = ann.review_queue(s, statuses, person_id, who, exclude_annotator=annotator if second else None)
-    st.markdown(f"**{len(queue)}** photo{'s' if len(queue) != 1 else ''} left in this queue "
+        pending = queue.review_queue(s, statuses, person_id, who, exclude_annotator=annotator if second else None)
+    st.markdown(f"**{len(pending)}** photo{'s' if len(pending) != 1 else ''} left in this queue "
                 "(lowest auto-label confidence first).")
 
     requested = st.query_params.get("photo")
-    pid = int(requested) if requested and requested.isdigit() else (queue[0].photo_id if queue else None)
+    pid = int(requested) if requested and requested.isdigit() else (pending[0].photo_id if pending else None)
     if pid is None:
         st.success("Nothing left to review here.")
         return
@@ -197,9 +197,9 @@ def review_section() -> None:
         st.error(f"There is no photo {pid}.")
         st.query_params.pop("photo", None)
         return
-    ids = [q.photo_id for q in queue]
+    ids = [q.photo_id for q in pending]
     options = ids if pid in ids else [pid, *ids]
-    conf = {q.photo_id: q.min_confidence for q in queue}
+    conf = {q.photo_id: q.min_confidence for q in pending}
 
     def label(i: int) -> str:
         c = conf.get(i)
@@ -307,7 +307,7 @@ def review_section() -> None:
 
     with st.expander("History of this photo"):
         with session_scope() as s:
-            trail = ann.audit_trail(s, pid)
+            trail = queue.audit_trail(s, pid)
         if not trail:
             st.caption("No saves yet: these are the auto boxes.")
         for entry in trail:
@@ -372,9 +372,9 @@ def import_section() -> None:
 
 def quality_section() -> None:
     with session_scope() as s:
-        iou = ann.auto_vs_human_iou(s)
-        stats = ann.annotator_stats(s)
-        agreement = ann.annotator_agreement(s)
+        iou = quality.auto_vs_human_iou(s)
+        stats = quality.annotator_stats(s)
+        agreement = quality.annotator_agreement(s)
     st.subheader("Auto vs human boxes")
     st.caption("Per region: mean IoU between the auto box and the current human-reviewed box.")
     st.table(pd.DataFrame([{"region": r, "photos": v["photos"],
@@ -404,7 +404,7 @@ def quality_section() -> None:
 
 
 def exchange_section() -> None:
-    statuses = st.multiselect("Export photos with status", ann.REVIEW_STATUSES, default=["accepted"], key="export_status")
+    statuses = st.multiselect("Export photos with status", queue.REVIEW_STATUSES, default=["accepted"], key="export_status")
     with session_scope() as s:
         data = coco.export_coco(s, statuses)
         yolo = coco.export_yolo(s, statuses)
