@@ -38,7 +38,7 @@ with st.expander("Train a new model", expanded=not runs):
         kind = st.radio("Kind", ["head", "detector"], horizontal=True,
                         help="head: landmark regions + a small classifier per region (minutes on a CPU). "
                              "detector: Faster R-CNN from scratch (slow without a GPU).")
-        epochs = st.number_input("Epochs", min_value=1, max_value=500, value=30 if kind == "head" else 20)
+        epochs = st.number_input("Epochs", min_value=1, max_value=500, value=15 if kind == "head" else 20)
         arch = st.selectbox("Detector architecture", ["fasterrcnn_mobilenet_v3_large_320_fpn",
                                                       "fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_resnet50_fpn"],
                             help="Only used for the detector.")

@@ -29,7 +29,7 @@ DEFAULT_CONFIG = {
     "max_side": 640,  # images are downscaled to this before cropping
     # Share of each target moved to the two neighbouring types: the types are ordered, so
     # mistaking Alpha for Beta is a smaller error than for Omega.
-    "ordinal_smoothing": 0.0,
+    "ordinal_smoothing": 0.3,
 }
 
 
@@ -170,7 +170,7 @@ def _head_loss(net, batch, device, config: dict) -> dict:
 
 
 RECIPE = Recipe(
-    defaults={"epochs": 30, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "max_side": 640},
+    defaults={"epochs": 15, "batch_size": 16, "lr": 3e-3, "weight_decay": 1e-4, "max_side": 640},
     model_config=lambda options: {**DEFAULT_CONFIG, "max_side": options["max_side"]},
     dataset=lambda samples, bank, config, train, seed: HeadDataset(samples, bank, config, train=train, seed=seed),
     collate=collate_head,

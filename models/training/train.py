@@ -1,6 +1,6 @@
 """Training for every kind of type model, after torchvision's references/detection.
 
-    python -m models.train --kind head --epochs 30 --device auto
+    python -m models.train --kind head --epochs 15 --device auto
     python -m models.train --kind detector --epochs 20 --arch fasterrcnn_mobilenet_v3_large_fpn
     torchrun --nproc_per_node=4 -m models.train --kind detector   # DDP, no code changes
 
@@ -287,7 +287,7 @@ def start_background(kind: str = "head", epochs: int | None = None, url: str | N
 def get_args_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description="Train a facetype type model.", add_help=True)
     p.add_argument("--kind", default="head", choices=sorted(KINDS))
-    p.add_argument("--epochs", type=int, default=None, help="default: 30 (head), 20 (detector)")
+    p.add_argument("--epochs", type=int, default=None, help="default: 15 (head), 20 (detector)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     p.add_argument("-b", "--batch-size", type=int, default=None, help="per process")
     p.add_argument("--lr", type=float, default=None)
