@@ -24,9 +24,14 @@ def reversed_ratings_csv(tmp_path):
     return path
 
 
+def sample_people() -> int:
+    return len(pd.read_csv(get_settings().sample_dir / "people.csv"))
+
+
 def moves_announced(page) -> int:
-    text = page.get_by_text(re.compile(r"of 30 people would move type")).inner_text()
-    return int(re.match(r"\s*(\d+) of 30", text).group(1))
+    n = sample_people()
+    text = page.get_by_text(re.compile(rf"of {n} people would move type")).inner_text()
+    return int(re.match(rf"\s*(\d+) of {n}", text).group(1))
 
 
 def test_upload_apply_reload_keeps_the_labels(page, streamlit_app, tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 import numpy as np
@@ -113,7 +114,8 @@ def train_kind(kind, url, store, **kwargs):
     return train(kind=kind, device="cpu", url=url, store=store, quiet=True, seed=0, **kwargs)
 
 
-def test_head_learns_a_planted_rule_and_serves_with_calibrated_bands(tmp_path):
+@pytest.mark.integration  # trains a model
+def test_head_learns_a_planted_rule_and_serves_with_calibrated_bands(tmp_path, monkeypatch, capsys):
     """The fixture's types are planted in the pixels (brightness); a small run must find the rule
     on held-out people well above chance, store bands calibrated to the survey's shares, and
     the served classification must read its type from those bands."""
@@ -138,3 +140,19 @@ def test_head_learns_a_planted_rule_and_serves_with_calibrated_bands(tmp_path):
     low, high = type_band(out.result.type_index, thresholds)
     assert (low is None or out.result.score > low) and (high is None or out.result.score <= high)
     assert out.result.explanation().startswith("Face ")
+
+    from app.core.db import get_engine
+    from app.core.settings import get_settings
+    from models.training import evaluate
+
+    monkeypatch.setenv("FACETYPE_DATABASE_URL", url)
+    get_settings.cache_clear()
+    get_engine.cache_clear()
+    try:
+        assert evaluate.main(["--model", str(result.model_version_id), "--json"]) == 0
+    finally:
+        get_settings.cache_clear()
+        get_engine.cache_clear()
+    printed = json.loads(capsys.readouterr().out)
+    assert {"type_accuracy", "within_one_accuracy", "spearman", "chance_accuracy", "type_shares", "n_people"} <= set(printed)
+    assert printed["type_accuracy"] == m["type_accuracy"] and printed["model"] == result.model_version_id
