@@ -40,6 +40,9 @@ def test_upload_answer_analyze_shows_type_and_four_reference_faces(page, streaml
     page.get_by_text(f"Your face type: {type_name}").scroll_into_view_if_needed()
     screenshot(page, "try-it-result")
     assert main.get_by_text("Your photo with the three regions").count() == 1
+    # the explanation names each region, the total and the band the total falls in
+    explanation = main.locator("p", has_text="How it was worked out:").first.inner_text()
+    assert re.search(r"Face \w+ \d+ \+ T-zone \w+ \d+ \+ Jaw \w+ \d+ = \d+ → " + type_name, explanation)
     # reference faces are captioned with their synthetic person's pseudonym
     assert main.get_by_text(re.compile(r"^Composite \d+$")).count() == 4
     assert "for fun" in main.inner_text().lower()

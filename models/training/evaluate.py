@@ -47,7 +47,7 @@ def kfold(kind: str = "head", k: int = 5, epochs: int | None = None, device: str
     snapshot = load_samples(url)
     folds = []
     for i, tr, va in kfold_by_person(snapshot.samples, k, seed):
-        print(f"fold {i + 1}/{k}: {len({s.person_id for s in tr})} train people, {len({s.person_id for s in va})} held out")
+        print(f"fold {i + 1}/{k}: {len({s.person_id for s in tr})} train people, {len({s.person_id for s in va})} held out", file=sys.stderr)
         result = train(kind=kind, epochs=epochs, device=device, url=url, store=store, seed=seed, register=False,
                        split=(tr, va), synthetic=snapshot.synthetic_labels, **train_kwargs)
         folds.append(result.metrics)
