@@ -34,6 +34,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Mapping, Sequence
 
+import numpy as np
+
 from app.core.settings import Settings, get_settings
 from app.core.vocabulary import REGION_LABELS, REGIONS, TYPES
 
@@ -121,18 +123,11 @@ def calibrate_thresholds(scores: Sequence[float], shares: Sequence[float]) -> tu
     cumulative = 0.0
     for share in shares[:-1]:
         cumulative += share / total
-        thresholds.append(round(_quantile(values, 1.0 - cumulative), 6))
+        thresholds.append(round(float(np.quantile(values, 1.0 - cumulative)), 6))
     # bands must stay strictly ordered even when many scores tie
     for i in range(1, len(thresholds)):
         thresholds[i] = min(thresholds[i], thresholds[i - 1] - 1e-6)
     return tuple(thresholds)
-
-
-def _quantile(sorted_values: Sequence[float], q: float) -> float:
-    position = q * (len(sorted_values) - 1)
-    below = math.floor(position)
-    above = min(below + 1, len(sorted_values) - 1)
-    return sorted_values[below] + (sorted_values[above] - sorted_values[below]) * (position - below)
 
 
 def _normalise(region: str, probs: Sequence[float] | None, notes: list) -> list[float]:

@@ -12,7 +12,8 @@ Rules:
 * Augmentations move boxes with the pixels (crop, scale, flip); colour jitter leaves them.
 
 ``synthetic_labels`` is True when the people are the sample project's synthetic ones; every
-metric computed on such data must say so (their types carry no real signal).
+metric computed on such data must say so (their types follow a rule planted in the synthetic
+faces, not real opinions).
 """
 
 from __future__ import annotations

@@ -249,6 +249,7 @@ def evaluate(model, samples: Sequence, bank, synthetic_labels: bool = False, set
     total = int(counts.sum())
     present = counts[counts > 0]
     person_correct = [Counter(v).most_common(1)[0][0] == truth_of[k] for k, v in votes.items()]
+    calibrated = model_thresholds(model, settings)
     metrics = {
         "n_photos": total,
         "n_people": len(votes),
@@ -261,8 +262,8 @@ def evaluate(model, samples: Sequence, bank, synthetic_labels: bool = False, set
         "spearman": person_spearman(scores, survey_of),
         "type_shares": {t: round(float(confusion[:, i].sum() / total), 4) for i, t in enumerate(TYPES)},
         "true_type_shares": {t: round(float(confusion[i].sum() / total), 4) for i, t in enumerate(TYPES)},
-        "type_thresholds": list(model_thresholds(model, settings) or (settings or get_settings()).type_thresholds),
-        "threshold_mode": (settings or get_settings()).threshold_mode if model_thresholds(model, settings) else "source",
+        "type_thresholds": list(calibrated or (settings or get_settings()).type_thresholds),
+        "threshold_mode": "calibrated" if calibrated else "source",
         "macro_f1": round(macro_f1(confusion), 4),
         "person_accuracy": round(float(np.mean(person_correct)), 4),
         "region_type_accuracy": {r: round(float(np.mean(v)), 4) for r, v in region_hits.items()},
