@@ -111,11 +111,11 @@ section = st.radio(
 # ----------------------------------------------------------------------------- review
 
 
-def show_flash() -> None:
-    flash = state.pop("labeling_flash", None)
-    if flash:
-        kind, text = flash
-        getattr(st, kind)(text)
+def show_last_save() -> None:
+    # Kept until the next save rather than popped: the canvas can trigger an extra rerun right after a
+    # save, and a popped message would vanish before the annotator (or a test) sees it.
+    if text := state.get("labeling_last_save"):
+        st.success(text)
 
 
 def save_and_report(pid: int, result, next_pid: int | None) -> None:
@@ -124,7 +124,7 @@ def save_and_report(pid: int, result, next_pid: int | None) -> None:
         st.rerun()
     state["opened"][pid] = result.version
     state["conflicts"].pop(pid, None)
-    state["labeling_flash"] = ("success", f"Photo {pid}: {result.action.replace('_', ' ')} saved as version {result.version}.")
+    state["labeling_last_save"] = f"Photo {pid}: {result.action.replace('_', ' ')} saved as version {result.version}."
     if result.review_status != "pending" and next_pid is not None:
         st.query_params["photo"] = str(next_pid)
     st.rerun()
@@ -169,7 +169,7 @@ def conflict_panel(photo: Photo, conflict: ann.Conflict, next_pid: int | None) -
 
 
 def review_section() -> None:
-    show_flash()
+    show_last_save()
     with session_scope() as s:
         people = list(s.exec(select(ReferencePerson).order_by(ReferencePerson.person_key)))
         names = queue.annotators(s)
