@@ -28,3 +28,16 @@ def test_bad_role_is_refused(tmp_path):
     with pytest.raises(ValueError):
         load_accounts(environ={"FACETYPE_ACCOUNTS": json.dumps({"x": {"role": "god", "password_hash": "h"}})},
                       secrets_path=tmp_path / "none.toml")
+
+
+def test_each_role_may_do_what_the_roles_below_it_may_and_nothing_above():
+    from app.core.auth import Account, PermissionDenied, can, require
+
+    annotator, lead, admin = (Account(r, r, "x") for r in ("annotator", "lead", "admin"))
+    assert can(annotator, "label") and not can(annotator, "store_ratings") and not can(annotator, "train")
+    assert can(lead, "store_ratings") and can(lead, "train") and not can(lead, "promote")
+    assert can(admin, "promote") and can(admin, "label")
+    assert not can(None, "label")
+    with pytest.raises(PermissionDenied, match="needs the lead role; annotator"):
+        require(annotator, "apply_labels")
+    require(lead, "apply_labels")

@@ -1,4 +1,4 @@
-"""Team accounts: names with a role (``admin`` or ``annotator``) and a bcrypt password hash.
+"""Team accounts: names with a role (``annotator``, ``lead`` or ``admin``) and a bcrypt password hash.
 
 Accounts come from the ``[accounts.NAME]`` tables of ``.streamlit/secrets.toml``
 (``role = "admin"``, ``password_hash = "$2b$..."``) and, for deployments and tests, from the
@@ -22,7 +22,38 @@ import bcrypt
 
 from app.core.settings import PROJECT_ROOT
 
-ROLES = ("admin", "annotator")
+#: Ordered by what they may do: each role may do everything the roles before it may.
+ROLES = ("annotator", "lead", "admin")
+#: The least role each team action needs. Checked where the action is carried out (``require``), not only
+#: by hiding its button: a replayed widget message or a direct call must be refused too.
+ACTION_ROLES = {
+    "label": "annotator",          # review, correct, accept, flag, reject photos
+    "retrain": "annotator",        # ask for a run from the Labeling page (a lead promotes it)
+    "import_photos": "lead",
+    "import_annotations": "lead",
+    "store_ratings": "lead",
+    "apply_labels": "lead",
+    "train": "lead",
+    "cancel_run": "lead",
+    "promote": "admin",
+    "import_server_folder": "admin",  # reads whatever the app process can read
+    "manage_accounts": "admin",
+}
+
+
+class PermissionDenied(PermissionError):
+    """A signed-in account (or nobody) asked for an action its role does not allow."""
+
+
+def can(account: Account | None, action: str) -> bool:
+    needed = ACTION_ROLES[action]
+    return account is not None and ROLES.index(account.role) >= ROLES.index(needed)
+
+
+def require(account: Account | None, action: str) -> None:
+    if not can(account, action):
+        who = f"{account.name} ({account.role})" if account else "nobody signed in"
+        raise PermissionDenied(f"{action.replace('_', ' ')} needs the {ACTION_ROLES[action]} role; {who} cannot.")
 SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
 #: Checked against when the name is unknown, so a wrong name costs as long as a wrong password.
 _DUMMY_HASH = bcrypt.hashpw(b"not a password", bcrypt.gensalt()).decode()
