@@ -156,3 +156,21 @@ def test_head_learns_a_planted_rule_and_serves_with_calibrated_bands(tmp_path, m
     printed = json.loads(capsys.readouterr().out)
     assert {"type_accuracy", "within_one_accuracy", "spearman", "chance_accuracy", "type_shares", "n_people"} <= set(printed)
     assert printed["type_accuracy"] == m["type_accuracy"] and printed["model"] == result.model_version_id
+
+
+def test_per_epoch_accuracy_reads_bands_calibrated_on_training_photos(tmp_path):
+    from models.kinds.head import HeadModel
+    from models.training.data import ImageBank, load_samples
+    from models.training.engine import calibrate, quick_val
+
+    url, store = build_fixture(tmp_path, n_people=6, photos_per_person=2)
+    samples = load_samples(url).samples
+    bank = ImageBank(store)
+    bank.load(samples)
+    torch.manual_seed(0)
+    model = HeadModel({"width": 4})
+    shares = [3, 1, 1, 1, 3]
+    during_training = quick_val(model, samples, bank, samples, shares)
+    assert "type_thresholds" not in model.config  # the finished model is calibrated once, at the end
+    model.config["type_thresholds"] = list(calibrate(model, samples, bank, shares))
+    assert during_training == quick_val(model, samples, bank)

@@ -30,6 +30,10 @@ DEFAULT_CONFIG = {
     # Share of each target moved to the two neighbouring types: the types are ordered, so
     # mistaking Alpha for Beta is a smaller error than for Omega.
     "ordinal_smoothing": 0.3,
+    # > 0: targets spread over the types by where the person's survey score sits inside their type's
+    # band (a Gaussian of this width, in types, around that position) instead of ``ordinal_smoothing``.
+    # The quota cut between two types is arbitrary; the survey score says how close to it a person is.
+    "target_sigma": 0.8,
 }
 
 
@@ -91,8 +95,25 @@ def jitter_boxes(boxes: dict, rng: random.Random, amount: float = 0.08) -> dict:
     return out
 
 
+def survey_positions(samples) -> list[float]:
+    """Per sample, a continuous type position: the type index, moved by up to ±0.5 by where the
+    person's survey score ranks among the people of that type (the best-scored person of a type
+    sits at index − 0.5, towards the better type). People without a survey score sit at the index."""
+    by_type: dict[int, list] = {}
+    for s in samples:
+        if s.survey_score is not None:
+            by_type.setdefault(s.type_index, {})[s.person_key] = s.survey_score
+    offset = {}
+    for people in by_type.values():
+        ranked = sorted(people, key=lambda k: -people[k])
+        for rank, key in enumerate(ranked):
+            offset[key] = (rank + 0.5) / len(ranked) - 0.5
+    return [s.type_index + offset.get(s.person_key, 0.0) for s in samples]
+
+
 class HeadDataset:
-    """(crops R×3×S×S, type index) per photo; training mode augments (boxes follow the pixels)."""
+    """(crops R×3×S×S, type position) per photo; training mode augments (boxes follow the pixels).
+    The position is the type index, or with ``target_sigma`` the survey position (``survey_positions``)."""
 
     def __init__(self, samples, bank, config: dict, train: bool = True, seed: int = 0, landmarks: bool = False):
         self.samples = list(samples)
@@ -101,6 +122,8 @@ class HeadDataset:
         self.train = train
         self.landmarks = landmarks
         self.rng = random.Random(seed)
+        self.positions = (survey_positions(self.samples) if self.config["target_sigma"] > 0
+                          else [float(s.type_index) for s in self.samples])
 
     def __len__(self):
         return len(self.samples)
@@ -112,13 +135,13 @@ class HeadDataset:
             image, boxes = augment(image, boxes, self.rng, scale=False)
             boxes = jitter_boxes(boxes, self.rng)
         crops = extract_crops(image, [boxes[r] for r in REGIONS], self.config["crop_size"], self.config["context"])
-        return crops, s.type_index
+        return crops, self.positions[i]
 
 
 def collate_head(batch):
     crops = torch.stack([c for c, _ in batch], dim=1)  # R×B×3×S×S
-    labels = torch.tensor([t for _, t in batch], dtype=torch.int64)
-    return crops, labels
+    positions = torch.tensor([t for _, t in batch], dtype=torch.float32)
+    return crops, positions
 
 
 def ordinal_targets(labels: torch.Tensor, smoothing: float, num_types: int = len(TYPES)) -> torch.Tensor:
@@ -133,9 +156,22 @@ def ordinal_targets(labels: torch.Tensor, smoothing: float, num_types: int = len
     return (1 - smoothing) * targets + smoothing * neighbours
 
 
-def head_loss(net: HeadNet, crops: torch.Tensor, labels: torch.Tensor, smoothing: float = 0.0) -> dict:
+def position_targets(positions: torch.Tensor, sigma: float, num_types: int = len(TYPES)) -> torch.Tensor:
+    """Soft targets: a Gaussian of width ``sigma`` (in types) around each continuous type position."""
+    types = torch.arange(num_types, dtype=torch.float32, device=positions.device)
+    weights = torch.exp(-0.5 * ((types[None, :] - positions[:, None]) / sigma) ** 2)
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+def head_loss(net: HeadNet, crops: torch.Tensor, positions: torch.Tensor, smoothing: float = 0.0,
+              sigma: float = 0.0) -> dict:
+    """Cross-entropy per region against soft targets: ``position_targets`` when ``sigma`` > 0, else
+    ``ordinal_targets`` of the (rounded) positions."""
     logits = net(crops)
-    targets = ordinal_targets(labels, smoothing)
+    if sigma > 0:
+        targets = position_targets(positions, sigma)
+    else:
+        targets = ordinal_targets(positions.round().long(), smoothing)
     return {f"loss_{r}": nn.functional.cross_entropy(logits[i], targets) for i, r in enumerate(REGIONS)}
 
 
@@ -165,8 +201,9 @@ class HeadModel(CheckpointedModel):
 
 
 def _head_loss(net, batch, device, config: dict) -> dict:
-    crops, labels = batch
-    return head_loss(net, crops.to(device), labels.to(device), config.get("ordinal_smoothing", 0.0))
+    crops, positions = batch
+    return head_loss(net, crops.to(device), positions.to(device), config.get("ordinal_smoothing", 0.0),
+                     config.get("target_sigma", 0.0))
 
 
 RECIPE = Recipe(

@@ -343,13 +343,23 @@ def format_metrics(metrics: dict) -> str:
 
 
 @torch.no_grad()
-def quick_val(model, val_samples, bank) -> dict:
-    """Held-out type accuracy per epoch (head: cheap; detector: only with --eval-every)."""
+def quick_val(model, val_samples, bank, calibration_samples=(), shares=None) -> dict:
+    """Held-out type accuracy per epoch (head: cheap; detector: only with --eval-every).
+
+    With ``shares`` the bands are first calibrated on ``calibration_samples`` (training photos; an
+    evenly spread ~120 of them, to keep it cheap), as the finished model's will be; otherwise the
+    bands in the model's config (the source's, before calibration) are used."""
+    calibration = list(calibration_samples)[:: max(1, len(calibration_samples) // 120)]
+    calibrated = bool(shares) and len(calibration) >= 2
+    if calibrated:
+        model.config["type_thresholds"] = list(calibrate(model, calibration, bank, shares))
     hits = []
     for s in val_samples:
         image, _ = bank.get(s)
         _, landmarks = bank.get(s, landmarks=True)
         out = classify(image, gate_stand_in(landmarks, image), model)
         hits.append(out.result.type_index == s.type_index)
+    if calibrated:
+        model.config.pop("type_thresholds")
     model.net.train()
     return {"val_type_accuracy": round(float(np.mean(hits)), 4)}

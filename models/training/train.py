@@ -163,6 +163,7 @@ def train(
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(total_steps, kind_recipe.warmup_steps(total_steps)))
         eval_every = eval_every if eval_every is not None else kind_recipe.eval_every
 
+        shares = survey_type_shares(url) or [max(1, c) for c in type_counts(train_samples).values()]
         history: list[dict] = []
         step_losses: list[float] = []
         step = 0
@@ -188,7 +189,7 @@ def train(
             entry = {"epoch": epoch + 1, "seconds": round(time.time() - epoch_start, 2), "steps": step}
             entry.update({k: round(reduce_mean(v, world), 6) for k, v in logger.averages().items()})
             if main_process and eval_every and (epoch + 1) % eval_every == 0:
-                entry.update(quick_val(model, val_samples, bank))
+                entry.update(quick_val(model, val_samples, bank, train_samples, shares))
             history.append(entry)
             if main_process:
                 if not quiet:
@@ -204,7 +205,6 @@ def train(
         metrics: dict = {}
         if main_process:
             report(0.9, "calibrating the type bands to the survey's shares")
-            shares = survey_type_shares(url) or [max(1, c) for c in type_counts(train_samples).values()]
             model.config["type_thresholds"] = list(calibrate(model, train_samples, bank, shares))
             report(0.92, "evaluating on held-out people")
             if run_id is not None:
