@@ -126,10 +126,15 @@ def test_drag_jaw_box_accept_reload(labeling_app, browser):
         assert audit.annotator == "ana" and audit.action == "accept"
 
 
+LABELING_PAGES = ["pages/labeling.py", "pages/labeling_import.py", "pages/labeling_quality.py",
+                  "pages/labeling_exchange.py", "pages/labeling_retrain.py"]
+
+
 def test_page_sections_render_without_errors(app_env):
-    """Every section of the page runs (AppTest; the canvas itself needs the browser test)."""
+    """Every Labeling page runs (AppTest; the canvas itself needs the browser test)."""
     from streamlit.testing.v1 import AppTest
 
+    from app.core.auth import Account
     from tests.test_annotations import add_photo
 
     migrate()
@@ -145,12 +150,15 @@ def test_page_sections_render_without_errors(app_env):
     assert not at.exception, at.exception
     assert any(m.value.startswith("**1** photo left") for m in at.markdown)
     assert list(at.query_params["photo"]) == [str(second)]  # the only pending photo is open
-    for section in ["Import photos", "Quality", "Export / import", "Retrain"]:
-        at.radio(key="labeling_section").set_value(section).run()
-        assert not at.exception, (section, at.exception)
-        assert not at.error, (section, [e.value for e in at.error])
-    at.radio(key="labeling_section").set_value("Quality").run()
-    assert any("photos reviewed by two or more annotators" in m.value for m in at.markdown)
+    for script in LABELING_PAGES[1:]:
+        at = AppTest.from_file(script, default_timeout=60)
+        at.session_state["annotator"] = "tester"
+        at.session_state["account"] = Account("tester", "admin", "unused")
+        at.run()
+        assert not at.exception, (script, at.exception)
+        assert not at.error, (script, [e.value for e in at.error])
+        if script == "pages/labeling_quality.py":
+            assert any("photos reviewed by two or more annotators" in m.value for m in at.markdown)
 
 
 def test_page_asks_for_a_name_without_sign_in(app_env):
@@ -192,11 +200,13 @@ def test_page_shows_conflict_and_lets_annotator_choose(app_env):
         assert isinstance(ann.save_boxes(s, pid, 1, theirs, "other", "flag", "check jaw"), ann.SaveResult)
     at.run()
     assert any("saved by other after you opened" in i.value for i in at.info)
-    at.button(key=f"accept-{pid}").click().run()
+    at.button(key="labeling-accept").click().run()
     assert not at.exception
     assert any("Someone else saved this photo" in w.value for w in at.warning)
     with session_scope() as s:
         assert s.get(Photo, pid).boxes_version == 2  # nothing overwritten
+    # This annotator changed nothing: every region defaults to the other person's version.
+    assert [at.radio(key=f"choice-{pid}-{r}").value for r in ("face", "tzone", "jaw")] == ["theirs"] * 3
     at.radio(key=f"choice-{pid}-jaw").set_value("theirs").run()
     at.button(key=f"resolve-{pid}").click().run()
     assert not at.exception
@@ -207,8 +217,9 @@ def test_page_shows_conflict_and_lets_annotator_choose(app_env):
         assert [a.annotator for a in queue.audit_trail(s, pid)] == ["tester", "other"]
 
 
-@pytest.mark.parametrize("role, sees_folder_field", [("admin", True), ("annotator", False)])
-def test_only_admins_may_import_from_a_server_folder(app_env, role, sees_folder_field):
+@pytest.mark.parametrize("role, sees_form, sees_folder_field", [("admin", True, True), ("lead", True, False),
+                                                                 ("annotator", False, False)])
+def test_only_admins_may_import_from_a_server_folder(app_env, role, sees_form, sees_folder_field):
     from streamlit.testing.v1 import AppTest
 
     from app.core.auth import Account
@@ -217,14 +228,35 @@ def test_only_admins_may_import_from_a_server_folder(app_env, role, sees_folder_
     migrate()
     with session_scope() as s:
         add_photo(s, "p01")
-    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at = AppTest.from_file("pages/labeling_import.py", default_timeout=60)
     at.session_state["annotator"] = "someone"
     at.session_state["account"] = Account("someone", role, "unused")
     at.run()
-    at.radio(key="labeling_section").set_value("Import photos").run()
     assert not at.exception
     labels = [t.label for t in at.text_input]
     assert ("…or a folder on the server" in labels) is sees_folder_field
+    assert bool(at.file_uploader) is sees_form
+
+
+def test_import_photos_has_no_default_person(app_env):
+    """Nothing is imported until a person is chosen: the person box starts empty and Import is disabled."""
+    from streamlit.testing.v1 import AppTest
+
+    from app.core.auth import Account
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        add_photo(s, "p01")
+        add_photo(s, "p02")
+    at = AppTest.from_file("pages/labeling_import.py", default_timeout=60)
+    at.session_state["annotator"] = "lee"
+    at.session_state["account"] = Account("lee", "lead", "unused")
+    at.run()
+    person = at.selectbox(key="import_person")
+    assert person.value is None
+    (button,) = [b for b in at.button if b.label == "Import and auto-label"]
+    assert button.disabled
 
 
 def test_retrain_button_trains_on_the_corrected_boxes(served_app_env):
@@ -251,9 +283,8 @@ def test_retrain_button_trains_on_the_corrected_boxes(served_app_env):
     at = AppTest.from_file("app/main.py", default_timeout=60)
     at.session_state["account"] = Account("ana", "annotator", "unused")
     at.session_state["annotator"] = "ana"
-    at.switch_page("../pages/labeling.py")
+    at.switch_page("../pages/labeling_retrain.py")
     at.run()
-    at.radio(key="labeling_section").set_value("Retrain").run()
     assert any(m.value.startswith("**1** reviewed") for m in at.markdown)
     next(b for b in at.button if b.label == "Retrain the type model").click()
     at.run()
