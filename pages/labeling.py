@@ -44,6 +44,7 @@ state.setdefault("canvas_nonce", {})  # photo id -> bump to reload the canvas
 state.setdefault("conflicts", {})  # photo id -> ann.Conflict awaiting a choice
 state.setdefault("edited", {})  # (photo id, version) -> the boxes last read from the canvas (kept across zooms)
 state.setdefault("initial_drawing", {})  # canvas key -> the drawing it was mounted with
+state.setdefault("labeling_back", [])  # photo ids the annotator moved on from, for Previous
 
 
 def fmt_box(box) -> str:
@@ -81,6 +82,7 @@ def record_save(pid: int, result: ann.SaveResult, next_pid: int | None) -> None:
     # save, and a popped message would vanish before the annotator (or a test) sees it.
     state["labeling_last_save"] = f"Photo {pid}: {result.action.replace('_', ' ')} saved as version {result.version}."
     if result.review_status != "pending" and next_pid is not None:
+        state["labeling_back"] = [*state["labeling_back"], pid][-50:]
         st.query_params["photo"] = str(next_pid)
 
 
@@ -167,7 +169,7 @@ def review() -> None:
         people = {p.id: f"{p.person_key} — {p.pseudonym}"
                   for p in s.exec(select(ReferencePerson).order_by(ReferencePerson.person_key))}
         names = queue.annotators(s)
-    head = st.columns([2, 3, 2, 3, 1, 1], vertical_alignment="center")
+    head = st.columns([2.2, 3.6, 1.8, 2.8, 0.6, 0.6], vertical_alignment="center")
     with head[0]:
         st.title("Labeling")
     with head[2]:
@@ -194,7 +196,8 @@ def review() -> None:
     conf = {q.photo_id: q.min_confidence for q in pending}
     options = ids if pid in ids else [pid, *ids]
     at = options.index(pid)
-    previous_pid = options[at - 1] if at > 0 else None
+    back = [i for i in state["labeling_back"] if i != pid]  # photos this annotator came from, latest last
+    previous_pid = back[-1] if back else options[at - 1] if at > 0 else None
     following = [i for i in options[at + 1:] + options[:at] if i != pid and i in ids]
     next_pid = following[0] if following else None
 
@@ -207,6 +210,10 @@ def review() -> None:
     go_next = head[5].button("▶", key="labeling-next", help="Next photo (J or →)", disabled=next_pid is None)
     target = previous_pid if go_previous else next_pid if go_next else chosen
     if target != pid:
+        if go_previous:
+            state["labeling_back"] = back[:-1]
+        else:
+            state["labeling_back"] = [*back, pid][-50:]
         st.query_params["photo"] = str(target)
         rerun_review()
     st.query_params["photo"] = str(pid)
@@ -221,7 +228,7 @@ def review() -> None:
     line.caption(f"Photo {pid} · {who_line} · {photo.width}×{photo.height} px · status **{photo.review_status}**"
                  + (f" ({photo.review_note})" if photo.review_note else "") + f" · editing version {opened}")
     if text := state.get("labeling_last_save"):
-        saved.markdown(f":green[:material/check_circle: {text}]")
+        saved.caption(f":green[:material/check_circle: **{text}**]")
     if photo.boxes_version != opened and pid not in state["conflicts"]:
         st.info(f"Version {photo.boxes_version} was saved by {latest.annotator if latest else 'someone'} after you opened "
                 "this photo. Your save will show both versions; or load the newest now.")
@@ -241,7 +248,7 @@ def review() -> None:
     if state.get(f"missing-{pid}") != missing_now and missing_now:  # a box was deleted: draw that one next
         state[label_key] = missing_now[0]
     state[f"missing-{pid}"] = missing_now
-    b1, b2, b3, b4, pick, zoom_at = st.columns([1.1, 1, 1, 1, 2.6, 1.3], vertical_alignment="center")
+    b1, b2, b3, b4, pick, zoom_at = st.columns([1.1, 1, 1, 1, 2.4, 1.5], vertical_alignment="center")
     with pick.container(key="labeling-label"):
         new_label = st.radio("Label for a new box", REGIONS, index=REGIONS.index(missing_now[0]) if missing_now else 0,
                              horizontal=True, key=label_key, label_visibility="collapsed",
@@ -311,6 +318,8 @@ def review() -> None:
             st.json({"before": entry.before, "after": entry.after}, expanded=False)
 
 
+# The canvas and its Accept button fit in a 1440 x 900 window: less empty space above the page.
+st.html("<style>[data-testid='stMainBlockContainer'] {padding-top: 2.5rem;}</style>")
 annotator = (state.get("annotator") or "").strip()
 if not annotator:
     st.title("Labeling")

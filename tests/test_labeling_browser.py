@@ -37,31 +37,47 @@ def _photo_bytes() -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture
-def labeling_app(tmp_path, team_accounts_env):
+def _serve_photos(tmp_path, accounts_env, count: int = 1):
+    """A throwaway project with ``count`` pending photos (auto boxes AUTO) served by ``streamlit run``."""
     var = tmp_path / "var"
     url = f"sqlite:///{var / 'facetype.db'}"
     store = LocalStore(var / "store")
     migrate(url)
-    key = "reference/1/" + "ab" * 16 + ".jpg"
     data = _photo_bytes()
-    store.put(key, data, "image/jpeg")
+    ids = []
     with session_scope(url) as s:
         s.add(TypeProfile(name="Alpha", order=0, description="test", share_percent=100.0))  # not an empty install
         person = ReferencePerson(person_key="p01", pseudonym="Test Person")
         s.add(person)
         s.flush()
-        photo = Photo(object_key=key, size_bytes=len(data), sha256="ab" * 32, width=WIDTH, height=HEIGHT,
-                      source="reference", person_id=person.id, boxes_version=1)
-        s.add(photo)
-        s.flush()
-        for region, box in AUTO.items():
-            s.add(RegionBox(photo_id=photo.id, version=1, region=region, x0=box[0], y0=box[1], x1=box[2], y1=box[3],
-                            source="auto", confidence=0.5))
-        photo_id = photo.id
+        for n in range(count):
+            key = f"reference/1/{n:02d}" + "ab" * 15 + ".jpg"
+            store.put(key, data, "image/jpeg")
+            photo = Photo(object_key=key, size_bytes=len(data), sha256=f"{n:02d}" + "ab" * 31, width=WIDTH,
+                          height=HEIGHT, source="reference", person_id=person.id, boxes_version=1)
+            s.add(photo)
+            s.flush()
+            for region, box in AUTO.items():
+                s.add(RegionBox(photo_id=photo.id, version=1, region=region, x0=box[0], y0=box[1], x1=box[2],
+                                y1=box[3], source="auto", confidence=0.5 + n / 100))
+            ids.append(photo.id)
     get_engine(url).dispose()
-    server = StreamlitServer(env={**var_env(var), "FACETYPE_ACCOUNTS": team_accounts_env}).start(tmp_path)
+    server = StreamlitServer(env={**var_env(var), "FACETYPE_ACCOUNTS": accounts_env}).start(tmp_path)
+    return server, url, ids
+
+
+@pytest.fixture
+def labeling_app(tmp_path, team_accounts_env):
+    server, url, (photo_id,) = _serve_photos(tmp_path, team_accounts_env)
     yield server, url, photo_id
+    server.stop()
+    get_engine(url).dispose()
+
+
+@pytest.fixture
+def two_photo_app(tmp_path, team_accounts_env):
+    server, url, ids = _serve_photos(tmp_path, team_accounts_env, 2)
+    yield server, url, ids
     server.stop()
     get_engine(url).dispose()
 
@@ -298,3 +314,80 @@ def test_retrain_button_trains_on_the_corrected_boxes(served_app_env):
     assert run.status == "done", run.message
     (entry,) = [p for p in run.data_snapshot["photos"] if p["id"] == corrected_id]
     assert (entry["boxes_version"], entry["box_source"]) == (2, "human")
+
+
+def _status(url, photo_id):
+    with session_scope(url) as s:
+        photo = s.get(Photo, photo_id)
+        return photo.boxes_version, photo.review_status
+
+
+def test_keyboard_enter_accepts_and_opens_the_next_photo_in_1440x900(two_photo_app, browser):
+    """In a 1440 x 900 window the canvas and Accept are in view without scrolling; Enter accepts the
+    untouched photo, the next one opens and the confirmation stays on screen; K goes back."""
+    from playwright.sync_api import expect
+
+    server, url, (first, second) = two_photo_app
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, device_scale_factor=1)
+    page = context.new_page()
+    try:
+        sign_in(page, server.url, "ana", "labeling")
+        expect(page.get_by_text(f"Photo {first} ·")).to_be_visible(timeout=60_000)
+        canvas = page.locator("canvas.upper-canvas")
+        expect(canvas).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(500)  # background and boxes are drawn
+        accept = page.get_by_role("button", name="Accept")
+        for element in (canvas, accept):
+            box = element.bounding_box()
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 900, box
+        page.screenshot(path=str(ARTIFACTS / "labeling_1440x900.png"))
+
+        page.keyboard.press("Enter")
+        expect(page.get_by_text(f"Photo {second} ·")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text(f"Photo {first}: accept saved as version 2.")).to_be_visible(timeout=30_000)
+        assert page.evaluate("() => new URLSearchParams(location.search).get('photo')") == str(second)
+        assert _status(url, first) == (2, "accepted") and _status(url, second) == (1, "pending")
+        expect(page.locator("canvas.upper-canvas")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "labeling_after_enter.png"))
+
+        page.keyboard.press("k")  # back to the accepted photo (previous in the list)
+        expect(page.get_by_text(f"Photo {first} ·")).to_be_visible(timeout=30_000)
+    finally:
+        context.close()
+
+
+def test_accept_with_a_deleted_box_is_blocked_until_marked_not_visible(labeling_app, browser):
+    """Delete the T-zone box on the canvas (Edit, select, Delete key): Accept is refused and nothing is
+    saved; ticking "tzone not visible" lets it through without the box."""
+    from playwright.sync_api import expect
+
+    server, url, photo_id = labeling_app
+    context = browser.new_context(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
+    page = context.new_page()
+    try:
+        sign_in(page, server.url, "ana", "labeling")
+        canvas = page.locator("canvas.upper-canvas")
+        expect(canvas).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(500)
+        page.keyboard.press("e")  # the canvas's Edit mode
+        expect(page.get_by_role("button", name="Edit")).to_have_attribute("aria-pressed", "true", timeout=10_000)
+        bbox = canvas.bounding_box()
+        x0, y0, x1, y1 = AUTO["tzone"]
+        page.mouse.click(bbox["x"] + (x0 + x1) / 2 * SCALE, bbox["y"] + (y0 + 20) * SCALE)
+        page.keyboard.press("Delete")
+        expect(page.get_by_text(re.compile(r"^Missing: tzone"))).to_be_visible(timeout=20_000)
+        page.get_by_role("button", name="Accept").click()
+        expect(page.get_by_text(re.compile(r"Not saved: accepting needs all three regions: no tzone box"))).to_be_visible(
+            timeout=20_000)
+        assert _status(url, photo_id) == (1, "pending")
+
+        page.get_by_text("tzone not visible").click()
+        page.get_by_role("button", name="Accept").click()
+        expect(page.get_by_text(re.compile(r"accept saved as version 2"))).to_be_visible(timeout=20_000)
+    finally:
+        context.close()
+    assert _status(url, photo_id) == (2, "accepted")
+    with session_scope(url) as s:
+        assert set(ann.box_map(ann.boxes_at(s, photo_id, 2))) == {"face", "jaw"}
+        (audit,) = queue.audit_trail(s, photo_id)
+        assert audit.after["not_visible"] == ["tzone"]
