@@ -86,20 +86,28 @@ def record_save(pid: int, result: ann.SaveResult, next_pid: int | None) -> None:
         st.query_params["photo"] = str(next_pid)
 
 
-@st.dialog("Reject this photo?")
+def close_dialog() -> None:
+    state.pop("labeling_dialog", None)
+
+
+# The dialogs open from session state, not straight from their button, so that they stay open while
+# their own widgets rerun the page (and in AppTest); closing one clears it.
+@st.dialog("Reject this photo?", on_dismiss=close_dialog)
 def reject_dialog(pid: int, opened: int, boxes: dict, next_pid: int | None) -> None:
     st.caption("A rejected photo is left out of training; its boxes and history are kept.")
     preset = st.radio("Reason", REJECT_REASONS, index=None, key=f"reject-preset-{pid}")
     detail = st.text_input("Details" + (" (required)" if preset == "Other" else " (optional)"), key=f"reject-detail-{pid}")
     reason = detail.strip() if preset == "Other" else ", ".join(p for p in (preset, detail.strip()) if p)
     if st.button("Reject photo", type="primary", disabled=not reason, key=f"reject-confirm-{pid}"):
+        close_dialog()
         save(pid, opened, boxes, "reject", reason, next_pid, in_dialog=True)
 
 
-@st.dialog("Discard your changes?")
+@st.dialog("Discard your changes?", on_dismiss=close_dialog)
 def discard_dialog(pid: int, opened: int) -> None:
     st.markdown(f"The canvas goes back to version {opened} of photo {pid}; your unsaved box changes are lost.")
     if st.button("Discard my changes", type="primary", key=f"discard-confirm-{pid}"):
+        close_dialog()
         state["canvas_nonce"][pid] = state["canvas_nonce"].get(pid, 0) + 1
         state["edited"].pop((pid, opened), None)
         st.rerun()
@@ -284,8 +292,12 @@ def review() -> None:
                  help="Flag for a second look; the note below is kept with it"):
         save(pid, opened, boxes, "flag", state.get(f"note-{pid}"), next_pid)
     if b3.button("Reject…", key="labeling-reject", width="stretch", help="Reject the photo (R); asks for a reason"):
-        reject_dialog(pid, opened, start_boxes if problems else boxes, next_pid)
+        state["labeling_dialog"] = ("reject", pid)
     if b4.button("Discard…", key="labeling-discard", width="stretch", help="Undo every unsaved change on this photo"):
+        state["labeling_dialog"] = ("discard", pid)
+    if state.get("labeling_dialog") == ("reject", pid):
+        reject_dialog(pid, opened, start_boxes if problems else boxes, next_pid)
+    elif state.get("labeling_dialog") == ("discard", pid):
         discard_dialog(pid, opened)
     for problem in problems:
         st.warning(problem)

@@ -42,7 +42,12 @@ decision = st.radio("Imported boxes", ["save", "accept"], horizontal=True,
                     format_func={"save": "keep review status", "accept": "mark accepted"}.get)
 
 
-@st.dialog("Import these boxes?")
+def close_dialog() -> None:
+    state.pop("coco_confirm", None)
+
+
+# Opened from session state (not straight from its button) so it stays open while its widgets rerun the page.
+@st.dialog("Import these boxes?", on_dismiss=close_dialog)
 def confirm_import(payload: bytes, name: str) -> None:
     try:
         images = len(json.loads(payload).get("images", []))
@@ -52,6 +57,7 @@ def confirm_import(payload: bytes, name: str) -> None:
                 f"saved under your name ({annotator})"
                 + (", and is marked **accepted**." if decision == "accept" else "; review statuses stay as they are."))
     if st.button("Import", type="primary", key="coco-import-confirm"):
+        close_dialog()
         try:
             with session_scope() as s:
                 state["coco_report"] = coco.import_coco(s, payload, annotator, decision, use_versions)
@@ -61,7 +67,9 @@ def confirm_import(payload: bytes, name: str) -> None:
 
 
 if st.button("Import…", type="primary", disabled=upload is None, key="coco-import"):
-    confirm_import(upload.getvalue(), upload.name)
+    state["coco_confirm"] = (upload.getvalue(), upload.name)
+if state.get("coco_confirm"):
+    confirm_import(*state["coco_confirm"])
 report = state.pop("coco_report", None)
 if isinstance(report, str):
     st.error(f"Cannot import this file: {report}")

@@ -4,6 +4,7 @@ offset, accept, reload, and find the box moved by that offset in original-image 
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -391,3 +392,65 @@ def test_accept_with_a_deleted_box_is_blocked_until_marked_not_visible(labeling_
         assert set(ann.box_map(ann.boxes_at(s, photo_id, 2))) == {"face", "jaw"}
         (audit,) = queue.audit_trail(s, photo_id)
         assert audit.after["not_visible"] == ["tzone"]
+
+
+def test_reject_asks_for_a_reason_in_a_dialog_with_presets(app_env):
+    """Reject… opens a dialog: nothing is saved until a reason is picked (a preset plus optional details)."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        pid = add_photo(s, "p01")
+        add_photo(s, "p02")
+        key = s.get(Photo, pid).object_key
+    out = io.BytesIO()
+    Image.new("RGB", (640, 640), (200, 170, 150)).save(out, format="JPEG")
+    get_store().put(key, out.getvalue(), "image/jpeg")
+    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at.session_state["annotator"] = "tester"
+    at.run()
+    at.button(key="labeling-reject").click().run()
+    assert not at.exception, at.exception
+    assert at.button(key=f"reject-confirm-{pid}").disabled  # no reason yet
+    at.radio(key=f"reject-preset-{pid}").set_value("Blurred or out of focus").run()
+    at.text_input(key=f"reject-detail-{pid}").input("motion blur").run()
+    at.button(key=f"reject-confirm-{pid}").click().run()
+    assert not at.exception, at.exception
+    with session_scope() as s:
+        photo = s.get(Photo, pid)
+        assert (photo.review_status, photo.review_note) == ("rejected", "Blurred or out of focus, motion blur")
+
+
+def test_coco_import_asks_before_saving(app_env):
+    """Import… on Export / import opens a confirmation; the boxes are saved only after Import in it."""
+    from streamlit.testing.v1 import AppTest
+
+    from app.core.auth import Account
+    from labeling import coco
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        pid = add_photo(s, "p01")
+    with session_scope() as s:
+        data = coco.export_coco(s, ["pending"])
+    data["annotations"][0]["bbox"][0] += 7
+    at = AppTest.from_file("pages/labeling_exchange.py", default_timeout=60)
+    at.session_state["annotator"] = "lee"
+    at.session_state["account"] = Account("lee", "lead", "unused")
+    at.run()
+    at.file_uploader(key="coco_upload").set_value(("boxes.json", json.dumps(data).encode(), "application/json")).run()
+    at.button(key="coco-import").click().run()
+    assert not at.exception, at.exception
+    assert _version(pid) == 1  # asked, not saved
+    at.button(key="coco-import-confirm").click().run()
+    assert not at.exception, at.exception
+    assert _version(pid) == 2
+    assert any("1 updated" in m.value for m in at.success)
+
+
+def _version(photo_id: int) -> int:
+    with session_scope() as s:
+        return s.get(Photo, photo_id).boxes_version
