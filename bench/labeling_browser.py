@@ -124,7 +124,7 @@ def drag_jaw(page, how: str) -> int:
     for i in range(1, 6):
         page.mouse.move(cx + 4 * i, cy)
     page.mouse.up()
-    page.get_by_text(f"{x0 + 20 / scale:.2f}, {y0:.2f}").first.wait_for(timeout=30_000)
+    page.get_by_text(f"{x0 + 20 / scale:.2f}, {y0:.2f}").first.wait_for(timeout=60_000)
     return 2  # the Edit toggle and the drag
 
 

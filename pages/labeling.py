@@ -159,6 +159,17 @@ def conflict_panel(photo: Photo, conflict: ann.Conflict, next_pid: int | None) -
         rerun_review()
 
 
+def queue_strip(photo_ids: list[int]) -> None:
+    with session_scope() as s:
+        keys = {p.id: p.object_key for p in s.exec(select(Photo).where(Photo.id.in_(photo_ids)))}
+    for col, i in zip(st.columns(6), photo_ids):
+        col.image(boxes_preview(keys[i], {}, 160), caption=f"photo {i}")
+        if col.button("Open", key=f"thumb-{i}", width="stretch"):
+            state["labeling_back"] = [*state["labeling_back"], int(st.query_params.get("photo", 0))][-50:]
+            st.query_params["photo"] = str(i)
+            rerun_review()
+
+
 def queue_filters(names: list[str], people: dict[int, str]):
     with st.popover("Queue filters", width="stretch"):
         statuses = st.multiselect("Status", queue.REVIEW_STATUSES, default=["pending"], key="q_status")
@@ -253,9 +264,6 @@ def review() -> None:
     edited = state["edited"].get((pid, opened), start_boxes)
     missing_now = missing_regions(edited)
     label_key = f"new-label-{pid}"
-    if state.get(f"missing-{pid}") != missing_now and missing_now:  # a box was deleted: draw that one next
-        state[label_key] = missing_now[0]
-    state[f"missing-{pid}"] = missing_now
     b1, b2, b3, b4, pick, zoom_at = st.columns([1.1, 1, 1, 1, 2.4, 1.5], vertical_alignment="center")
     with pick.container(key="labeling-label"):
         new_label = st.radio("Label for a new box", REGIONS, index=REGIONS.index(missing_now[0]) if missing_now else 0,
@@ -283,6 +291,11 @@ def review() -> None:
     if not problems:
         state["edited"][(pid, opened)] = boxes
     missing = missing_regions(boxes)
+    if not problems and state.get(f"missing-{pid}") != missing:
+        state[f"missing-{pid}"] = missing
+        if missing and state.get(label_key) not in missing:  # a box was deleted: its region is drawn next
+            state[label_key] = missing[0]
+            rerun_review()
     hidden = []
     if b1.button("Accept ⏎", type="primary", disabled=bool(problems), key="labeling-accept", width="stretch",
                  help="Accept the boxes and open the next photo (Enter)"):
@@ -317,6 +330,8 @@ def review() -> None:
                      "changed": "yes" if not ann.same_box(before, now) else ""})
     st.table(pd.DataFrame(rows).set_index("region"))
     st.text_input("Note (kept with Accept or Flag)", key=f"note-{pid}")
+    if st.toggle("Show the next photos of the queue", key="labeling-thumbs"):
+        queue_strip(following[:6])
     with st.expander("Keyboard shortcuts"):
         st.table(pd.DataFrame({"key": list(SHORTCUTS), "does": list(SHORTCUTS.values())}).set_index("key"))
     with st.expander("History of this photo"):

@@ -377,6 +377,7 @@ def test_accept_with_a_deleted_box_is_blocked_until_marked_not_visible(labeling_
         page.mouse.click(bbox["x"] + (x0 + x1) / 2 * SCALE, bbox["y"] + (y0 + 20) * SCALE)
         page.keyboard.press("Delete")
         expect(page.get_by_text(re.compile(r"^Missing: tzone"))).to_be_visible(timeout=20_000)
+        expect(page.get_by_role("radio", name="2 tzone")).to_be_checked(timeout=20_000)  # drawn next
         page.get_by_role("button", name="Accept").click()
         expect(page.get_by_text(re.compile(r"Not saved: accepting needs all three regions: no tzone box"))).to_be_visible(
             timeout=20_000)
