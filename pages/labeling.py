@@ -30,6 +30,7 @@ from pages.labeling_widgets import (
     boxes_preview,
     canvas_background,
     keyboard_shortcuts,
+    prefetch_canvas_background,
     queue_counts,
 )
 
@@ -59,19 +60,24 @@ def rerun_review() -> None:
         st.rerun()
 
 
-def save(pid: int, opened: int, boxes: dict, decision: str, note: str | None, next_pid: int | None,
-         hidden=(), in_dialog: bool = False) -> None:
+
+
+def decide(pid: int, opened: int, decision: str, next_pid: int | None) -> None:
+    """Accept or Flag, as the button's callback: the save happens before the fragment runs, so the next
+    photo is drawn in one run (a save inside the run would need a second one)."""
+    boxes = state["edited"].get((pid, opened), {})
+    hidden = [r for r in missing_regions(boxes) if state.get(f"hidden-{pid}-{r}")] if decision == "accept" else ()
     try:
         with session_scope() as s:
-            result = ann.save_boxes(s, pid, opened, boxes, annotator, decision, note, not_visible=hidden)
+            result = ann.save_boxes(s, pid, opened, boxes, annotator, decision, state.get(f"note-{pid}"),
+                                    not_visible=hidden)
     except ann.AnnotationError as exc:
-        st.error(f"Not saved: {exc}")
+        state["labeling_error"] = (pid, f"Not saved: {exc}")
         return
     if isinstance(result, ann.Conflict):
         state["conflicts"][pid] = result
     else:
         record_save(pid, result, next_pid)
-    st.rerun() if in_dialog else rerun_review()
 
 
 def record_save(pid: int, result: ann.SaveResult, next_pid: int | None) -> None:
@@ -100,7 +106,17 @@ def reject_dialog(pid: int, opened: int, boxes: dict, next_pid: int | None) -> N
     reason = detail.strip() if preset == "Other" else ", ".join(p for p in (preset, detail.strip()) if p)
     if st.button("Reject photo", type="primary", disabled=not reason, key=f"reject-confirm-{pid}"):
         close_dialog()
-        save(pid, opened, boxes, "reject", reason, next_pid, in_dialog=True)
+        try:
+            with session_scope() as s:
+                result = ann.save_boxes(s, pid, opened, boxes, annotator, "reject", reason)
+        except ann.AnnotationError as exc:
+            st.error(f"Not saved: {exc}")
+            return
+        if isinstance(result, ann.Conflict):
+            state["conflicts"][pid] = result
+        else:
+            record_save(pid, result, next_pid)
+        st.rerun()
 
 
 @st.dialog("Discard your changes?", on_dismiss=close_dialog)
@@ -287,6 +303,11 @@ def review() -> None:
         height=fit.canvas_height, drawing_mode="labeled_rect", label=new_label, initial_drawing=initial,
         font_size=14, key=canvas_key, max_display_height=CANVAS_MAX_H if ZOOMS[zoom] > 1 else None,
     )
+    if next_pid is not None:
+        upcoming = next(q for q in pending if q.photo_id == next_pid)
+        ahead = fit_canvas(upcoming.width, upcoming.height, round(CANVAS_MAX_W * ZOOMS[zoom]),
+                           round(CANVAS_MAX_H * ZOOMS[zoom]))
+        prefetch_canvas_background(upcoming.object_key, ahead.canvas_width, ahead.canvas_height)
     boxes, problems = check_canvas_boxes(drawing_to_boxes(result.json_data, fit))
     if not problems:
         state["edited"][(pid, opened)] = boxes
@@ -296,14 +317,15 @@ def review() -> None:
         if missing and state.get(label_key) not in missing:  # a box was deleted: its region is drawn next
             state[label_key] = missing[0]
             rerun_review()
-    hidden = []
-    if b1.button("Accept ⏎", type="primary", disabled=bool(problems), key="labeling-accept", width="stretch",
-                 help="Accept the boxes and open the next photo (Enter)"):
-        hidden = [r for r in missing if state.get(f"hidden-{pid}-{r}")]
-        save(pid, opened, boxes, "accept", state.get(f"note-{pid}"), next_pid, hidden)
-    if b2.button("Flag (F)", disabled=bool(problems), key="labeling-flag", width="stretch",
-                 help="Flag for a second look; the note below is kept with it"):
-        save(pid, opened, boxes, "flag", state.get(f"note-{pid}"), next_pid)
+    b1.button("Accept ⏎", type="primary", disabled=bool(problems), key="labeling-accept", width="stretch",
+              help="Accept the boxes and open the next photo (Enter)", on_click=decide,
+              args=(pid, opened, "accept", next_pid))
+    b2.button("Flag (F)", disabled=bool(problems), key="labeling-flag", width="stretch",
+              help="Flag for a second look; the note below is kept with it", on_click=decide,
+              args=(pid, opened, "flag", next_pid))
+    error = state.pop("labeling_error", None)
+    if error and error[0] == pid:
+        st.error(error[1])
     if b3.button("Reject…", key="labeling-reject", width="stretch", help="Reject the photo (R); asks for a reason"):
         state["labeling_dialog"] = ("reject", pid)
     if b4.button("Discard…", key="labeling-discard", width="stretch", help="Undo every unsaved change on this photo"):

@@ -4,6 +4,9 @@ Imported by those page scripts; not a page itself."""
 
 from __future__ import annotations
 
+import functools
+import threading
+
 import sqlalchemy as sa
 import streamlit as st
 
@@ -116,9 +119,21 @@ def queue_counts() -> None:
                 unsafe_allow_html=True)
 
 
-@st.cache_data(max_entries=64, show_spinner=False)
+@functools.lru_cache(maxsize=32)  # not st.cache_data: prefetch_canvas_background fills it from a thread
 def canvas_background(object_key: str, width: int, height: int) -> bytes:
     return previews.canvas_background(object_key, width, height)
+
+
+def prefetch_canvas_background(object_key: str, width: int, height: int) -> None:
+    """Decode and scale the photo the annotator will most likely open next, off the page's run, so
+    Accept -> next photo does not wait for it."""
+    def warm() -> None:
+        try:
+            canvas_background(object_key, width, height)
+        except Exception:  # the page reports an unreadable photo when it opens it
+            pass
+
+    threading.Thread(target=warm, name="labeling-prefetch", daemon=True).start()
 
 
 @st.cache_data(max_entries=64, show_spinner=False)
