@@ -138,7 +138,7 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import sign_in
+    from tests.browser import sign_in, wait_for_app
     from tests.servers import CHROMIUM_ARGS, StreamlitServer
 
     untouched, corrected = [], []
@@ -151,7 +151,9 @@ def main() -> int:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
                 page = browser.new_page(viewport={"width": 1440, "height": 900})
-                sign_in(page, server.url, "ana", "labeling")
+                page.goto(f"{server.url}/labeling")
+                wait_for_app(page, timeout_ms=300_000)  # the first page after start, on a busy machine
+                sign_in(page, server.url, "ana", path=None)
                 page.locator("canvas.upper-canvas").wait_for(timeout=60_000)
                 if burner:
                     burner.start()
