@@ -280,6 +280,8 @@ def review() -> None:
     edited = state["edited"].get((pid, opened), start_boxes)
     missing_now = missing_regions(edited)
     label_key = f"new-label-{pid}"
+    if f"next-label-{pid}" in state:  # set below, after a deletion; a widget's value changes before it is drawn
+        state[label_key] = state.pop(f"next-label-{pid}")
     b1, b2, b3, b4, pick, zoom_at = st.columns([1.1, 1, 1, 1, 2.4, 1.5], vertical_alignment="center")
     with pick.container(key="labeling-label"):
         new_label = st.radio("Label for a new box", REGIONS, index=REGIONS.index(missing_now[0]) if missing_now else 0,
@@ -315,7 +317,7 @@ def review() -> None:
     if not problems and state.get(f"missing-{pid}") != missing:
         state[f"missing-{pid}"] = missing
         if missing and state.get(label_key) not in missing:  # a box was deleted: its region is drawn next
-            state[label_key] = missing[0]
+            state[f"next-label-{pid}"] = missing[0]
             rerun_review()
     b1.button("Accept ⏎", type="primary", disabled=bool(problems), key="labeling-accept", width="stretch",
               help="Accept the boxes and open the next photo (Enter)", on_click=decide,
