@@ -32,6 +32,14 @@ privacy = st.Page(pages_dir / "privacy.py", title="Privacy", icon=":material/shi
 team = [
     st.Page(pages_dir / "survey.py", title="Survey", icon=":material/bar_chart:", url_path="survey"),
     st.Page(pages_dir / "labeling.py", title="Labeling", icon=":material/crop_free:", url_path="labeling"),
+    st.Page(pages_dir / "labeling_import.py", title="Import photos", icon=":material/add_photo_alternate:",
+            url_path="labeling-import"),
+    st.Page(pages_dir / "labeling_quality.py", title="Labeling quality", icon=":material/fact_check:",
+            url_path="labeling-quality"),
+    st.Page(pages_dir / "labeling_exchange.py", title="Export / import boxes", icon=":material/swap_horiz:",
+            url_path="labeling-exchange"),
+    st.Page(pages_dir / "labeling_retrain.py", title="Retrain", icon=":material/model_training:",
+            url_path="labeling-retrain"),
     st.Page(pages_dir / "models.py", title="Models", icon=":material/model_training:", url_path="models"),
 ]
 page = st.navigation({"": [try_it, privacy], "Team": team})

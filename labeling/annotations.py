@@ -14,7 +14,9 @@ versions and nothing is written for it. Every successful save writes exactly one
 :class:`app.core.db.BoxAudit` row (who, when, before, after) in the same transaction.
 
 Decisions
-    ``accept``  the boxes become human-reviewed (``source="human"``); the photo is ``accepted``.
+    ``accept``  the boxes become human-reviewed (``source="human"``); the photo is ``accepted``. Every
+                region needs a box or an explicit "not visible" mark (``not_visible``; kept in
+                the audit row), so a deleted box cannot slip into the training data unnoticed.
     ``reject``  the photo is unusable for training (a reason is required); it is ``rejected``.
     ``flag``    a second look is needed (a note is optional); it is ``flagged``.
     ``save``    keep the boxes, keep the photo's status (a draft; also used by COCO imports).
@@ -84,11 +86,25 @@ class Conflict:
     theirs_annotator: str | None = None
     theirs_at: datetime | None = None
     theirs_action: str | None = None
+    #: The boxes at ``expected_version``: what "mine" started from.
+    started: dict[str, tuple[float, float, float, float]] | None = None
 
     ok = False
 
     def differing_regions(self) -> list[str]:
         return [r for r in REGIONS if not same_box(self.mine.get(r), self.theirs.get(r))]
+
+    def changed_by_me(self) -> list[str]:
+        """Regions this annotator changed (moved, drew or deleted) since the version they opened."""
+        started = self.started or {}
+        return [r for r in REGIONS if not same_box(self.mine.get(r), started.get(r))]
+
+    def default_choice(self) -> dict[str, str]:
+        """Per region, what a resolution keeps unless the annotator says otherwise: their own box where
+        they changed it, the other person's everywhere else (so an untouched region never undoes the
+        other person's fix)."""
+        mine = set(self.changed_by_me())
+        return {r: "mine" if r in mine else "theirs" for r in REGIONS}
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -155,14 +171,16 @@ def save_boxes(
     decision: str = "accept",
     note: str | None = None,
     action: str | None = None,
+    not_visible: Iterable[str] = (),
 ) -> SaveResult | Conflict:
     """Save ``boxes`` (original pixels) as the photo's next version if it is still at
     ``expected_version``; otherwise return a :class:`Conflict` and write nothing.
 
     Boxes equal to the previous version's keep their source and confidence unless the decision
     is ``accept`` (then every box is human-reviewed); changed or new boxes are ``human``.
-    Regions left out are deleted (the new version does not have them). The caller commits
-    (``session_scope`` does)."""
+    Regions left out are deleted (the new version does not have them); ``accept`` refuses that unless
+    each such region is in ``not_visible`` (the annotator's "region not visible" mark). The caller
+    commits (``session_scope`` does)."""
     annotator = (annotator or "").strip()
     if not annotator:
         raise AnnotationError("an annotator name is needed to save")
@@ -174,6 +192,16 @@ def save_boxes(
     mine = normalize_boxes(boxes)
     if decision == "accept" and not mine:
         raise AnnotationError("a photo cannot be accepted without boxes; reject it instead")
+    unknown = [r for r in not_visible if r not in REGIONS]
+    if unknown:
+        raise AnnotationError(f"unknown region {unknown[0]!r} marked not visible")
+    hidden = [r for r in REGIONS if r in set(not_visible) and r not in mine]
+    if decision == "accept":
+        absent = [r for r in REGIONS if r not in mine and r not in hidden]
+        if absent:
+            raise AnnotationError(
+                f"accepting needs all three regions: no {' or '.join(absent)} box. Draw it, or mark it "
+                "\"not visible\" if the photo does not show it.")
 
     photo = session.exec(
         select(Photo).where(Photo.id == photo_id).execution_options(populate_existing=True)
@@ -223,7 +251,7 @@ def save_boxes(
     audit = BoxAudit(
         photo_id=photo_id, annotator=annotator, action=action, from_version=int(expected_version),
         to_version=new_version, before=_state(before_rows, before_status, before_note),
-        after=_state(new_rows, new_status, new_note), at=utcnow(),
+        after={**_state(new_rows, new_status, new_note), **({"not_visible": hidden} if hidden else {})}, at=utcnow(),
     )
     session.add(audit)
     session.flush()
@@ -241,23 +269,27 @@ def _conflict(session: Session, photo_id: int, expected: int, mine) -> Conflict:
     theirs = box_map(boxes_at(session, photo_id, current[0]))
     audit = last_audit(session, photo_id)
     return Conflict(photo_id, expected, int(current[0]), mine, theirs, current[1],
-                    audit.annotator if audit else None, audit.at if audit else None, audit.action if audit else None)
+                    audit.annotator if audit else None, audit.at if audit else None, audit.action if audit else None,
+                    started=box_map(boxes_at(session, photo_id, expected)))
 
 
 def merge_choice(conflict: Conflict, choice: Mapping[str, str]) -> dict[str, tuple[float, float, float, float]]:
     """Boxes made of ``mine`` or ``theirs`` per region (``choice[region]`` is "mine" or
-    "theirs"; regions not named take theirs). A region absent from the chosen side is left out."""
+    "theirs"; regions not named take :meth:`Conflict.default_choice`). A region absent from the
+    chosen side is left out."""
     merged = {}
+    default = conflict.default_choice()
     for region in REGIONS:
-        side = conflict.mine if choice.get(region, "theirs") == "mine" else conflict.theirs
+        side = conflict.mine if choice.get(region, default[region]) == "mine" else conflict.theirs
         if region in side:
             merged[region] = side[region]
     return merged
 
 
 def resolve_conflict(session: Session, conflict: Conflict, choice: Mapping[str, str], annotator: str,
-                     decision: str = "accept", note: str | None = None) -> SaveResult | Conflict:
+                     decision: str = "accept", note: str | None = None,
+                     not_visible: Iterable[str] = ()) -> SaveResult | Conflict:
     """Save the annotator's per-region choice on top of the version they were shown as
     "theirs"; if yet another save happened meanwhile this is a new Conflict."""
     return save_boxes(session, conflict.photo_id, conflict.current_version, merge_choice(conflict, choice),
-                      annotator, decision, note, action=f"resolve_{decision}")
+                      annotator, decision, note, action=f"resolve_{decision}", not_visible=not_visible)

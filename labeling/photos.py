@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 from sqlmodel import Session, select
 
+from app.core import auth
 from app.core.db import Photo, ReferencePerson, RegionBox, session_scope
 from app.core.settings import get_settings
 from app.core.storage import ObjectStore, get_store
@@ -46,7 +47,11 @@ def import_reference_photo(
     digest = hashlib.sha256(data).hexdigest()
     existing = session.exec(select(Photo).where(Photo.source == "reference", Photo.sha256 == digest)).first()
     if existing is not None:
-        return ImportOutcome(filename, "duplicate", message="already stored", photo_id=existing.id)
+        owner = session.get(ReferencePerson, existing.person_id) if existing.person_id else None
+        whose = f"{owner.person_key} ({owner.pseudonym})" if owner else "no person"
+        elsewhere = "" if owner is not None and owner.id == person.id else ", not the person you chose"
+        return ImportOutcome(filename, "duplicate", message=f"already stored as photo {existing.id} of {whose}{elsewhere}",
+                             photo_id=existing.id)
     try:
         image = decode_image(data)
     except IntakeError as error:
@@ -90,21 +95,36 @@ class BatchTooLarge(ValueError):
     """More files than ``settings.max_batch_files`` in one import."""
 
 
+class NoSuchPerson(ValueError):
+    """The import names no reference person, or one that does not exist: photos are never filed by default."""
+
+
 def import_reference_batch(
-    person_id: int,
+    person_id: int | None,
     files: Sequence[tuple[str, bytes | Path]],
     progress: Callable[[int, int, str], None] | None = None,
     url: str | None = None,
     store: ObjectStore | None = None,
+    *,
+    account: auth.Account | None,
 ) -> list[ImportOutcome]:
     """Import photos (bytes, or paths read one at a time) for one reference person, each in its own
-    transaction, so one bad file never stops the batch. ``progress(done, total, name)`` after each."""
+    transaction, so one bad file never stops the batch. ``progress(done, total, name)`` after each.
+    ``account`` must be allowed to import photos (a lead); files given as paths on the server need an admin."""
+    auth.require(account, "import_photos")
+    if any(isinstance(source, Path) for _, source in files):
+        auth.require(account, "import_server_folder")
     limit = get_settings().max_batch_files
     if len(files) > limit:
         raise BatchTooLarge(
             f"{len(files)} files is more than the {limit} allowed in one import (setting "
             "FACETYPE_MAX_BATCH_FILES); import them in smaller batches."
         )
+    if person_id is None:
+        raise NoSuchPerson("choose the person these photos show; photos are never filed under a default person")
+    with session_scope(url) as session:
+        if session.get(ReferencePerson, person_id) is None:
+            raise NoSuchPerson(f"there is no reference person {person_id}")
     store = store or get_store()
     outcomes = []
     for done, (name, source) in enumerate(files, start=1):

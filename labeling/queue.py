@@ -25,6 +25,7 @@ class QueueItem:
     min_confidence: float | None
     width: int
     height: int
+    object_key: str | None = None
 
 
 def review_queue(
@@ -63,7 +64,7 @@ def review_queue(
         query = query.limit(limit)
     return [
         QueueItem(p.id, p.person_id, key, pseudonym, p.review_status, p.boxes_version,
-                  None if c is None else float(c), p.width, p.height)
+                  None if c is None else float(c), p.width, p.height, p.object_key)
         for p, key, pseudonym, c in session.exec(query)
     ]
 

@@ -233,3 +233,43 @@ def test_quality_figures(database_url):
         assert agreement.photos == 1 and agreement.decision_agreement == 1.0
         assert agreement.per_region["jaw"]["mean_iou"] == pytest.approx((270 * 200) / (330 * 200))
         assert agreement.per_region["face"]["mean_iou"] == pytest.approx(1.0)
+
+
+def test_accept_needs_every_region_or_a_not_visible_mark(database_url):
+    """Accept with a deleted box is refused in the service, whatever the page does; a "not visible" mark
+    lets it through and is kept in the audit row. Flag and save may still leave a region out."""
+    with session_scope(database_url) as s:
+        pid = add_photo(s)
+    no_tzone = {k: v for k, v in AUTO.items() if k != "tzone"}
+    with session_scope(database_url) as s:
+        with pytest.raises(ann.AnnotationError, match="no tzone box"):
+            ann.save_boxes(s, pid, 1, no_tzone, "ann", "accept")
+        with pytest.raises(ann.AnnotationError, match="unknown region"):
+            ann.save_boxes(s, pid, 1, no_tzone, "ann", "accept", not_visible=["nose"])
+    with session_scope(database_url) as s:
+        assert s.get(Photo, pid).boxes_version == 1  # nothing written
+        flagged = ann.save_boxes(s, pid, 1, no_tzone, "ann", "flag", "where is the T-zone?")
+        assert isinstance(flagged, ann.SaveResult) and set(flagged.boxes) == {"face", "jaw"}
+    with session_scope(database_url) as s:
+        accepted = ann.save_boxes(s, pid, 2, no_tzone, "ann", "accept", not_visible=["tzone", "jaw"])
+        assert isinstance(accepted, ann.SaveResult) and accepted.review_status == "accepted"
+        (latest, _) = queue.audit_trail(s, pid)
+        assert latest.after["not_visible"] == ["tzone"]  # the drawn jaw is not marked hidden
+        assert "not_visible" not in _.after
+
+
+def test_conflict_default_keeps_the_other_annotators_fix_to_a_region_i_did_not_touch(database_url):
+    with session_scope(database_url) as s:
+        pid = add_photo(s)
+    theirs = moved(AUTO, "jaw", 25, 0)  # the other annotator fixed the jaw
+    mine = moved(AUTO, "tzone", 0, 9)  # this annotator, from the same version, fixed only the T-zone
+    with session_scope(database_url) as s:
+        assert isinstance(ann.save_boxes(s, pid, 1, theirs, "other", "accept"), ann.SaveResult)
+    with session_scope(database_url) as s:
+        conflict = ann.save_boxes(s, pid, 1, mine, "me", "accept")
+    assert isinstance(conflict, ann.Conflict)
+    assert conflict.changed_by_me() == ["tzone"]
+    assert conflict.default_choice() == {"face": "theirs", "tzone": "mine", "jaw": "theirs"}
+    with session_scope(database_url) as s:
+        resolved = ann.resolve_conflict(s, conflict, {}, "me")  # saved as offered
+    assert resolved.boxes == {**AUTO, "jaw": theirs["jaw"], "tzone": mine["tzone"]}

@@ -4,6 +4,7 @@ offset, accept, reload, and find the box moved by that offset in original-image 
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -37,31 +38,47 @@ def _photo_bytes() -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture
-def labeling_app(tmp_path, team_accounts_env):
+def _serve_photos(tmp_path, accounts_env, count: int = 1):
+    """A throwaway project with ``count`` pending photos (auto boxes AUTO) served by ``streamlit run``."""
     var = tmp_path / "var"
     url = f"sqlite:///{var / 'facetype.db'}"
     store = LocalStore(var / "store")
     migrate(url)
-    key = "reference/1/" + "ab" * 16 + ".jpg"
     data = _photo_bytes()
-    store.put(key, data, "image/jpeg")
+    ids = []
     with session_scope(url) as s:
         s.add(TypeProfile(name="Alpha", order=0, description="test", share_percent=100.0))  # not an empty install
         person = ReferencePerson(person_key="p01", pseudonym="Test Person")
         s.add(person)
         s.flush()
-        photo = Photo(object_key=key, size_bytes=len(data), sha256="ab" * 32, width=WIDTH, height=HEIGHT,
-                      source="reference", person_id=person.id, boxes_version=1)
-        s.add(photo)
-        s.flush()
-        for region, box in AUTO.items():
-            s.add(RegionBox(photo_id=photo.id, version=1, region=region, x0=box[0], y0=box[1], x1=box[2], y1=box[3],
-                            source="auto", confidence=0.5))
-        photo_id = photo.id
+        for n in range(count):
+            key = f"reference/1/{n:02d}" + "ab" * 15 + ".jpg"
+            store.put(key, data, "image/jpeg")
+            photo = Photo(object_key=key, size_bytes=len(data), sha256=f"{n:02d}" + "ab" * 31, width=WIDTH,
+                          height=HEIGHT, source="reference", person_id=person.id, boxes_version=1)
+            s.add(photo)
+            s.flush()
+            for region, box in AUTO.items():
+                s.add(RegionBox(photo_id=photo.id, version=1, region=region, x0=box[0], y0=box[1], x1=box[2],
+                                y1=box[3], source="auto", confidence=0.5 + n / 100))
+            ids.append(photo.id)
     get_engine(url).dispose()
-    server = StreamlitServer(env={**var_env(var), "FACETYPE_ACCOUNTS": team_accounts_env}).start(tmp_path)
+    server = StreamlitServer(env={**var_env(var), "FACETYPE_ACCOUNTS": accounts_env}).start(tmp_path)
+    return server, url, ids
+
+
+@pytest.fixture
+def labeling_app(tmp_path, team_accounts_env):
+    server, url, (photo_id,) = _serve_photos(tmp_path, team_accounts_env)
     yield server, url, photo_id
+    server.stop()
+    get_engine(url).dispose()
+
+
+@pytest.fixture
+def two_photo_app(tmp_path, team_accounts_env):
+    server, url, ids = _serve_photos(tmp_path, team_accounts_env, 2)
+    yield server, url, ids
     server.stop()
     get_engine(url).dispose()
 
@@ -126,10 +143,15 @@ def test_drag_jaw_box_accept_reload(labeling_app, browser):
         assert audit.annotator == "ana" and audit.action == "accept"
 
 
+LABELING_PAGES = ["pages/labeling.py", "pages/labeling_import.py", "pages/labeling_quality.py",
+                  "pages/labeling_exchange.py", "pages/labeling_retrain.py"]
+
+
 def test_page_sections_render_without_errors(app_env):
-    """Every section of the page runs (AppTest; the canvas itself needs the browser test)."""
+    """Every Labeling page runs (AppTest; the canvas itself needs the browser test)."""
     from streamlit.testing.v1 import AppTest
 
+    from app.core.auth import Account
     from tests.test_annotations import add_photo
 
     migrate()
@@ -145,12 +167,15 @@ def test_page_sections_render_without_errors(app_env):
     assert not at.exception, at.exception
     assert any(m.value.startswith("**1** photo left") for m in at.markdown)
     assert list(at.query_params["photo"]) == [str(second)]  # the only pending photo is open
-    for section in ["Import photos", "Quality", "Export / import", "Retrain"]:
-        at.radio(key="labeling_section").set_value(section).run()
-        assert not at.exception, (section, at.exception)
-        assert not at.error, (section, [e.value for e in at.error])
-    at.radio(key="labeling_section").set_value("Quality").run()
-    assert any("photos reviewed by two or more annotators" in m.value for m in at.markdown)
+    for script in LABELING_PAGES[1:]:
+        at = AppTest.from_file(script, default_timeout=60)
+        at.session_state["annotator"] = "tester"
+        at.session_state["account"] = Account("tester", "admin", "unused")
+        at.run()
+        assert not at.exception, (script, at.exception)
+        assert not at.error, (script, [e.value for e in at.error])
+        if script == "pages/labeling_quality.py":
+            assert any("photos reviewed by two or more annotators" in m.value for m in at.markdown)
 
 
 def test_page_asks_for_a_name_without_sign_in(app_env):
@@ -192,11 +217,13 @@ def test_page_shows_conflict_and_lets_annotator_choose(app_env):
         assert isinstance(ann.save_boxes(s, pid, 1, theirs, "other", "flag", "check jaw"), ann.SaveResult)
     at.run()
     assert any("saved by other after you opened" in i.value for i in at.info)
-    at.button(key=f"accept-{pid}").click().run()
+    at.button(key="labeling-accept").click().run()
     assert not at.exception
     assert any("Someone else saved this photo" in w.value for w in at.warning)
     with session_scope() as s:
         assert s.get(Photo, pid).boxes_version == 2  # nothing overwritten
+    # This annotator changed nothing: every region defaults to the other person's version.
+    assert [at.radio(key=f"choice-{pid}-{r}").value for r in ("face", "tzone", "jaw")] == ["theirs"] * 3
     at.radio(key=f"choice-{pid}-jaw").set_value("theirs").run()
     at.button(key=f"resolve-{pid}").click().run()
     assert not at.exception
@@ -207,8 +234,9 @@ def test_page_shows_conflict_and_lets_annotator_choose(app_env):
         assert [a.annotator for a in queue.audit_trail(s, pid)] == ["tester", "other"]
 
 
-@pytest.mark.parametrize("role, sees_folder_field", [("admin", True), ("annotator", False)])
-def test_only_admins_may_import_from_a_server_folder(app_env, role, sees_folder_field):
+@pytest.mark.parametrize("role, sees_form, sees_folder_field", [("admin", True, True), ("lead", True, False),
+                                                                 ("annotator", False, False)])
+def test_only_admins_may_import_from_a_server_folder(app_env, role, sees_form, sees_folder_field):
     from streamlit.testing.v1 import AppTest
 
     from app.core.auth import Account
@@ -217,14 +245,35 @@ def test_only_admins_may_import_from_a_server_folder(app_env, role, sees_folder_
     migrate()
     with session_scope() as s:
         add_photo(s, "p01")
-    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at = AppTest.from_file("pages/labeling_import.py", default_timeout=60)
     at.session_state["annotator"] = "someone"
     at.session_state["account"] = Account("someone", role, "unused")
     at.run()
-    at.radio(key="labeling_section").set_value("Import photos").run()
     assert not at.exception
     labels = [t.label for t in at.text_input]
     assert ("…or a folder on the server" in labels) is sees_folder_field
+    assert bool(at.file_uploader) is sees_form
+
+
+def test_import_photos_has_no_default_person(app_env):
+    """Nothing is imported until a person is chosen: the person box starts empty and Import is disabled."""
+    from streamlit.testing.v1 import AppTest
+
+    from app.core.auth import Account
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        add_photo(s, "p01")
+        add_photo(s, "p02")
+    at = AppTest.from_file("pages/labeling_import.py", default_timeout=60)
+    at.session_state["annotator"] = "lee"
+    at.session_state["account"] = Account("lee", "lead", "unused")
+    at.run()
+    person = at.selectbox(key="import_person")
+    assert person.value is None
+    (button,) = [b for b in at.button if b.label == "Import and auto-label"]
+    assert button.disabled
 
 
 def test_retrain_button_trains_on_the_corrected_boxes(served_app_env):
@@ -251,9 +300,8 @@ def test_retrain_button_trains_on_the_corrected_boxes(served_app_env):
     at = AppTest.from_file("app/main.py", default_timeout=60)
     at.session_state["account"] = Account("ana", "annotator", "unused")
     at.session_state["annotator"] = "ana"
-    at.switch_page("../pages/labeling.py")
+    at.switch_page("../pages/labeling_retrain.py")
     at.run()
-    at.radio(key="labeling_section").set_value("Retrain").run()
     assert any(m.value.startswith("**1** reviewed") for m in at.markdown)
     next(b for b in at.button if b.label == "Retrain the type model").click()
     at.run()
@@ -267,3 +315,143 @@ def test_retrain_button_trains_on_the_corrected_boxes(served_app_env):
     assert run.status == "done", run.message
     (entry,) = [p for p in run.data_snapshot["photos"] if p["id"] == corrected_id]
     assert (entry["boxes_version"], entry["box_source"]) == (2, "human")
+
+
+def _status(url, photo_id):
+    with session_scope(url) as s:
+        photo = s.get(Photo, photo_id)
+        return photo.boxes_version, photo.review_status
+
+
+def test_keyboard_enter_accepts_and_opens_the_next_photo_in_1440x900(two_photo_app, browser):
+    """In a 1440 x 900 window the canvas and Accept are in view without scrolling; Enter accepts the
+    untouched photo, the next one opens and the confirmation stays on screen; K goes back."""
+    from playwright.sync_api import expect
+
+    server, url, (first, second) = two_photo_app
+    context = browser.new_context(viewport={"width": 1440, "height": 900}, device_scale_factor=1)
+    page = context.new_page()
+    try:
+        sign_in(page, server.url, "ana", "labeling")
+        expect(page.get_by_text(f"Photo {first} ·")).to_be_visible(timeout=60_000)
+        canvas = page.locator("canvas.upper-canvas")
+        expect(canvas).to_be_visible(timeout=30_000)
+        page.wait_for_timeout(500)  # background and boxes are drawn
+        accept = page.get_by_role("button", name="Accept")
+        for element in (canvas, accept):
+            box = element.bounding_box()
+            assert box["y"] >= 0 and box["y"] + box["height"] <= 900, box
+        page.screenshot(path=str(ARTIFACTS / "labeling_1440x900.png"))
+
+        page.keyboard.press("Enter")
+        expect(page.get_by_text(f"Photo {second} ·")).to_be_visible(timeout=30_000)
+        expect(page.get_by_text(f"Photo {first}: accept saved as version 2.")).to_be_visible(timeout=30_000)
+        assert page.evaluate("() => new URLSearchParams(location.search).get('photo')") == str(second)
+        assert _status(url, first) == (2, "accepted") and _status(url, second) == (1, "pending")
+        expect(page.locator("canvas.upper-canvas")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "labeling_after_enter.png"))
+
+        page.keyboard.press("k")  # back to the accepted photo (previous in the list)
+        expect(page.get_by_text(f"Photo {first} ·")).to_be_visible(timeout=30_000)
+    finally:
+        context.close()
+
+
+def test_accept_with_a_deleted_box_is_blocked_until_marked_not_visible(labeling_app, browser):
+    """Delete the T-zone box on the canvas (Edit, select, Delete key): Accept is refused and nothing is
+    saved; ticking "tzone not visible" lets it through without the box."""
+    from playwright.sync_api import expect
+
+    server, url, photo_id = labeling_app
+    context = browser.new_context(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
+    page = context.new_page()
+    try:
+        sign_in(page, server.url, "ana", "labeling")
+        canvas = page.locator("canvas.upper-canvas")
+        expect(canvas).to_be_visible(timeout=60_000)
+        page.wait_for_timeout(500)
+        page.keyboard.press("e")  # the canvas's Edit mode
+        expect(page.get_by_role("button", name="Edit")).to_have_attribute("aria-pressed", "true", timeout=10_000)
+        bbox = canvas.bounding_box()
+        x0, y0, x1, y1 = AUTO["tzone"]
+        page.mouse.click(bbox["x"] + (x0 + x1) / 2 * SCALE, bbox["y"] + (y0 + 20) * SCALE)
+        page.keyboard.press("Delete")
+        expect(page.get_by_text(re.compile(r"^Missing: tzone"))).to_be_visible(timeout=20_000)
+        expect(page.get_by_role("radio", name="2 tzone")).to_be_checked(timeout=20_000)  # drawn next
+        page.get_by_role("button", name="Accept").click()
+        expect(page.get_by_text(re.compile(r"Not saved: accepting needs all three regions: no tzone box"))).to_be_visible(
+            timeout=20_000)
+        assert _status(url, photo_id) == (1, "pending")
+
+        page.get_by_text("tzone not visible").click()
+        page.get_by_role("button", name="Accept").click()
+        expect(page.get_by_text(re.compile(r"accept saved as version 2"))).to_be_visible(timeout=20_000)
+    finally:
+        context.close()
+    assert _status(url, photo_id) == (2, "accepted")
+    with session_scope(url) as s:
+        assert set(ann.box_map(ann.boxes_at(s, photo_id, 2))) == {"face", "jaw"}
+        (audit,) = queue.audit_trail(s, photo_id)
+        assert audit.after["not_visible"] == ["tzone"]
+
+
+def test_reject_asks_for_a_reason_in_a_dialog_with_presets(app_env):
+    """Reject… opens a dialog: nothing is saved until a reason is picked (a preset plus optional details)."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        pid = add_photo(s, "p01")
+        add_photo(s, "p02")
+        key = s.get(Photo, pid).object_key
+    out = io.BytesIO()
+    Image.new("RGB", (640, 640), (200, 170, 150)).save(out, format="JPEG")
+    get_store().put(key, out.getvalue(), "image/jpeg")
+    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at.session_state["annotator"] = "tester"
+    at.run()
+    at.button(key="labeling-reject").click().run()
+    assert not at.exception, at.exception
+    assert at.button(key=f"reject-confirm-{pid}").disabled  # no reason yet
+    at.radio(key=f"reject-preset-{pid}").set_value("Blurred or out of focus").run()
+    at.text_input(key=f"reject-detail-{pid}").input("motion blur").run()
+    at.button(key=f"reject-confirm-{pid}").click().run()
+    assert not at.exception, at.exception
+    with session_scope() as s:
+        photo = s.get(Photo, pid)
+        assert (photo.review_status, photo.review_note) == ("rejected", "Blurred or out of focus, motion blur")
+
+
+def test_coco_import_asks_before_saving(app_env):
+    """Import… on Export / import opens a confirmation; the boxes are saved only after Import in it."""
+    from streamlit.testing.v1 import AppTest
+
+    from app.core.auth import Account
+    from labeling import coco
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        pid = add_photo(s, "p01")
+    with session_scope() as s:
+        data = coco.export_coco(s, ["pending"])
+    data["annotations"][0]["bbox"][0] += 7
+    at = AppTest.from_file("pages/labeling_exchange.py", default_timeout=60)
+    at.session_state["annotator"] = "lee"
+    at.session_state["account"] = Account("lee", "lead", "unused")
+    at.run()
+    at.file_uploader(key="coco_upload").set_value(("boxes.json", json.dumps(data).encode(), "application/json")).run()
+    at.button(key="coco-import").click().run()
+    assert not at.exception, at.exception
+    assert _version(pid) == 1  # asked, not saved
+    at.button(key="coco-import-confirm").click().run()
+    assert not at.exception, at.exception
+    assert _version(pid) == 2
+    assert any("1 updated" in m.value for m in at.success)
+
+
+def _version(photo_id: int) -> int:
+    with session_scope() as s:
+        return s.get(Photo, photo_id).boxes_version

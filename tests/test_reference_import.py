@@ -8,9 +8,12 @@ from sqlmodel import select
 
 from app.core import settings as app_settings
 from app.core.db import Photo, ReferencePerson, RegionBox, migrate, session_scope
-from labeling.photos import BatchTooLarge, import_reference_batch
+from app.core.auth import Account, PermissionDenied
+from labeling.photos import BatchTooLarge, NoSuchPerson, import_reference_batch
 from tests.conftest_paths import TEST_DATA
 
+ADMIN = Account("root", "admin", "unused")
+LEAD = Account("lee", "lead", "unused")
 SAMPLE_PHOTOS = sorted((app_settings.get_settings().sample_dir / "photos" / "p001").glob("*.jpg"))
 
 
@@ -28,7 +31,7 @@ def test_mixed_batch_adds_good_skips_bad_and_stores_each_photo_once(database_url
     files = [(p.name, p) for p in SAMPLE_PHOTOS + bad] + [("again.jpg", SAMPLE_PHOTOS[0].read_bytes())]
     seen = []
     outcomes = import_reference_batch(person_id, files, progress=lambda d, t, n: seen.append((d, t)),
-                                      url=database_url, store=object_store)
+                                      url=database_url, store=object_store, account=ADMIN)
     assert seen[-1] == (len(files), len(files))
     by_status = {}
     for o in outcomes:
@@ -50,4 +53,33 @@ def test_batch_over_the_limit_is_refused_before_any_work(app_env, monkeypatch):
     migrate()
     monkeypatch.setattr("labeling.photos.get_settings", lambda: dataclasses.replace(app_env, max_batch_files=2))
     with pytest.raises(BatchTooLarge, match="FACETYPE_MAX_BATCH_FILES"):
-        import_reference_batch(1, [("a.jpg", b"x")] * 3)
+        import_reference_batch(1, [("a.jpg", b"x")] * 3, account=LEAD)
+
+
+def test_import_needs_a_chosen_person_and_the_role(database_url, object_store, person_id):
+    photo = [("a.jpg", SAMPLE_PHOTOS[0].read_bytes())]
+    with pytest.raises(NoSuchPerson, match="choose the person"):
+        import_reference_batch(None, photo, url=database_url, store=object_store, account=LEAD)
+    with pytest.raises(NoSuchPerson, match="no reference person"):
+        import_reference_batch(person_id + 1, photo, url=database_url, store=object_store, account=LEAD)
+    with pytest.raises(PermissionDenied):
+        import_reference_batch(person_id, photo, url=database_url, store=object_store,
+                               account=Account("ana", "annotator", "unused"))
+    with pytest.raises(PermissionDenied):  # a path on the server: admins only
+        import_reference_batch(person_id, [("a.jpg", SAMPLE_PHOTOS[0])], url=database_url, store=object_store,
+                               account=LEAD)
+    with session_scope(database_url) as session:
+        assert session.exec(select(Photo)).all() == []
+
+
+def test_duplicate_names_the_person_the_stored_photo_belongs_to(database_url, object_store, person_id):
+    photo = [("a.jpg", SAMPLE_PHOTOS[0].read_bytes())]
+    (added,) = import_reference_batch(person_id, photo, url=database_url, store=object_store, account=LEAD)
+    with session_scope(database_url) as session:
+        other = ReferencePerson(person_key="y02", pseudonym="Composite Y")
+        session.add(other)
+        session.flush()
+        other_id = other.id
+    (again,) = import_reference_batch(other_id, photo, url=database_url, store=object_store, account=LEAD)
+    assert again.status == "duplicate" and again.photo_id == added.photo_id
+    assert "x01 (Composite X)" in again.message and "not the person you chose" in again.message

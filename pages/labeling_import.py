@@ -1,0 +1,75 @@
+"""Labeling · Import photos: add reference photos of one person, auto-labeled into the review queue.
+
+A thin page over ``labeling.photos.import_reference_batch`` (which checks the account's role,
+refuses a batch without a person and names the owner of each duplicate)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+from sqlmodel import select
+
+from app.core import auth
+from app.core.db import ReferencePerson, session_scope
+from labeling.photos import BatchTooLarge, NoSuchPerson, import_reference_batch
+from pages.labeling_widgets import annotator_name
+
+st.title("Import photos")
+annotator_name()
+account = st.session_state.get("account")
+if not auth.can(account, "import_photos"):
+    st.info(f"Importing photos needs the {auth.ACTION_ROLES['import_photos']} role; ask a lead to import them.")
+    st.stop()
+
+with session_scope() as s:
+    people = list(s.exec(select(ReferencePerson).order_by(ReferencePerson.person_key)))
+if not people:
+    st.info("Add reference people first (Survey page).")
+    st.stop()
+names = {p.id: f"{p.person_key} — {p.pseudonym}" for p in people}
+person_id = st.selectbox("Reference person (whom these photos show)", list(names), index=None,
+                         format_func=names.get, placeholder="Choose the person…", key="import_person")
+uploads = st.file_uploader("Photos", accept_multiple_files=True, key="import_files")
+folder = ""
+if auth.can(account, "import_server_folder"):  # a server path reads whatever the app process can
+    folder = st.text_input("…or a folder on the server", placeholder="/data/photos/p07", key="import_folder")
+if person_id is None:
+    st.caption("Choose the person first: photos are never filed under a default person.")
+if not st.button("Import and auto-label", type="primary",
+                 disabled=person_id is None or (not uploads and not folder.strip())):
+    st.stop()
+
+items: list[tuple[str, bytes | Path]] = [(u.name, u.getvalue()) for u in uploads or []]
+if folder.strip():
+    root = Path(folder.strip()).expanduser()
+    if not root.is_dir():
+        st.error(f"{root} is not a folder on the server.")
+        st.stop()
+    items += [(str(p), p) for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".")]
+bar = st.progress(0.0, text=f"0 of {len(items)}")
+try:
+    results = import_reference_batch(
+        person_id, items, account=account,
+        progress=lambda done, total, name: bar.progress(done / total, text=f"{done} of {total}: {Path(name).name}"),
+    )
+except (BatchTooLarge, NoSuchPerson, auth.PermissionDenied) as error:
+    st.error(str(error))
+    st.stop()
+table = pd.DataFrame([{"file": o.filename, "status": o.status, "reason": o.reason or "", "message": o.message,
+                       "photo": o.photo_id} for o in results])
+if table.empty:
+    st.info("No files found.")
+    st.stop()
+summary = table["status"].value_counts().to_dict()
+st.success(f"Added {summary.get('added', 0)} photos of {names[person_id]}, already stored "
+           f"{summary.get('duplicate', 0)}, skipped {summary.get('skipped', 0)}. New photos are in the review queue.")
+duplicates = table[table["status"] == "duplicate"]
+for row in duplicates.itertuples():
+    st.warning(f"{Path(row.file).name}: {row.message}.")
+skipped = table[table["status"] == "skipped"]
+if not skipped.empty:
+    st.subheader("Skipped files")
+    st.dataframe(skipped[["file", "reason", "message"]], hide_index=True, width="stretch")
+st.dataframe(table, hide_index=True, width="stretch")

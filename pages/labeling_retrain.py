@@ -1,0 +1,50 @@
+"""Labeling · Retrain: ask for a new type-model run on the reviewed boxes; a lead promotes it on Models."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app.core import auth
+from app.core.db import session_scope
+from app.core.settings import PROJECT_ROOT
+from labeling import queue
+from models.training.train import start_background
+from pages.labeling_widgets import annotator_name
+
+state = st.session_state
+
+
+def start_training_run(account: auth.Account | None) -> int:
+    """Start a type-model (head) training run for ``account`` (checked); returns its ModelVersion id.
+    Its progress is on the Models page."""
+    auth.require(account, "retrain")
+    return int(start_background(kind="head"))
+
+
+st.title("Retrain")
+annotator_name()
+account = state.get("account")
+with session_scope() as s:
+    n = queue.status_counts(s)["accepted"]
+st.markdown(f"**{n}** reviewed (accepted) photos. Training uses each photo's human-reviewed boxes where "
+            "there are any and leaves rejected photos out.")
+if not auth.can(account, "retrain"):
+    st.info(f"Starting a run needs the {auth.ACTION_ROLES['retrain']} role (sign in).")
+    st.stop()
+if st.button("Retrain the type model", type="primary"):
+    try:
+        state["last_run"] = start_training_run(account)
+    except RuntimeError as exc:  # a run is already going on
+        st.warning(str(exc))
+    except Exception as exc:
+        st.error(f"Could not start training: {exc}")
+if state.get("last_run"):
+    st.success(f"Training run {state['last_run']} started in the background.")
+    st.markdown(
+        "**What happens next:** the run trains on every accepted photo (a few minutes on the sample project). "
+        "When it finishes, its evaluation appears on the Models page. It does **not** replace the model that "
+        "visitors see: a lead compares it with the served model and promotes it if it is better. "
+        "You can keep labeling meanwhile; photos accepted now count in the next run."
+    )
+    st.page_link(PROJECT_ROOT / "pages" / "models.py", label="Follow its progress on the Models page",
+                 icon=":material/model_training:")
