@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -37,6 +38,8 @@ STATE_KEYS = ("try_visit", "try_visit_for", "try_answers", "try_refs", "try_stor
               "try_model_error")
 #: The answer widgets and their blank values (set, not popped, so the browser shows them blank too).
 ANSWER_DEFAULTS = {"try_mbti": None, "try_birth": "", "try_consent": False, "try_keep": False}
+#: Streamlit forgets a widget's value while its page is not shown; these are put back on return.
+REMEMBERED_WIDGETS = ("try_source", *ANSWER_DEFAULTS)
 
 
 # ---------------------------------------------------------------- cached resources
@@ -69,6 +72,18 @@ def current_model():
 def clear_result() -> None:
     for key in STATE_KEYS:
         st.session_state.pop(key, None)
+
+
+def restore_answers() -> None:
+    """Put back the answers given before a visit to another page (e.g. Privacy)."""
+    for key, value in st.session_state.get("try_answers_saved", {}).items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def save_answers() -> None:
+    st.session_state["try_answers_saved"] = {k: st.session_state[k] for k in REMEMBERED_WIDGETS
+                                             if k in st.session_state}
 
 
 def new_photo() -> None:
@@ -197,7 +212,7 @@ if result_param:
 
 def privacy_link() -> None:
     try:
-        st.page_link("pages/privacy.py", label="How your photo is handled, and deleting it: Privacy",
+        st.page_link(Path(__file__).with_name("privacy.py"), label="How your photo is handled, and deleting it: Privacy",
                      icon=":material/shield_person:")
     except (StreamlitAPIException, KeyError):  # the page run alone, without the app's navigation (tests)
         st.caption("How your photo is handled, and deleting it: see the Privacy page.")
@@ -314,6 +329,7 @@ except analysis.ModelUnavailable as exc:
 if model_problem:
     st.warning(model_problem, icon="⏳")
 
+restore_answers()
 st.markdown("#### 1. Your photo")
 photo_n = st.session_state.get("try_photo_n", 0)
 source = st.radio("How do you want to give a photo?", ["Upload a photo", "Take a photo"], horizontal=True,
@@ -368,6 +384,7 @@ keep = st.checkbox(
     key="try_keep",
 )
 privacy_link()
+save_answers()
 
 missing = [name for name, given in (("a usable photo", bool(data) and not problem), ("your MBTI type", bool(mbti)),
                                     ("your birth date", birth_date is not None),
