@@ -121,6 +121,15 @@ def breakdown_table(per_region: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def explore_link() -> None:
+    """A link to the Explore the types page, when the app's navigation has it."""
+    try:
+        st.page_link(Path(__file__).with_name("explore.py"), label="All five types, and how the score is worked out",
+                     icon=":material/explore:")
+    except (StreamlitAPIException, KeyError):  # not in the navigation (or the page run alone)
+        pass
+
+
 def show_type(type_name: str, description: str, confidence: float | None, score: float | None,
               explanation: str = "") -> None:
     st.subheader(f"Your face type: {type_name}")
@@ -128,6 +137,7 @@ def show_type(type_name: str, description: str, confidence: float | None, score:
         st.markdown(f"**How it was worked out:** {explanation}",
                     help="Each region's most likely type and its points (expected over the model's "
                          "probabilities), their total, and the band of points that gives the type.")
+    explore_link()
     if description:
         st.write(description)
     cols = st.columns(2)
@@ -163,6 +173,33 @@ def result_link(code: str) -> str:
     return f"{base or ''}?result={code}"
 
 
+def copy_button(text: str, label: str) -> None:
+    """A button that copies ``text`` to the clipboard and says so (or says to copy it by hand)."""
+    st.html(
+        f"""<button class="facetype-copy" type="button" data-copy="{html.escape(text)}">{html.escape(label)}</button>
+        <span class="facetype-copied" role="status"></span>
+        <script>
+        document.querySelectorAll("button.facetype-copy").forEach(button => {{
+          if (button.dataset.ready) return;
+          button.dataset.ready = "1";
+          button.addEventListener("click", () => {{
+            const said = button.nextElementSibling;
+            navigator.clipboard.writeText(button.dataset.copy)
+              .then(() => {{ said.textContent = " Copied."; }})
+              .catch(() => {{ said.textContent = " Copying is blocked here: select the link above and copy it."; }});
+          }});
+        }});
+        </script>
+        <style>
+        button.facetype-copy {{ font: inherit; padding: 0.35rem 0.75rem; border-radius: 0.5rem;
+          border: 1px solid rgba(49, 51, 63, 0.3); background: white; cursor: pointer; }}
+        </style>""",
+        unsafe_allow_javascript=True, width="content",
+    )
+
+
+
+
 # ---------------------------------------------------------------- a stored result (?result=CODE)
 
 
@@ -190,14 +227,12 @@ def show_stored(code: str) -> None:
             f"Kept since {stored.created_at:%Y-%m-%d}, deleted automatically after "
             f"{stored.expires_at:%Y-%m-%d}. The photo is not shown through a result link."
         )
-        st.download_button(
-            "Download result card",
-            data=cards.result_card_png(stored.type_name, stored.description, None, None, stored.created_at,
-                                        stored.confidence, stored.explanation),
-            file_name=f"facetype-{stored.type_name.lower()}.png",
-            mime="image/png",
-            key="try_stored_card",
-        )
+        card = cards.result_card_png(stored.type_name, stored.description, None, None, stored.created_at,
+                                     stored.confidence, stored.explanation)
+        st.image(card, caption="The result card (without the photo)", width=600)
+        st.download_button("Download result card", data=card, file_name=f"facetype-{stored.type_name.lower()}.png",
+                           mime="image/png", key="try_stored_card")
+        copy_button(result_link(stored.result_code), "Copy link to this result")
     st.button("Try it yourself", on_click=leave_stored_view, key="try_leave_stored")
 
 
@@ -241,31 +276,6 @@ def scroll_to_result(nonce: int) -> None:
             .find(h => h.textContent.startsWith("Your face type"));
         if (heading) heading.scrollIntoView({{behavior: "smooth", block: "start"}});
         </script>""",
-        unsafe_allow_javascript=True, width="content",
-    )
-
-
-def copy_button(text: str, label: str) -> None:
-    """A button that copies ``text`` to the clipboard and says so (or says to copy it by hand)."""
-    st.html(
-        f"""<button class="facetype-copy" type="button" data-copy="{html.escape(text)}">{html.escape(label)}</button>
-        <span class="facetype-copied" role="status"></span>
-        <script>
-        document.querySelectorAll("button.facetype-copy").forEach(button => {{
-          if (button.dataset.ready) return;
-          button.dataset.ready = "1";
-          button.addEventListener("click", () => {{
-            const said = button.nextElementSibling;
-            navigator.clipboard.writeText(button.dataset.copy)
-              .then(() => {{ said.textContent = " Copied."; }})
-              .catch(() => {{ said.textContent = " Copying is blocked here: select the link above and copy it."; }});
-          }});
-        }});
-        </script>
-        <style>
-        button.facetype-copy {{ font: inherit; padding: 0.35rem 0.75rem; border-radius: 0.5rem;
-          border: 1px solid rgba(49, 51, 63, 0.3); background: white; cursor: pointer; }}
-        </style>""",
         unsafe_allow_javascript=True, width="content",
     )
 

@@ -182,6 +182,7 @@ def test_opt_in_stores_one_submission_and_the_delete_code_removes_it(served_app_
     assert not link.exception
     assert any(s.value.startswith("Your face type: ") for s in link.subheader)
     assert "not shown through a result link" in texts(link)
+    assert any("result card (without the photo)" in c for image in link.get("image") for c in image.captions)
 
     privacy = AppTest.from_file("pages/privacy.py", default_timeout=60)
     privacy.run()

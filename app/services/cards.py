@@ -66,14 +66,16 @@ def draw_regions(image: np.ndarray | Image.Image, boxes: dict, max_side: int | N
 
 
 def _type_badge(draw: ImageDraw.ImageDraw, type_name: str, box: tuple[int, int, int, int]) -> None:
-    """A filled disc with the type's initial and name, in the space a photo would take."""
+    """A filled disc with the type's initial, in the space a photo would take."""
     x0, y0, x1, y1 = box
-    side = min(x1 - x0, y1 - y0 - 60)
-    cx = x0 + (x1 - x0) // 2
-    draw.ellipse([cx - side // 2, y0, cx + side // 2, y0 + side], fill=(90, 70, 160))
-    initial = _font(side // 2)
-    draw.text((cx, y0 + side // 2), (type_name or "?")[:1], fill=(255, 255, 255), font=initial, anchor="mm")
-    draw.text((cx, y0 + side + 30), type_name or "", fill=(90, 70, 160), font=_font(32), anchor="mm")
+    side = min(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    draw.ellipse([cx - side // 2, cy - side // 2, cx + side // 2, cy + side // 2], fill=(90, 70, 160))
+    draw.text((cx, cy), (type_name or "?")[:1], fill=(255, 255, 255), font=_font(side // 2), anchor="mm")
+
+
+#: Characters the bundled default font has no glyph for, and what the card writes instead.
+_CARD_TEXT = str.maketrans({"→": "->", "–": "-", "—": "-"})
 
 
 def result_card_png(
@@ -100,7 +102,7 @@ def result_card_png(
         draw.rectangle([39, 49, 40 + thumb.width, 50 + thumb.height], outline=(200, 200, 200))
         text_x = 40 + max(thumb.width, 200) + 40
     else:  # no photo (a shared result link): a badge of the type takes the photo's place
-        _type_badge(draw, type_name, (40, 50, 340, 400))
+        _type_badge(draw, type_name, (40, 60, 340, 420))
         text_x = 40 + 300 + 40
     y = 50
     draw.text((text_x, y), "My facetype", fill=(110, 110, 110), font=body_font)
@@ -111,12 +113,12 @@ def result_card_png(
         draw.text((text_x, y), f"Confidence {confidence:.0%}", fill=(80, 80, 80), font=body_font)
         y += 36
     chars = max(20, (width - text_x - 30) // 11)
-    for line in textwrap.wrap(explanation, chars + 8)[:3]:
+    for line in textwrap.wrap(explanation.translate(_CARD_TEXT), chars + 8)[:3]:
         draw.text((text_x, y), line, fill=(90, 70, 160), font=small_font)
         y += 22
     if explanation:
         y += 10
-    for line in textwrap.wrap(description or "", chars)[:10]:
+    for line in textwrap.wrap((description or "").translate(_CARD_TEXT), chars)[:10]:
         draw.text((text_x, y), line, fill=(40, 40, 40), font=body_font)
         y += 28
     moment = when or date.today()
