@@ -9,7 +9,8 @@ import streamlit as st
 from app.core.settings import get_settings
 from app.core.vocabulary import REGION_LABELS, REGIONS, TYPES
 from app.services import analysis, gallery
-from models.scoring import model_thresholds, region_points_table, type_band
+from models.scoring import region_points_table, type_band
+from models.serving import model_thresholds
 
 settings = get_settings()
 #: The sample project's reference people are synthetic composites named "Composite NNN"; only

@@ -41,7 +41,8 @@ def stored(streamlit_app) -> tuple[list[tuple[str, str]], list[str]]:
 
 def keep_and_analyze(page, base_url: str, mbti: str = "INFP") -> tuple[str, str]:
     """Upload, answer, tick Keep, Analyze; the (result code, delete code) shown."""
-    open_page(page, base_url)
+    page.goto(base_url)
+    wait_for_app(page, timeout_ms=180_000)  # the first visit loads the models, slow on a busy machine
     upload_try_it_photo(page, PHOTO)
     wait_for_app(page)
     answer_try_it_questions(page, mbti=mbti)
@@ -114,7 +115,8 @@ def test_analyzing_again_updates_the_one_stored_copy(page, streamlit_app):
 def test_a_refused_upload_shows_a_visible_message_at_once(page, streamlit_app, tmp_path):
     from PIL import Image
 
-    open_page(page, streamlit_app.url)
+    page.goto(streamlit_app.url)
+    wait_for_app(page, timeout_ms=180_000)
     uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
     gif = tmp_path / "portrait.gif"
     Image.open(PHOTO).save(gif)
