@@ -22,7 +22,7 @@ MIN_SIDE_PX = 32
 
 INTAKE_MESSAGES: dict[str, str] = {
     "empty": "The file is empty. Choose a photo file and upload it again.",
-    "not_an_image": "This file is not a photo we can read. Upload a JPEG or PNG photo.",
+    "not_an_image": "This file is not a photo we can read. Upload a JPEG, PNG or WebP photo.",
     "truncated": "The photo file is incomplete or damaged. Upload the original photo again.",
     "too_large": "The photo has too many pixels. Upload a smaller photo (for example a phone photo "
     "resized to at most a few thousand pixels a side).",

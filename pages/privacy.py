@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from app.core.settings import get_settings
 from app.services import analysis, submissions
@@ -12,12 +15,18 @@ days = settings.retention_days
 
 st.title("Privacy")
 st.caption(analysis.FOR_FUN_LINE)
+if st.session_state.get("try_kept") or st.session_state.get("try_visit"):
+    try:
+        st.page_link(Path(__file__).with_name("try_it.py"), label="Back to Try it: your result and codes are still there",
+                     icon=":material/arrow_back:")
+    except (StreamlitAPIException, KeyError):  # the page run alone, without the app's navigation (tests)
+        pass
 
 st.markdown(
     f"""
 #### What happens to your photo
 
-* **Analysing** (the required box on *Try it*): your photo is checked for one usable face, the face,
+* **Analyzing** (the required box on *Try it*): your photo is checked for one usable face, the face,
   T-zone and jaw regions are located, and a model guesses a made-up face type. This happens in the
   server's memory only. Without the optional box, **nothing** about your visit is written: no
   database row, no stored file, no log line with your photo, birth date or MBTI type. Closing or

@@ -1,15 +1,18 @@
 """Try it: a visitor's photo -> face gate -> type model -> result, reference faces and a result card.
 
-A thin page over :mod:`app.visits` (which the JSON API uses too). The photo and the result live
-only in this browser session's memory; only when the visitor ticks "keep my photo and answers"
-is anything written (photo object + rows), and then they get a result code and a delete code.
-``?result=CODE`` reopens a kept result.
+A thin page over :mod:`app.services.analysis` and :mod:`app.services.submissions` (which the JSON
+API uses too). The photo and the result live only in this browser session's memory; only when the
+visitor ticks "keep my photo and answers" is anything written (photo object + rows), and then they
+get a result code and a delete code, which stay on this page for the whole session (navigating to
+Privacy and back included). One photo in one visit is one kept submission: analysing it again
+updates it. ``?result=CODE`` reopens a kept result.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import date
+import html
+from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
@@ -18,17 +21,25 @@ import streamlit as st
 from app.core import vocabulary
 from app.core.settings import get_settings
 from app.core.vocabulary import MBTI_TYPES
+from streamlit.errors import StreamlitAPIException
 from app.services import analysis, cards, gallery, submissions
 from models import registry
 from models.gate import get_face_gate
-from models.intake import IntakeError, decode_image
+from models.intake import IntakeError, decode_image, photo_file_type
 
 settings = get_settings()
-TODAY = date.today()
-PHOTO_TYPES = ["jpg", "jpeg", "png", "webp"]
-STATE_KEYS = ("try_visit", "try_visit_for", "try_refs", "try_stored", "try_stored_for", "try_store_error",
-              "try_card", "try_model_error")
-ANSWER_KEYS = ("try_mbti", "try_birth", "try_consent", "try_keep", "try_source")
+PHOTO_FILE_EXTENSIONS = ("jpg", "png", "webp")  # as named by models.intake.photo_file_type
+#: The uploader takes files up to this size, so that a larger photo gets the page's own message
+#: (a file the browser refuses shows only a red icon with a tooltip, which phones cannot hover).
+UPLOADER_LIMIT_MB = 4 * settings.max_upload_mb
+MBTI_CHOICES = [*MBTI_TYPES, analysis.MBTI_UNKNOWN]
+#: The result of the current photo; ``try_kept`` (photo id -> codes) is kept for the whole session.
+STATE_KEYS = ("try_visit", "try_visit_for", "try_answers", "try_refs", "try_store_error", "try_card",
+              "try_model_error")
+#: The answer widgets and their blank values (set, not popped, so the browser shows them blank too).
+ANSWER_DEFAULTS = {"try_mbti": None, "try_birth": "", "try_consent": False, "try_keep": False}
+#: Streamlit forgets a widget's value while its page is not shown; these are put back on return.
+REMEMBERED_WIDGETS = ("try_source", *ANSWER_DEFAULTS)
 
 
 # ---------------------------------------------------------------- cached resources
@@ -63,11 +74,16 @@ def clear_result() -> None:
         st.session_state.pop(key, None)
 
 
-def still_kept(result_code: str) -> bool:
-    try:
-        return submissions.load_submission(result_code) is not None
-    except analysis.VisitError:  # database down: it cannot be stored again either
-        return False
+def restore_answers() -> None:
+    """Put back the answers given before a visit to another page (e.g. Privacy)."""
+    for key, value in st.session_state.get("try_answers_saved", {}).items():
+        if key not in st.session_state:
+            st.session_state[key] = value
+
+
+def save_answers() -> None:
+    st.session_state["try_answers_saved"] = {k: st.session_state[k] for k in REMEMBERED_WIDGETS
+                                             if k in st.session_state}
 
 
 def new_photo() -> None:
@@ -77,10 +93,11 @@ def new_photo() -> None:
 
 
 def start_over() -> None:
-    """Try again: a clean page."""
+    """Try again: a clean page (the codes of what was kept stay listed)."""
     new_photo()
-    for key in ANSWER_KEYS:
-        st.session_state.pop(key, None)
+    for key, blank in ANSWER_DEFAULTS.items():
+        st.session_state[key] = blank
+    st.session_state["try_cleared"] = True
 
 
 def leave_stored_view() -> None:
@@ -104,6 +121,15 @@ def breakdown_table(per_region: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def explore_link() -> None:
+    """A link to the Explore the types page, when the app's navigation has it."""
+    try:
+        st.page_link(Path(__file__).with_name("explore.py"), label="All five types, and how the score is worked out",
+                     icon=":material/explore:")
+    except (StreamlitAPIException, KeyError):  # not in the navigation (or the page run alone)
+        pass
+
+
 def show_type(type_name: str, description: str, confidence: float | None, score: float | None,
               explanation: str = "") -> None:
     st.subheader(f"Your face type: {type_name}")
@@ -111,6 +137,7 @@ def show_type(type_name: str, description: str, confidence: float | None, score:
         st.markdown(f"**How it was worked out:** {explanation}",
                     help="Each region's most likely type and its points (expected over the model's "
                          "probabilities), their total, and the band of points that gives the type.")
+    explore_link()
     if description:
         st.write(description)
     cols = st.columns(2)
@@ -146,6 +173,33 @@ def result_link(code: str) -> str:
     return f"{base or ''}?result={code}"
 
 
+def copy_button(text: str, label: str) -> None:
+    """A button that copies ``text`` to the clipboard and says so (or says to copy it by hand)."""
+    st.html(
+        f"""<button class="facetype-copy" type="button" data-copy="{html.escape(text)}">{html.escape(label)}</button>
+        <span class="facetype-copied" role="status"></span>
+        <script>
+        document.querySelectorAll("button.facetype-copy").forEach(button => {{
+          if (button.dataset.ready) return;
+          button.dataset.ready = "1";
+          button.addEventListener("click", () => {{
+            const said = button.nextElementSibling;
+            navigator.clipboard.writeText(button.dataset.copy)
+              .then(() => {{ said.textContent = " Copied."; }})
+              .catch(() => {{ said.textContent = " Copying is blocked here: select the link above and copy it."; }});
+          }});
+        }});
+        </script>
+        <style>
+        button.facetype-copy {{ font: inherit; padding: 0.35rem 0.75rem; border-radius: 0.5rem;
+          border: 1px solid rgba(49, 51, 63, 0.3); background: white; cursor: pointer; }}
+        </style>""",
+        unsafe_allow_javascript=True, width="content",
+    )
+
+
+
+
 # ---------------------------------------------------------------- a stored result (?result=CODE)
 
 
@@ -173,14 +227,12 @@ def show_stored(code: str) -> None:
             f"Kept since {stored.created_at:%Y-%m-%d}, deleted automatically after "
             f"{stored.expires_at:%Y-%m-%d}. The photo is not shown through a result link."
         )
-        st.download_button(
-            "Download result card",
-            data=cards.result_card_png(stored.type_name, stored.description, None, None, stored.created_at,
-                                        stored.confidence, stored.explanation),
-            file_name=f"facetype-{stored.type_name.lower()}.png",
-            mime="image/png",
-            key="try_stored_card",
-        )
+        card = cards.result_card_png(stored.type_name, stored.description, None, None, stored.created_at,
+                                     stored.confidence, stored.explanation)
+        st.image(card, caption="The result card (without the photo)", width=600)
+        st.download_button("Download result card", data=card, file_name=f"facetype-{stored.type_name.lower()}.png",
+                           mime="image/png", key="try_stored_card")
+        copy_button(result_link(stored.result_code), "Copy link to this result")
     st.button("Try it yourself", on_click=leave_stored_view, key="try_leave_stored")
 
 
@@ -191,6 +243,90 @@ if result_param:
 
 
 # ---------------------------------------------------------------- the visit
+
+
+def privacy_link() -> None:
+    try:
+        st.page_link(Path(__file__).with_name("privacy.py"), label="How your photo is handled, and deleting it: Privacy",
+                     icon=":material/shield_person:")
+    except (StreamlitAPIException, KeyError):  # the page run alone, without the app's navigation (tests)
+        st.caption("How your photo is handled, and deleting it: see the Privacy page.")
+
+
+def check_photo(data: bytes):
+    """``(decoded photo, None)``, or ``(None, why it cannot be used)``: said as soon as it is uploaded."""
+    if len(data) > settings.max_upload_mb * 1024 * 1024:
+        return None, analysis.upload_too_large_message()
+    try:
+        image = decode_image(data, max_pixels=settings.max_pixels)
+    except IntakeError as error:
+        return None, error.message
+    extension, content_type = photo_file_type(data)
+    if extension not in PHOTO_FILE_EXTENSIONS:
+        kind = content_type.removeprefix("image/").upper()
+        return None, f"This is a {kind} file. Upload a JPEG, PNG or WebP photo."
+    return image, None
+
+
+def scroll_to_result(nonce: int) -> None:
+    """Bring the result heading into view once, right after Analyze (it starts below the fold)."""
+    st.html(
+        f"""<script data-run="{nonce}">
+        const heading = [...window.parent.document.querySelectorAll('[data-testid="stMain"] h3')]
+            .find(h => h.textContent.startsWith("Your face type"));
+        if (heading) heading.scrollIntoView({{behavior: "smooth", block: "start"}});
+        </script>""",
+        unsafe_allow_javascript=True, width="content",
+    )
+
+
+def codes_text(kept: dict) -> str:
+    lines = ["facetype: your kept results", ""]
+    for entry in kept.values():
+        lines += [f"Result code: {entry['result_code']}   link: {result_link(entry['result_code'])}",
+                  f"Delete code: {entry['delete_code']}", ""]
+    lines.append(f"Enter the delete code on the Privacy page to delete the photo and answers; everything is "
+                 f"deleted automatically after {settings.retention_days} days.")
+    return "\n".join(lines)
+
+
+def kept_now() -> dict:
+    """Photo id -> codes of what this session kept; lives as long as the browser session."""
+    return st.session_state.get("try_kept") or {}
+
+
+def keep_or_update(visit, data: bytes | None, photo_id: str | None, answers, analysed_now: bool) -> None:
+    """Keep the current result when "Keep" is ticked: store it once per photo; analysing the same
+    photo again updates that one submission instead of storing a second copy."""
+    kept = st.session_state.setdefault("try_kept", {})
+    mbti, birth = answers
+    entry = kept.get(photo_id)
+    try:
+        if entry is not None:
+            if analysed_now and not submissions.update_submission(entry["result_code"], visit, mbti, birth):
+                kept.pop(photo_id)  # deleted meanwhile: keep it anew
+                entry = None
+            elif analysed_now:
+                entry["type_name"] = visit.type_name
+        if entry is None and data:
+            result_code, delete_code = submissions.store_submission(visit, data, mbti, birth, consent_training=True)
+            kept[photo_id] = {"result_code": result_code, "delete_code": delete_code, "type_name": visit.type_name}
+    except analysis.NotStored as exc:
+        st.session_state["try_store_error"] = exc.message
+
+
+def delete_kept(photo_id: str) -> None:
+    entry = st.session_state.get("try_kept", {}).get(photo_id)
+    if entry is None:
+        return
+    try:
+        submissions.delete_submission(None, entry["delete_code"])
+    except analysis.DeleteFailed as exc:
+        st.session_state["try_delete_error"] = exc.message
+        return
+    st.session_state["try_kept"].pop(photo_id)
+    st.session_state["try_deleted"] = entry["result_code"]
+
 
 st.title("Try it: which face type are you?")
 st.caption(analysis.FOR_FUN_LINE)
@@ -203,6 +339,7 @@ except analysis.ModelUnavailable as exc:
 if model_problem:
     st.warning(model_problem, icon="⏳")
 
+restore_answers()
 st.markdown("#### 1. Your photo")
 photo_n = st.session_state.get("try_photo_n", 0)
 source = st.radio("How do you want to give a photo?", ["Upload a photo", "Take a photo"], horizontal=True,
@@ -212,31 +349,41 @@ if source == "Take a photo":
 else:
     photo = st.file_uploader(
         f"Upload a photo (JPEG, PNG or WebP, up to {settings.max_upload_mb} MB)",
-        type=PHOTO_TYPES, key=f"try_file_{photo_n}",
+        key=f"try_file_{photo_n}", max_upload_size=UPLOADER_LIMIT_MB,
     )
 data = photo.getvalue() if photo is not None else None
 photo_id = hashlib.sha256(data).hexdigest() if data else None
-if st.session_state.get("try_visit_for") not in (None, photo_id):
+if st.session_state.get("try_visit_for") not in (None, photo_id) and photo_id is not None:
     clear_result()  # another photo: the old result no longer applies
 
-if data:
-    try:
-        preview = decode_image(data, max_pixels=settings.max_pixels)
-    except IntakeError:
-        st.caption("This file cannot be previewed; Analyze will say why.")
-    else:
-        st.image(preview, caption="Your photo (only kept in this page's memory)", width=320)
+preview, problem = check_photo(data) if photo is not None else (None, None)
+if problem:
+    st.error(f"**{photo.name}** cannot be used. {problem}", icon=":material/block:")
+elif preview is not None:
+    st.image(preview, caption="Your photo (only kept in this page's memory)", width=320)
 
 st.markdown("#### 2. About you")
+st.caption("These two answers do not change your result: the type comes from your photo alone. They are "
+           "asked as in the survey the types come from, and are stored only if you tick *Keep* below, so "
+           "the team can check the model across ages and personality types.")
 cols = st.columns(2)
-mbti = cols[0].selectbox("Your MBTI type", MBTI_TYPES, index=None, placeholder="Choose your MBTI type",
+mbti = cols[0].selectbox("Your MBTI type", MBTI_CHOICES, index=None, placeholder="Choose your MBTI type",
+                         format_func=lambda m: "I don't know" if m == analysis.MBTI_UNKNOWN else m,
                          key="try_mbti")
-birth_date = cols[1].date_input("Your birth date", value=None, min_value=analysis.EARLIEST_BIRTH_DATE,
-                                max_value=TODAY, format="YYYY-MM-DD", key="try_birth")
+birth_text = cols[1].text_input("Your birth date", placeholder="17/05/1994 or 1994-05-17", key="try_birth",
+                                help=f"Type it as {analysis.BIRTH_DATE_FORMATS}.")
+birth_date = None
+if (birth_text or "").strip():
+    try:
+        birth_date = analysis.parse_birth_date(birth_text)
+    except ValueError as exc:
+        cols[1].error(str(exc))
+if st.session_state.pop("try_cleared", False):
+    st.caption("Your answers were cleared: answer again for the next photo.")
 
 st.markdown("#### 3. Your consent")
 consent = st.checkbox(
-    "Analyse my photo (required). It is processed in memory and forgotten when you leave, "
+    "Analyze my photo (required). It is processed in memory and forgotten when you leave, "
     "unless you tick the box below.",
     key="try_consent",
 )
@@ -244,23 +391,23 @@ keep = st.checkbox(
     "Keep my photo and answers to improve the model (optional). You get a result code and a "
     f"delete code; everything is deleted after {settings.retention_days} days, or earlier with the "
     "delete code on the Privacy page.",
-    value=False,
     key="try_keep",
 )
+privacy_link()
+save_answers()
 
-missing = [name for name, given in (("a photo", bool(data)), ("your MBTI type", bool(mbti)),
+missing = [name for name, given in (("a usable photo", bool(data) and not problem), ("your MBTI type", bool(mbti)),
                                     ("your birth date", birth_date is not None),
-                                    ("your consent to analyse the photo", consent)) if not given]
+                                    ("your consent to analyze the photo", consent)) if not given]
 if missing:
-    st.info("To analyse, still needed: " + ", ".join(missing) + ".")
+    st.info("To analyze, still needed: " + ", ".join(missing) + ".")
 analyze = st.button("Analyze", type="primary", disabled=bool(missing) or bool(model_problem), key="try_analyze")
 
+analysed_now = False
 if analyze and not missing and not model_problem:
-    answers = (photo_id, mbti, birth_date)
-    kept_before = st.session_state.get("try_stored") if st.session_state.get("try_stored_for") == answers else None
     clear_result()
     visit = None
-    with st.status("Analysing your photo…", expanded=True) as status:
+    with st.status("Analyzing your photo…", expanded=True) as status:
 
         def progress(step: str, label: str) -> None:
             status.update(label=f"{label}…")
@@ -279,24 +426,23 @@ if analyze and not missing and not model_problem:
     if visit is not None:
         st.session_state["try_visit"] = visit
         st.session_state["try_visit_for"] = photo_id
+        st.session_state["try_answers"] = (mbti, birth_date)
+        st.session_state["try_scroll"] = st.session_state.get("try_scroll", 0) + 1
+        analysed_now = True
         if visit.ok:
             st.session_state["try_refs"] = gallery.reference_images(visit.type_name)
             st.session_state["try_card"] = cards.visit_card_png(visit)
-            if keep and kept_before and still_kept(kept_before[0]):  # Analyze again on the same photo and answers
-                st.session_state["try_stored"] = kept_before
-                st.session_state["try_stored_for"] = answers
-            elif keep:
-                try:
-                    st.session_state["try_stored"] = submissions.store_submission(
-                        visit, data, mbti, birth_date, consent_training=True)
-                    st.session_state["try_stored_for"] = answers
-                except analysis.NotStored as exc:
-                    st.session_state["try_store_error"] = exc.message
 
 if st.session_state.get("try_model_error"):
     st.error(st.session_state["try_model_error"])
 
 visit = st.session_state.get("try_visit")
+result_photo_id = st.session_state.get("try_visit_for")
+if visit is not None and visit.ok and keep:
+    st.session_state.pop("try_store_error", None)
+    keep_or_update(visit, data if photo_id == result_photo_id else None, result_photo_id,
+                   st.session_state["try_answers"], analysed_now)
+
 if visit is not None and not visit.ok:
     st.error(visit.message)
     example = settings.sample_dir / "framing_example.jpg"
@@ -323,21 +469,51 @@ elif visit is not None and visit.ok:
     st.markdown("#### Save and share")
     st.download_button("Download result card", data=st.session_state.get("try_card") or cards.visit_card_png(visit),
                        file_name=f"facetype-{visit.type_name.lower()}.png", mime="image/png", key="try_card_button")
-    stored = st.session_state.get("try_stored")
-    if stored:
-        result_code, delete_code = stored
+    entry = st.session_state.get("try_kept", {}).get(result_photo_id)
+    if entry:
+        result_code = entry["result_code"]
         st.success(
             f"Your photo and answers are kept under the result code **{result_code}** for "
-            f"{settings.retention_days} days."
+            f"{settings.retention_days} days. Analyzing this photo again updates this one copy."
         )
         st.markdown("Link that reopens this result (the photo is not shown through it):")
         st.code(result_link(result_code), language=None)
-        st.markdown("Your **delete code** — write it down, it is shown only this once. Enter it on the "
-                    "Privacy page to delete your photo and answers at any time:")
-        st.code(delete_code, language=None)
+        copy_button(result_link(result_code), "Copy link")
+        st.markdown("Your **delete code** — it is shown on this page until you close it, and never again. "
+                    "Copy or download it; enter it on the Privacy page to delete your photo and answers "
+                    "at any time:")
+        st.code(entry["delete_code"], language=None)
+        st.download_button("Download my codes", data=codes_text(kept_now()), file_name="facetype-codes.txt",
+                           mime="text/plain", key="try_codes_download")
+        if not keep:
+            st.warning("You unticked *Keep*, but this photo is still kept. Delete it now, or later with "
+                       "the delete code.")
+            st.button("Delete my kept photo and answers now", on_click=delete_kept, args=(result_photo_id,),
+                      key="try_delete_now")
     elif st.session_state.get("try_store_error"):
         st.warning(st.session_state["try_store_error"] + " Your result is shown here but nothing was kept; "
                    "you can still download the card.")
+    elif keep:
+        st.warning("To keep this result, upload the same photo again: the page no longer has it.")
     else:
-        st.caption("Nothing about this visit was stored. Leaving or reloading the page forgets it.")
+        st.caption("Nothing about this visit was stored. Leaving or reloading the page forgets it. "
+                   "Tick *Keep* above to keep it (it is kept at once, no need to analyze again).")
     st.button("Try again", on_click=start_over, key="try_again")
+    if analysed_now:
+        scroll_to_result(st.session_state["try_scroll"])
+
+if st.session_state.pop("try_delete_error", None):
+    st.error("The kept photo could not be deleted just now. Please try again, or use the delete code later.")
+if deleted := st.session_state.pop("try_deleted", None):
+    st.success(f"Deleted: the photo and answers kept under {deleted} are gone.")
+
+shown_here = result_photo_id if visit is not None and visit.ok else None
+if set(kept_now()) - {shown_here}:  # codes of this visit not shown with a result above
+    st.markdown("#### Your codes in this visit")
+    st.caption("Listed for as long as this page is open, also when you visit the Privacy page and come back. "
+               "Copy or download them: they are not shown again after you close the page.")
+    for entry in kept_now().values():
+        st.markdown(f"- **{entry['type_name']}**: result code `{entry['result_code']}`, "
+                    f"delete code `{entry['delete_code']}`")
+    st.download_button("Download my codes", data=codes_text(kept_now()), file_name="facetype-codes.txt",
+                       mime="text/plain", key="try_codes_list_download")

@@ -69,11 +69,11 @@ def answer_try_it_questions(page, mbti: str = "INFP", birth_date: str = "1994-05
     page.keyboard.type(mbti)  # the option list is virtualised: filter it, then pick the one match
     page.get_by_role("option", name=mbti, exact=True).click()
     wait_for_app(page)
-    page.locator('[data-testid="stDateInputField"]').click()
-    page.keyboard.type(birth_date, delay=30)  # the date field is masked: type it, do not fill it
-    page.keyboard.press("Enter")
+    birth = page.get_by_role("textbox", name="Your birth date")
+    birth.fill(birth_date)
+    birth.press("Enter")  # a text input sends its value on Enter (or on leaving the field)
     wait_for_app(page)
-    page.get_by_text("Analyse my photo (required)").click()
+    page.get_by_text("Analyze my photo (required)").click()
     wait_for_app(page)
 
 

@@ -104,3 +104,25 @@ def test_labeled_visitor_photo_is_deleted_with_its_boxes(database_url, tmp_path)
     with session_scope(database_url) as session:
         assert session.exec(select(RegionBox)).all() == []
     assert visitor_counts(database_url, store) == (0, 0, 0)
+
+
+def test_analysing_a_kept_photo_again_updates_the_one_submission(database_url, object_store):
+    result_code, delete_code = submissions.store_submission(fake_visit("Beta"), synthetic_jpeg(), "INTJ",
+                                                            date(1990, 1, 1), True, url=database_url,
+                                                            store=object_store)
+    keys = object_store.list("")
+    assert submissions.update_submission(result_code, fake_visit("Delta"), analysis.MBTI_UNKNOWN,
+                                         date(1991, 2, 3), url=database_url)
+    assert visitor_counts(database_url, object_store) == (1, 1, 1)
+    assert object_store.list("") == keys
+    with session_scope(database_url) as session:
+        row = session.exec(select(Submission)).one()
+        assert (row.result_code, row.mbti, row.birth_date, row.type_name) == (
+            result_code, analysis.MBTI_UNKNOWN, date(1991, 2, 3), "Delta")
+        assert row.result["type"] == "Delta"
+    assert submissions.load_submission(result_code, url=database_url).type_name == "Delta"
+    with pytest.raises(analysis.NotStored):
+        submissions.update_submission(result_code, fake_visit(), "INTJ", date.today(), url=database_url)
+    assert submissions.delete_submission(None, delete_code, url=database_url, store=object_store)
+    assert not submissions.update_submission(result_code, fake_visit(), "INTJ", date(1990, 1, 1), url=database_url)
+    assert visitor_counts(database_url, object_store) == (0, 0, 0)

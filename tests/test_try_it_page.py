@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 
+from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
 from app.services import analysis, gallery, submissions
@@ -44,7 +45,7 @@ def give_photo(at: AppTest, path, mime="image/jpeg") -> None:
 
 def fill_answers(at: AppTest, mbti="INTJ", born=date(1990, 4, 5), consent=True, keep=False) -> None:
     at.selectbox(key="try_mbti").set_value(mbti)
-    at.date_input(key="try_birth").set_value(born)
+    at.text_input(key="try_birth").input(born.isoformat())
     at.checkbox(key="try_consent").set_value(consent)
     at.checkbox(key="try_keep").set_value(keep)
     at.run()
@@ -66,17 +67,17 @@ def run_analysis(at: AppTest) -> None:
 def test_analyze_disabled_until_all_inputs_are_given(served_app_env):
     at = open_page()
     assert analyze_button(at).disabled
-    assert "still needed: a photo, your MBTI type, your birth date, your consent" in at.info[0].value
+    assert "still needed: a usable photo, your MBTI type, your birth date, your consent" in at.info[0].value
     give_photo(at, PASSING)
     assert analyze_button(at).disabled
-    assert "a photo" not in at.info[0].value
+    assert "a usable photo" not in at.info[0].value
     at.selectbox(key="try_mbti").set_value("ENFP")
     at.run()
     assert analyze_button(at).disabled
-    at.date_input(key="try_birth").set_value(date(1999, 12, 31))
+    at.text_input(key="try_birth").input("31/12/1999")
     at.run()
     assert analyze_button(at).disabled
-    assert at.info[0].value == "To analyse, still needed: your consent to analyse the photo."
+    assert at.info[0].value == "To analyze, still needed: your consent to analyze the photo."
     assert at.checkbox(key="try_keep").value is False  # opt-in is off by default
     at.checkbox(key="try_consent").check()
     at.run()
@@ -110,9 +111,13 @@ def test_passing_photo_gives_a_type_and_references_and_stores_nothing(served_app
     at.run()
     assert "try_visit" not in at.session_state
     assert at.selectbox(key="try_mbti").value is None
-    assert at.date_input(key="try_birth").value is None
+    assert at.text_input(key="try_birth").value == ""
     assert not at.checkbox(key="try_consent").value
     assert analyze_button(at).disabled
+    assert "Your answers were cleared" in texts(at)
+    give_photo(at, PASSING)  # a new photo does not enable Analyze without answering again
+    assert analyze_button(at).disabled
+    assert "your MBTI type, your birth date, your consent" in at.info[0].value
 
 
 def test_no_face_photo_gives_its_message_and_keeps_the_answers(served_app_env):
@@ -126,17 +131,36 @@ def test_no_face_photo_gives_its_message_and_keeps_the_answers(served_app_env):
     at.run()
     assert not at.error
     assert at.selectbox(key="try_mbti").value == "ISFP"
-    assert at.date_input(key="try_birth").value == date(1980, 1, 2)
+    assert at.text_input(key="try_birth").value == "1980-01-02"
     assert analyze_button(at).disabled  # the photo is gone, so it is missing again
-    assert "a photo" in at.info[0].value
+    assert "a usable photo" in at.info[0].value
 
 
-def test_bad_file_gives_its_message(served_app_env):
+def test_bad_file_gives_its_message_as_soon_as_it_is_uploaded(served_app_env):
     at = open_page()
     give_photo(at, BAD / "truncated.jpg")
+    assert [e.value for e in at.error] == [f"**truncated.jpg** cannot be used. {GATE_MESSAGES['truncated']}"]
     fill_answers(at)
-    run_analysis(at)
-    assert [e.value for e in at.error] == [GATE_MESSAGES["truncated"]]
+    assert analyze_button(at).disabled
+    assert "a usable photo" in at.info[0].value
+
+
+def test_gif_empty_and_oversized_files_each_get_a_visible_message(served_app_env, tmp_path):
+    from PIL import Image
+
+    gif = tmp_path / "face.gif"
+    Image.open(PASSING).save(gif)
+    big = tmp_path / "big.jpg"
+    big.write_bytes(PASSING.read_bytes() + b"\0" * (served_app_env.max_upload_mb * 1024 * 1024))
+    at = open_page()
+    for path, said in ((gif, "This is a GIF file. Upload a JPEG, PNG or WebP photo."),
+                       (BAD / "empty.png", GATE_MESSAGES["empty"]),
+                       (big, f"larger than {served_app_env.max_upload_mb} MB"),
+                       (BAD / "not_an_image.jpg", "Upload a JPEG, PNG or WebP photo.")):
+        give_photo(at, path)
+        assert len(at.error) == 1 and at.error[0].value.startswith(f"**{path.name}** cannot be used.")
+        assert said in at.error[0].value
+        assert not at.get("image")  # no preview of a refused file
 
 
 def test_opt_in_stores_one_submission_and_the_delete_code_removes_it(served_app_env):
@@ -144,7 +168,8 @@ def test_opt_in_stores_one_submission_and_the_delete_code_removes_it(served_app_
     give_photo(at, PASSING)
     fill_answers(at, keep=True)
     run_analysis(at)
-    result_code, delete_code = at.session_state["try_stored"]
+    (entry,) = at.session_state["try_kept"].values()
+    result_code, delete_code = entry["result_code"], entry["delete_code"]
     assert visitor_counts() == (1, 1, 1)
     codes = [c.value for c in at.code]
     assert f"?result={result_code}" in codes[0] and codes[1] == delete_code
@@ -157,6 +182,7 @@ def test_opt_in_stores_one_submission_and_the_delete_code_removes_it(served_app_
     assert not link.exception
     assert any(s.value.startswith("Your face type: ") for s in link.subheader)
     assert "not shown through a result link" in texts(link)
+    assert any("result card (without the photo)" in c for image in link.get("image") for c in image.captions)
 
     privacy = AppTest.from_file("pages/privacy.py", default_timeout=60)
     privacy.run()
@@ -167,19 +193,93 @@ def test_opt_in_stores_one_submission_and_the_delete_code_removes_it(served_app_
     assert visitor_counts() == (0, 0, 0)
 
 
+def kept_codes(at: AppTest) -> list[tuple[str, str]]:
+    return [(e["result_code"], e["delete_code"]) for e in at.session_state["try_kept"].values()]
+
+
 def test_analyze_again_keeps_one_submission_until_it_is_deleted(served_app_env):
     at = open_page()
     give_photo(at, PASSING)
     fill_answers(at, keep=True)
     run_analysis(at)
-    first = at.session_state["try_stored"]
+    (first,) = kept_codes(at)
+    keys = storage.get_store().list("")
+    at.selectbox(key="try_mbti").set_value("ESTP")
+    at.run()
     run_analysis(at)
-    assert at.session_state["try_stored"] == first
+    assert kept_codes(at) == [first]
     assert visitor_counts() == (1, 1, 1)
+    assert storage.get_store().list("") == keys
+    assert "updates this one copy" in texts(at)
+    with db.session_scope() as session:  # the one submission holds the new answer
+        assert [r.mbti for r in session.exec(select(db.Submission))] == ["ESTP"]
     assert submissions.delete_submission(None, first[1])
     run_analysis(at)  # deleted meanwhile: keeping again makes a new submission
-    assert at.session_state["try_stored"] != first
+    assert kept_codes(at) != [first]
     assert visitor_counts() == (1, 1, 1)
+
+
+def test_ticking_keep_after_the_result_keeps_it_at_once(served_app_env):
+    at = open_page()
+    give_photo(at, PASSING)
+    fill_answers(at, mbti=analysis.MBTI_UNKNOWN, keep=False)
+    run_analysis(at)
+    assert "Nothing about this visit was stored" in texts(at)
+    assert visitor_counts() == (0, 0, 0)
+    at.checkbox(key="try_keep").check()
+    at.run()
+    (codes,) = kept_codes(at)
+    assert visitor_counts() == (1, 1, 1)
+    assert codes[0] in texts(at) and codes[1] in [c.value for c in at.code]
+    with db.session_scope() as session:
+        assert [r.mbti for r in session.exec(select(db.Submission))] == [analysis.MBTI_UNKNOWN]
+    at.checkbox(key="try_keep").uncheck()  # unticking says it is still kept and offers to delete it
+    at.run()
+    assert any("still kept" in w.value for w in at.warning)
+    at.button(key="try_delete_now").click()
+    at.run()
+    assert visitor_counts() == (0, 0, 0)
+    assert at.session_state["try_kept"] == {}
+    assert any("Deleted" in s.value for s in at.success)
+
+
+def test_codes_stay_listed_after_try_again(served_app_env):
+    at = open_page()
+    give_photo(at, PASSING)
+    fill_answers(at, keep=True)
+    run_analysis(at)
+    (codes,) = kept_codes(at)
+    at.button(key="try_again").click()
+    at.run()
+    assert "try_visit" not in at.session_state
+    assert "Your codes in this visit" in texts(at)
+    assert codes[0] in texts(at) and codes[1] in texts(at)
+    download = at.get("download_button")
+    assert download, "the codes can be downloaded"
+
+
+def test_birth_date_typed_in_common_formats_or_refused_with_a_message(served_app_env):
+    at = open_page()
+    give_photo(at, PASSING)
+    at.selectbox(key="try_mbti").set_value("INFP")
+    at.checkbox(key="try_consent").check()
+    for typed in ("17/05/1994", "1994-5-7", "1994-05-17"):
+        at.text_input(key="try_birth").input(typed)
+        at.run()
+        assert not at.error, typed
+        assert not analyze_button(at).disabled, typed
+    for typed, said in (("2999-01-01", "is not in the past"), (date.today().strftime("%d/%m/%Y"), "is not in the past"),
+                        ("17 May 94", "Write your birth date as day/month/year (17/05/1994)")):
+        at.text_input(key="try_birth").input(typed)
+        at.run()
+        assert [e.value for e in at.error if said in e.value], typed
+        assert analyze_button(at).disabled, typed
+
+
+def test_mbti_offers_i_dont_know_and_says_why_it_is_asked(served_app_env):
+    at = open_page()
+    assert at.selectbox(key="try_mbti").options[-1] == "I don't know"
+    assert "do not change your result" in texts(at)
 
 
 def test_store_down_still_shows_the_result(served_app_env, monkeypatch):

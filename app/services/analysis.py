@@ -4,6 +4,7 @@ no database row, no object, no log line with the photo, birth date or MBTI."""
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -34,6 +35,9 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("type", "Judging the type"),
 )
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
+#: Stored as the MBTI type of a visitor who does not know theirs (the column holds four letters).
+MBTI_UNKNOWN = "none"
+BIRTH_DATE_FORMATS = "day/month/year (17/05/1994) or year-month-day (1994-05-17)"
 UPLOAD_TOO_LARGE = "file_too_large"
 NO_MODEL = "no_model"
 MESSAGES = {
@@ -42,7 +46,7 @@ MESSAGES = {
 }
 
 
-def _upload_too_large_message() -> str:
+def upload_too_large_message() -> str:
     return (
         f"The file is larger than {get_settings().max_upload_mb} MB. "
         "Upload a smaller photo (a normal phone photo is fine)."
@@ -230,7 +234,7 @@ def analyse_photo(
 
     step("check")
     if data is not None and len(data) > get_settings().max_upload_mb * 1024 * 1024:
-        return _refusal(UPLOAD_TOO_LARGE, _upload_too_large_message())
+        return _refusal(UPLOAD_TOO_LARGE, upload_too_large_message())
     try:
         image = decode_image(data or b"", max_pixels=get_settings().max_pixels)
     except IntakeError as error:
@@ -270,11 +274,48 @@ def analyse_photo(
 
 
 def check_answers(mbti: str, birth_date: date, today: date | None = None) -> None:
-    """Raise ``ValueError`` for an unknown MBTI type or a birth date outside 1900..today."""
-    today = today or date.today()
-    if mbti not in MBTI_TYPES:
+    """Raise ``ValueError`` for an unknown MBTI type (:data:`MBTI_UNKNOWN` is allowed) or a birth
+    date outside 1900..yesterday."""
+    if mbti not in MBTI_TYPES and mbti != MBTI_UNKNOWN:
         raise ValueError("choose one of the 16 MBTI types")
     if not isinstance(birth_date, date) or isinstance(birth_date, datetime):
         raise ValueError("the birth date must be a date")
-    if not EARLIEST_BIRTH_DATE <= birth_date <= today:
-        raise ValueError(f"the birth date must lie between {EARLIEST_BIRTH_DATE.isoformat()} and today")
+    check_birth_date(birth_date, today)
+
+
+def check_birth_date(birth_date: date, today: date | None = None) -> None:
+    """Raise ``ValueError`` (its text is for the visitor) for a birth date today or later, or
+    before :data:`EARLIEST_BIRTH_DATE`."""
+    today = today or date.today()
+    if birth_date >= today:
+        raise ValueError("the birth date must be before today")
+    if birth_date < EARLIEST_BIRTH_DATE:
+        raise ValueError(f"the birth date must be on or after {EARLIEST_BIRTH_DATE:%d/%m/%Y}")
+
+
+_DATE_PARTS = re.compile(r"^\s*(\d{1,4})\s*[-/.\s]\s*(\d{1,2})\s*[-/.\s]\s*(\d{1,4})\s*$")
+
+
+def parse_birth_date(text: str, today: date | None = None) -> date:
+    """A birth date typed as day/month/year (``17/05/1994``, ``17.5.1994``, ``17-05-1994``) or
+    year-month-day (``1994-05-17``, ``1994-5-7``). Raises ``ValueError`` whose text says what is
+    expected, for an unreadable, impossible, future or pre-1900 date."""
+    match = _DATE_PARTS.match(text or "")
+    if not match:
+        raise ValueError(f"Write your birth date as {BIRTH_DATE_FORMATS}.")
+    first, middle, last = match.groups()
+    if len(first) == 4:
+        year, month, day = int(first), int(middle), int(last)
+    elif len(last) == 4:
+        day, month, year = int(first), int(middle), int(last)
+    else:
+        raise ValueError(f"Write the year with four digits: {BIRTH_DATE_FORMATS}.")
+    try:
+        born = date(year, month, day)
+    except ValueError:
+        raise ValueError(f"{text.strip()} is not a date in the calendar. Write it as {BIRTH_DATE_FORMATS}.") from None
+    if born >= (today or date.today()):
+        raise ValueError(f"{born:%d/%m/%Y} is not in the past: enter the day you were born.")
+    if born < EARLIEST_BIRTH_DATE:
+        raise ValueError(f"{born:%d/%m/%Y} is before {EARLIEST_BIRTH_DATE.year}: enter the day you were born.")
+    return born

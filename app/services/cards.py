@@ -16,9 +16,6 @@ from app.services.analysis import VisitResult
 log = logging.getLogger(__name__)
 
 
-
-
-
 def _font(size: int):
     try:
         return ImageFont.load_default(size=size)
@@ -68,6 +65,19 @@ def draw_regions(image: np.ndarray | Image.Image, boxes: dict, max_side: int | N
     return canvas
 
 
+def _type_badge(draw: ImageDraw.ImageDraw, type_name: str, box: tuple[int, int, int, int]) -> None:
+    """A filled disc with the type's initial, in the space a photo would take."""
+    x0, y0, x1, y1 = box
+    side = min(x1 - x0, y1 - y0)
+    cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+    draw.ellipse([cx - side // 2, cy - side // 2, cx + side // 2, cy + side // 2], fill=(90, 70, 160))
+    draw.text((cx, cy), (type_name or "?")[:1], fill=(255, 255, 255), font=_font(side // 2), anchor="mm")
+
+
+#: Characters the bundled default font has no glyph for, and what the card writes instead.
+_CARD_TEXT = str.maketrans({"→": "->", "–": "-", "—": "-"})
+
+
 def result_card_png(
     type_name: str,
     description: str,
@@ -85,13 +95,15 @@ def result_card_png(
     draw = ImageDraw.Draw(card)
     draw.rectangle([0, 0, width, 10], fill=(90, 70, 160))
     title_font, body_font, small_font = _font(44), _font(20), _font(16)
-    text_x = 40
     if image is not None:
         thumb = draw_regions(image, boxes or {}, max_side=400, crop_margin=0.35 if boxes else None)
         thumb.thumbnail((340, 400), Image.LANCZOS)
         card.paste(thumb, (40, 50))
         draw.rectangle([39, 49, 40 + thumb.width, 50 + thumb.height], outline=(200, 200, 200))
         text_x = 40 + max(thumb.width, 200) + 40
+    else:  # no photo (a shared result link): a badge of the type takes the photo's place
+        _type_badge(draw, type_name, (40, 60, 340, 420))
+        text_x = 40 + 300 + 40
     y = 50
     draw.text((text_x, y), "My facetype", fill=(110, 110, 110), font=body_font)
     y += 32
@@ -101,12 +113,12 @@ def result_card_png(
         draw.text((text_x, y), f"Confidence {confidence:.0%}", fill=(80, 80, 80), font=body_font)
         y += 36
     chars = max(20, (width - text_x - 30) // 11)
-    for line in textwrap.wrap(explanation, chars + 8)[:3]:
+    for line in textwrap.wrap(explanation.translate(_CARD_TEXT), chars + 8)[:3]:
         draw.text((text_x, y), line, fill=(90, 70, 160), font=small_font)
         y += 22
     if explanation:
         y += 10
-    for line in textwrap.wrap(description or "", chars)[:10]:
+    for line in textwrap.wrap((description or "").translate(_CARD_TEXT), chars)[:10]:
         draw.text((text_x, y), line, fill=(40, 40, 40), font=body_font)
         y += 28
     moment = when or date.today()

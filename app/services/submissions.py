@@ -275,6 +275,36 @@ def store_submission(
     return result_code, delete_code
 
 
+def update_submission(result_code: str, visit: VisitResult, mbti: str, birth_date: date,
+                      url: str | None = None) -> bool:
+    """Analysing the same kept photo again in one visit: replace the kept answers and result of
+    ``result_code`` in place (the photo object, the codes and the expiry stay). True when updated;
+    False when the submission no longer exists (deleted or expired): then keep it anew.
+
+    Raises :class:`NotStored` for an unusable visit or answers, or when the database fails."""
+    if not visit.ok or not visit.type_name:
+        raise NotStored("Only a classified photo can be kept.", "invalid")
+    try:
+        check_answers(mbti, birth_date)
+    except ValueError as exc:
+        raise NotStored(f"Not stored: {exc}.", "invalid") from None
+    try:
+        with session_scope(url) as session:
+            row = _find_submission(session, normalise_code(result_code), utcnow())
+            if row is None:
+                return False
+            row.mbti, row.birth_date, row.type_name = mbti, birth_date, visit.type_name
+            row.score, row.confidence = float(visit.score or 0.0), float(visit.confidence or 0.0)
+            row.result, row.model_version_id = visit.to_dict(), visit.model_version_id
+            session.add(row)
+            submission_id = row.id
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("visitor submission not updated: database error (%s)", type(exc).__name__)
+        raise NotStored("The database cannot be reached, so the kept copy was not updated.", "database") from exc
+    log.info("visitor submission %s updated by a new analysis", submission_id)
+    return True
+
+
 def _forget_object(store, key: str) -> None:
     """Best-effort removal of an object whose rows were not written; failures leave an orphan
     that :func:`sweep_orphans` removes later."""
