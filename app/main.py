@@ -10,7 +10,7 @@ from app.services.bootstrap import ConfigurationError, prepare
 
 ROOT = Path(__file__).resolve().parents[1]
 
-st.set_page_config(page_title="facetype", page_icon=":material/face:", layout="wide")
+st.set_page_config(page_title="facetype", page_icon=str(ROOT / "app" / "assets" / "favicon.png"), layout="wide")
 
 
 @st.cache_resource(show_spinner="Preparing the database and the sample project…")
@@ -29,6 +29,7 @@ except ConfigurationError as error:
 pages_dir = ROOT / "pages"
 try_it = st.Page(pages_dir / "try_it.py", title="Try it", icon=":material/photo_camera:", default=True)
 privacy = st.Page(pages_dir / "privacy.py", title="Privacy", icon=":material/shield_person:", url_path="privacy")
+explore = st.Page(pages_dir / "explore.py", title="Explore the types", icon=":material/explore:", url_path="explore")
 team = [
     st.Page(pages_dir / "survey.py", title="Survey", icon=":material/bar_chart:", url_path="survey"),
     st.Page(pages_dir / "labeling.py", title="Labeling", icon=":material/crop_free:", url_path="labeling"),
@@ -42,7 +43,7 @@ team = [
             url_path="labeling-retrain"),
     st.Page(pages_dir / "models.py", title="Models", icon=":material/model_training:", url_path="models"),
 ]
-page = st.navigation({"": [try_it, privacy], "Team": team})
+page = st.navigation({"": [try_it, explore, privacy], "Team": team})
 
 account = st.session_state.get("account")
 if page in team and account is None:
