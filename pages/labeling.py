@@ -40,7 +40,7 @@ from labeling.canvas import (
 )
 from labeling.photos import BatchTooLarge, import_reference_batch
 from models.intake import decode_image
-from models.training.train import start_background
+from models import jobs
 
 CANVAS_MAX_W, CANVAS_MAX_H = 800, 640
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic"}
@@ -438,9 +438,9 @@ def exchange_section() -> None:
 
 
 def start_training_run() -> int:
-    """Start a type-model (head) training run in the background (the registry's job, one per
-    app process); returns its ModelVersion id. Its progress is on the Models page."""
-    return int(start_background(kind="head"))
+    """Queue a type-model (head) training run for a worker (models/jobs.py); returns its
+    ModelVersion id. Its progress is on the Models page."""
+    return jobs.enqueue(st.session_state.get("account"), "head", action="retrain")
 
 
 def retrain_section() -> None:
