@@ -43,9 +43,9 @@ def describe_devices(nproc: int, gpus: int) -> str:
     return "cpu" if nproc == 1 else f"cpu, {nproc} processes (DDP gloo)"
 
 
-def launch_command(run_id: int, nproc: int) -> list[str]:
+def launch_command(run_id: int, nproc: int, module: str = "models.train") -> list[str]:
     """The training command for a claimed run: one process, or torchrun with ``nproc`` processes."""
-    train = ["-m", "models.train", "--run-id", str(run_id)]
+    train = ["-m", module, "--run-id", str(run_id)]
     if nproc <= 1:
         return [sys.executable, *train]
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *train]
@@ -53,13 +53,14 @@ def launch_command(run_id: int, nproc: int) -> list[str]:
 
 class Worker:
     def __init__(self, name: str | None = None, nproc: int | None = None, poll_seconds: float = 2.0,
-                 url: str | None = None):
+                 url: str | None = None, train_module: str = "models.train"):
         gpus = gpu_count()
         self.nproc = nproc or max(1, gpus)
         self.devices = describe_devices(self.nproc, gpus)
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.poll_seconds = poll_seconds
         self.url = url
+        self.train_module = train_module
         self.stopping = threading.Event()
 
     def stop(self, *_signal) -> None:
@@ -76,13 +77,14 @@ class Worker:
                 return 0
             if row is None:
                 self.stopping.wait(self.poll_seconds)
+        print(f"worker {self.name}: stopped", file=sys.stderr, flush=True)
         return 0
 
     def execute(self, run_id: int) -> str:
         """Train a claimed run in its own process(es); returns the run's final status."""
         env = {**os.environ, WORKER_PID_ENV: str(os.getpid())}
         # Its own session: Ctrl+C on the worker's terminal reaches the worker, which stops the run.
-        process = subprocess.Popen(launch_command(run_id, self.nproc), env=env, start_new_session=True)
+        process = subprocess.Popen(launch_command(run_id, self.nproc, self.train_module), env=env, start_new_session=True)
         print(f"worker {self.name}: run {run_id} started (pid {process.pid})", file=sys.stderr, flush=True)
         cancelled = False
         while process.poll() is None:
@@ -146,8 +148,10 @@ def main(argv=None) -> int:
                         help="training processes per run (default: the number of GPUs, else 1)")
     parser.add_argument("--name", default=None, help="shown in the run (default: host:pid)")
     parser.add_argument("--poll", type=float, default=2.0, help="seconds between looks at the queue")
+    parser.add_argument("--train-module", default="models.train",
+                        help="what each run executes, as `python -m MODULE --run-id N` (the queue tests use a quick one)")
     args = parser.parse_args(argv)
-    worker = Worker(args.name, args.nproc, args.poll)
+    worker = Worker(args.name, args.nproc, args.poll, train_module=args.train_module)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     return worker.run_forever(once=args.once)

@@ -251,17 +251,23 @@ print(json.dumps({{"exception": [str(e.value) for e in at.exception],
     assert (row.status, row.kind, row.requested_by) == ("queued", "head", "lead")
 
 
-def test_two_workers_on_postgresql_train_each_of_20_runs_exactly_once(postgres_server, tmp_path):
+def test_two_workers_on_postgresql_run_each_of_20_runs_exactly_once(postgres_server, tmp_path):
+    """Two worker processes share one PostgreSQL queue: every run is claimed and executed by
+    exactly one of them. The runs are quick jobs (tests/quick_job.py) so 20 go through in seconds."""
     from models import jobs, registry
 
-    url, _ = build_fixture(tmp_path, n_people=5, photos_per_person=1,
-                           url=postgres_server.create_database(f"jobs_{os.getpid()}"))
-    ids = [jobs.enqueue(LEAD, "head", url=url, max_steps=1, **TINY) for _ in range(20)]
+    url = postgres_server.create_database(f"jobs_{os.getpid()}")
+    from app.core.db import migrate
+
+    migrate(url)
     env = worker_env(url, tmp_path / "store")
     logs = [tmp_path / "w1.log", tmp_path / "w2.log"]
-    workers = [start_worker(env, log) for log in logs]
+    workers = [start_worker(env, log, "--train-module", "tests.quick_job") for log in logs]
     try:
-        wait_for(lambda: all(registry.get_run(i, url=url).status in jobs.FINISHED for i in ids), 900,
+        for log in logs:  # both are polling before the runs arrive, so both get a share
+            wait_for(lambda log=log: "waiting for queued runs" in log.read_text(), 120, "a worker", log)
+        ids = [jobs.enqueue(LEAD, "head", url=url, **TINY) for _ in range(20)]
+        wait_for(lambda: all(registry.get_run(i, url=url).status in jobs.FINISHED for i in ids), 300,
                  "20 runs to finish", logs[0])
     finally:
         for w in workers:
@@ -271,10 +277,12 @@ def test_two_workers_on_postgresql_train_each_of_20_runs_exactly_once(postgres_s
     rows = [registry.get_run(i, url=url) for i in ids]
     assert [r.status for r in rows] == ["done"] * 20, [r.message for r in rows]
     started = Counter(run for log in logs for run in started_pids(log))
-    assert started == Counter({i: 1 for i in ids})  # every run trained once, by one worker
-    assert all(started_pids(log) for log in logs)  # both took part
+    assert started == Counter({i: 1 for i in ids})  # every run executed once, by one worker
+    # the process that finished each run is the one its worker started for it
+    assert all(r.metrics["pid"] == next(started_pids(log)[r.id] for log in logs if r.id in started_pids(log))
+               for r in rows)
     by_worker = Counter(r.worker for r in rows)
-    assert len(by_worker) == 2 and sum(by_worker.values()) == 20
+    assert len(by_worker) == 2 and sum(by_worker.values()) == 20  # both took part
 
 
 def test_cancel_stops_a_running_run_within_seconds(tmp_path):
@@ -352,3 +360,38 @@ def test_a_worker_launches_torchrun_with_two_cpu_processes(tmp_path):
     assert row.status == "done", (row.message, log.read_text()[-3000:])
     assert row.devices == "cpu, 2 processes (DDP gloo)"
     assert row.config["world_size"] == 2 and row.config["device"] == "cpu"
+
+
+def test_make_run_serves_the_app_with_a_worker_and_ctrl_c_stops_both(served_app_env, tmp_path):
+    import urllib.request
+
+    from tests.servers import free_port
+
+    port = free_port()
+    log = tmp_path / "make-run.log"
+    with open(log, "wb") as out:  # -o setup: the served template is set up already
+        make = subprocess.Popen(["make", "-o", "setup", "run", f"PORT={port}"], cwd=PROJECT_ROOT, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+    def app_and_worker_up():
+        try:
+            healthy = urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=2).status == 200
+        except OSError:
+            return False
+        return healthy and "waiting for queued runs" in log.read_text()
+
+    try:
+        wait_for(app_and_worker_up, 180, "the app and the worker", log)
+    finally:
+        os.killpg(make.pid, signal.SIGINT)  # what Ctrl+C in the terminal sends to the foreground group
+    make.wait(60)
+
+    def group_empty():
+        try:
+            os.killpg(make.pid, 0)
+        except ProcessLookupError:
+            return True
+        return False
+
+    wait_for(group_empty, 60, "every process of `make run` to exit", log)
+    assert re.search(r"worker \S+: stopped", log.read_text())
