@@ -90,8 +90,9 @@ class Worker:
         while process.poll() is None:
             if self.stopping.is_set():
                 stop_process_group(process)
-                registry.fail_run(run_id, f"the worker {self.name} was stopped; Retry runs it again", url=self.url)
-                return jobs.FAILED
+                if registry.get_run(run_id, url=self.url).status == jobs.RUNNING:  # it may have just finished
+                    registry.fail_run(run_id, f"the worker {self.name} was stopped; Retry runs it again", url=self.url)
+                return registry.get_run(run_id, url=self.url).status
             row = registry.get_run(run_id, url=self.url)
             if row is not None and row.cancel_requested and not cancelled:
                 cancelled = True
