@@ -39,7 +39,8 @@ def describe_devices(nproc: int, gpus: int) -> str:
     if gpus:
         import torch
 
-        return f"{nproc}× cuda ({torch.cuda.get_device_name(0)}), DDP nccl, mixed precision"
+        ddp = ", DDP nccl" if nproc > 1 else ""
+        return f"{nproc}× cuda ({torch.cuda.get_device_name(0)}){ddp}, mixed precision"
     return "cpu" if nproc == 1 else f"cpu, {nproc} processes (DDP gloo)"
 
 

@@ -395,3 +395,12 @@ def test_make_run_serves_the_app_with_a_worker_and_ctrl_c_stops_both(served_app_
 
     wait_for(group_empty, 60, "every process of `make run` to exit", log)
     assert re.search(r"worker \S+: stopped", log.read_text())
+
+
+def test_several_processes_are_launched_with_torchrun_one_without():
+    from models.worker import describe_devices, launch_command
+
+    assert launch_command(7, 1) == [sys.executable, "-m", "models.train", "--run-id", "7"]
+    assert launch_command(7, 4) == [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                                    "--nproc_per_node=4", "-m", "models.train", "--run-id", "7"]
+    assert describe_devices(1, 0) == "cpu" and describe_devices(2, 0) == "cpu, 2 processes (DDP gloo)"
