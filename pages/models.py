@@ -116,7 +116,7 @@ live_runs(frozenset(r.id for r in runs if r.status in (jobs.QUEUED, jobs.RUNNING
 
 ids = [r.id for r in runs]
 default = ids.index(served_id) if served_id in ids else 0
-selected_id = st.selectbox("Run", ids, index=default,
+selected_id = st.selectbox("Run", ids, index=default, key="run",
                            format_func=lambda i: f"{i} · {next(r.kind for r in runs if r.id == i)}"
                            + (" · served" if i == served_id else ""))
 selected = next(r for r in runs if r.id == selected_id)
