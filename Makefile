@@ -1,4 +1,5 @@
-# make run   – set up everything and serve the app on the sample project at http://localhost:8501
+# make run   – set up everything and serve the app on the sample project at http://localhost:8501,
+#              with a training worker beside it (Ctrl+C stops both)
 # make test  – set up everything, check the import layers, lint and dependencies, and run every test
 #              (PostgreSQL, SeaweedFS and Chromium included)
 # make lock  – regenerate requirements.txt, the lock, from pyproject.toml (after changing a dependency there)
@@ -42,7 +43,11 @@ system-packages:
 setup: venv
 	$(PY) -m app.services.bootstrap
 
+# The app and one training worker (models/worker.py) beside it; Ctrl+C stops both (the worker
+# stops a run it is training and marks it failed, for Retry). More workers: `python -m models.worker`.
 run: setup
+	@trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT; \
+	$(PY) -m models.worker & worker=$$!; \
 	$(PY) -m streamlit run app/main.py --server.port $(PORT) --server.headless true
 
 # Static checks, in pyproject.toml: the import layers (import-linter), ruff, declared dependencies (deptry).

@@ -1,8 +1,10 @@
 """Model registry: every training run is a ModelVersion row plus its weights in the object store.
 
-A run's row is created when the run starts (status ``running``) and updated while it goes on
-(``progress``, ``history``, ``message``), so any page or process can watch it; at the end it
-gets ``metrics``, ``object_key`` (weights) and status ``done`` (or ``failed`` with the error).
+A run's row is created when the run is asked for (status ``queued``, by :mod:`models.jobs`) or
+when a foreground run starts (``running``), and updated while it goes on (``progress``,
+``history``, ``message``, the heartbeat ``updated_at``), so any page or process can watch it; at
+the end it gets ``metrics``, ``object_key`` (weights) and status ``done`` (or ``failed`` with the
+error, or ``cancelled``).
 
 Exactly one row is ``promoted``; that is the model the Try it page, the API and the CLI serve.
 Promotion times are kept in the row's ``config["promoted_at"]`` (a list of ISO times), so
@@ -19,16 +21,25 @@ from app.core.db import ModelVersion, session_scope, utcnow
 from app.core.settings import get_settings
 from app.core.storage import get_store, new_key
 
+#: Shown with every metric of a run trained on the sample project (the metrics say so in "synthetic_labels").
+SYNTHETIC_NOTE = (
+    "Type labels are the sample project's synthetic ones: they follow a rule planted in the synthetic "
+    "faces (data/sample/README.md), not real opinions. The metrics show that the survey → labels → "
+    "training loop finds that rule; they say nothing about real faces. The ceiling is what the rule "
+    "itself reaches, given the part of appeal no photo shows and the raters' noise."
+)
+
 
 def default_store():
     return get_store()
 
 
 def create_run(kind: str, config: dict, data_snapshot: dict | None = None, url: str | None = None,
-               message: str | None = "starting") -> int:
+               message: str | None = "starting", **fields) -> int:
+    """A new run's row, ``running`` unless ``fields`` say otherwise (a job is created ``queued``)."""
     with session_scope(url) as session:
-        row = ModelVersion(kind=kind, status="running", config=dict(config), data_snapshot=data_snapshot,
-                           history=[], progress=0.0, message=message)
+        row = ModelVersion(kind=kind, config=dict(config), data_snapshot=data_snapshot, history=[], progress=0.0,
+                           message=message, **{"status": "running", **fields})
         session.add(row)
         session.flush()
         return int(row.id)
@@ -68,7 +79,7 @@ def fail_run(run_id: int, message: str, url: str | None = None) -> None:
 
 def fail_stale_runs(url: str | None = None, now: datetime | None = None) -> list[int]:
     """Mark failed the runs still "running" that reported nothing for ``settings.stale_run_minutes``:
-    the process that ran them ended (a restart, a crash). Returns their ids."""
+    the process that ran them ended (a restart, a crash, a worker killed). Returns their ids."""
     now = now or utcnow()
     minutes = get_settings().stale_run_minutes
     cutoff = now - timedelta(minutes=minutes)
@@ -77,7 +88,7 @@ def fail_stale_runs(url: str | None = None, now: datetime | None = None) -> list
         for row in session.exec(select(ModelVersion).where(ModelVersion.status == "running")):
             if (row.updated_at or row.created_at) < cutoff:
                 row.status = "failed"
-                row.message = f"stopped: no progress for {minutes} minutes (the process running it ended)"
+                row.message = f"stopped: no progress for {minutes:g} minutes (the process running it ended)"
                 row.finished_at = now
                 session.add(row)
                 stale.append(int(row.id))
@@ -135,25 +146,42 @@ def _last_promotion(row: ModelVersion) -> str | None:
     return times[-1] if times else None
 
 
+def _rollback_target(session) -> tuple[ModelVersion | None, ModelVersion | None]:
+    """(the served row, the row a rollback would serve), the current model's last promotion left
+    out; the target is None when there is no earlier promoted model."""
+    current = session.exec(select(ModelVersion).where(ModelVersion.promoted == True)).first()  # noqa: E712
+    rows = [r for r in session.exec(select(ModelVersion).where(ModelVersion.status == "done"))
+            if r.object_key and _last_promotion(r)]
+    ranked = [(r, _last_promotion(r)) for r in rows if current is None or r.id != current.id]
+    if current is not None:
+        earlier = list((current.config or {}).get("promoted_at", []))[:-1]
+        if earlier:  # promoted more than once: its earlier promotion counts
+            ranked.append((current, earlier[-1]))
+    if not ranked:
+        return current, None
+    return current, max(ranked, key=lambda pair: (pair[1], pair[0].id))[0]
+
+
+def rollback_target(url: str | None = None) -> int | None:
+    """The id :func:`rollback` would serve now, or None when there is nothing to roll back to."""
+    with session_scope(url) as session:
+        _, target = _rollback_target(session)
+        return int(target.id) if target is not None else None
+
+
 def rollback(url: str | None = None) -> int:
     """Go back to the model promoted before the current one. Returns the id now served.
 
     The current model's last promotion is withdrawn, so calling it again goes further back."""
     with session_scope(url) as session:
-        current = session.exec(select(ModelVersion).where(ModelVersion.promoted == True)).first()  # noqa: E712
-        rows = [r for r in session.exec(select(ModelVersion).where(ModelVersion.status == "done"))
-                if r.object_key and _last_promotion(r)]
+        current, previous = _rollback_target(session)
+        if previous is None:
+            raise LookupError("there is no earlier promoted model to roll back to")
         if current is not None:
             config = dict(current.config or {})
             config["promoted_at"] = list(config.get("promoted_at", []))[:-1]
             current.config = config
             session.add(current)
-        candidates = [r for r in rows if (current is None or r.id != current.id) and _last_promotion(r)]
-        if current is not None and _last_promotion(current):
-            candidates.append(current)  # promoted more than once: its earlier promotion counts
-        if not candidates:
-            raise LookupError("there is no earlier promoted model to roll back to")
-        previous = max(candidates, key=lambda r: (_last_promotion(r), r.id))
         _set_promoted(session, previous.id)
         return int(previous.id)
 
@@ -162,6 +190,9 @@ def describe(row: ModelVersion) -> dict:
     """A flat summary of a run for tables."""
     metrics = row.metrics or {}
     finished: datetime | None = row.finished_at
+    started: datetime | None = row.started_at or (row.created_at if row.job is None else None)
+    end = finished or (utcnow() if row.status == "running" else None)
+    seconds = (end - started).total_seconds() if started and end else None
     return {
         "id": row.id,
         "kind": row.kind,
@@ -173,7 +204,23 @@ def describe(row: ModelVersion) -> dict:
         "box_map50": metrics.get("box_map50"),
         "chance_accuracy": metrics.get("chance_accuracy"),
         "synthetic_labels": metrics.get("synthetic_labels", (row.data_snapshot or {}).get("synthetic_labels")),
-        "created": row.created_at.isoformat(timespec="seconds") if row.created_at else None,
-        "finished": finished.isoformat(timespec="seconds") if finished else None,
+        "created": _shown(row.created_at),
+        "started": _shown(started),
+        "finished": _shown(finished),
+        "duration": _duration(seconds),
+        "devices": row.devices,
+        "requested_by": row.requested_by,
         "message": row.message,
     }
+
+
+def _shown(moment: datetime | None) -> str | None:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC") if moment else None
+
+
+def _duration(seconds: float | None) -> str | None:
+    if seconds is None:
+        return None
+    seconds = int(max(0, seconds))
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"

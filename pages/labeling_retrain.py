@@ -8,17 +8,16 @@ from app.core import auth
 from app.core.db import session_scope
 from app.core.settings import PROJECT_ROOT
 from labeling import queue
-from models.training.train import start_background
+from models import jobs
 from pages.labeling_widgets import annotator_name
 
 state = st.session_state
 
 
 def start_training_run(account: auth.Account | None) -> int:
-    """Start a type-model (head) training run for ``account`` (checked); returns its ModelVersion id.
-    Its progress is on the Models page."""
-    auth.require(account, "retrain")
-    return int(start_background(kind="head"))
+    """Queue a type-model (head) run for ``account`` (role checked by ``jobs.enqueue``); a worker
+    process trains it. Returns its ModelVersion id; its progress is on the Models page."""
+    return jobs.enqueue(account, "head", action="retrain")
 
 
 st.title("Retrain")
@@ -34,12 +33,12 @@ if not auth.can(account, "retrain"):
 if st.button("Retrain the type model", type="primary"):
     try:
         state["last_run"] = start_training_run(account)
-    except RuntimeError as exc:  # a run is already going on
-        st.warning(str(exc))
+    except auth.PermissionDenied as exc:
+        st.error(str(exc))
     except Exception as exc:
-        st.error(f"Could not start training: {exc}")
+        st.error(f"Could not queue the run: {exc}")
 if state.get("last_run"):
-    st.success(f"Training run {state['last_run']} started in the background.")
+    st.success(f"Training run {state['last_run']} is queued; a worker process trains it.")
     st.markdown(
         "**What happens next:** the run trains on every accepted photo (a few minutes on the sample project). "
         "When it finishes, its evaluation appears on the Models page. It does **not** replace the model that "

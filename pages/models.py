@@ -1,8 +1,9 @@
-"""Models page: training runs, their metrics and curves, training, and the served model.
+"""Models page: training runs (jobs), their metrics and curves, and the served model.
 
-Run by st.navigation from app/main.py (no set_page_config here). Training runs in a background
-thread of the app process and writes its progress to its ModelVersion row, so the live view
-below (and any reload) follows it.
+Run by st.navigation from app/main.py (no set_page_config here). The page only queues runs
+(models/jobs.py); workers (``python -m models.worker``, started by ``make run``) train them in
+their own processes and write progress to the run's row, which the live view below follows.
+Each action checks the signed-in account's role in models.jobs, not only here by hiding buttons.
 """
 
 from __future__ import annotations
@@ -12,16 +13,31 @@ import plotly.express as px
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.core.auth import PermissionDenied, can
 from app.core.vocabulary import REGIONS, TYPES
-from models import registry
-from models.training.engine import SYNTHETIC_NOTE
-from models.training.train import active_background_runs, start_background
+from models import jobs, registry
+
+ARCHS = ["fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_resnet50_fpn"]
 
 st.title("Models")
 st.caption(
     "Every training run is kept with its weights, settings, data snapshot and metrics on held-out people. "
-    "The promoted model is the one the Try it page serves."
+    "The promoted model is the one the Try it page serves. Runs are queued here and trained by workers "
+    "(`python -m models.worker`; `make run` starts one beside the app), on GPUs where a worker has them."
 )
+account = st.session_state.get("account")
+
+
+def act(action, *args, **kwargs):
+    """Run a team action; say why it was refused or impossible instead of a traceback."""
+    try:
+        return action(account, *args, **kwargs)
+    except PermissionDenied as exc:
+        st.error(str(exc), icon=":material/lock:")
+    except (jobs.JobStateError, LookupError, ValueError) as exc:
+        st.warning(str(exc))
+    return None
+
 
 try:
     registry.fail_stale_runs()
@@ -34,85 +50,103 @@ except Exception as exc:  # database down: say so instead of a traceback
 # ----------------------------------------------------------------------------- train
 
 with st.expander("Train a new model", expanded=not runs):
-    with st.form("train"):
-        kind = st.radio("Kind", ["head", "detector"], horizontal=True,
-                        help="head: landmark regions + a small classifier per region (minutes on a CPU). "
-                             "detector: Faster R-CNN from scratch (slow without a GPU).")
-        epochs = st.number_input("Epochs", min_value=1, max_value=500, value=15 if kind == "head" else 20)
-        arch = st.selectbox("Detector architecture", ["fasterrcnn_mobilenet_v3_large_320_fpn",
-                                                      "fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_resnet50_fpn"],
-                            help="Only used for the detector.")
-        submitted = st.form_submit_button("Train", type="primary")
-    if submitted:
-        extra = {"arch": arch} if kind == "detector" else {}
-        try:
-            new_id = start_background(kind=kind, epochs=int(epochs), **extra)
-            st.success(f"Run {new_id} started. Progress shows below; you can leave this page.")
-            runs = registry.list_runs()
-        except RuntimeError as exc:
-            st.warning(str(exc))
+    if not can(account, "train"):
+        st.info("Asking for training runs is for leads and admins.", icon=":material/lock:")
+    else:
+        with st.form("train"):
+            kind = st.radio("Kind", ["head", "detector"], horizontal=True,
+                            help="head: landmark regions + a small classifier per region (minutes on a CPU). "
+                                 "detector: Faster R-CNN from scratch (slow without a GPU).")
+            epochs = st.number_input("Epochs", min_value=1, max_value=500, value=15 if kind == "head" else 20)
+            arch = st.selectbox("Detector architecture", ARCHS, help="Only used for the detector.")
+            submitted = st.form_submit_button("Queue run", type="primary")
+        if submitted:
+            new_id = act(jobs.enqueue, kind, epochs=int(epochs), arch=arch if kind == "detector" else None)
+            if new_id is not None:
+                st.success(f"Run {new_id} queued: a worker will pick it up. Progress shows below; you can leave "
+                           "this page.")
+                runs = registry.list_runs()
 
-# ----------------------------------------------------------------------------- live progress
-
-running = [r for r in runs if r.status == "running"]
-
-
-@st.fragment(run_every=2 if running else None)
-def live_progress(ids: list[int]) -> None:
-    finished = False
-    for run_id in ids:
-        row = registry.get_run(run_id)
-        if row is None:
-            continue
-        if row.status != "running":
-            finished = True
-            continue
-        st.progress(float(row.progress or 0.0), text=f"Run {row.id} ({row.kind}): {row.message or ''}")
-        if row.history:
-            last = row.history[-1]
-            st.caption(" · ".join(f"{k} {v}" for k, v in last.items() if k in ("epoch", "loss", "val_type_accuracy", "seconds")))
-    if ids and row is not None and row.id not in active_background_runs() and not finished:
-        st.caption("Runs not started by this app process (e.g. the CLI) show here too; a run whose process "
-                   "stopped stays 'running'.")
-    if finished:
-        st.rerun(scope="app")
-
-
-if running:
-    st.subheader("Running")
-    live_progress([r.id for r in running])
-
-# ----------------------------------------------------------------------------- runs table
+# ----------------------------------------------------------------------------- live runs and the table
 
 st.subheader("Runs")
 if not runs:
-    st.info("No model has been trained yet. Start one above, or run the setup to train the default model.")
+    st.info("No model has been trained yet. Queue one above, or run the setup to train the default model.")
     st.stop()
+active = any(r.status in (jobs.QUEUED, jobs.RUNNING) for r in runs)
 
-table = pd.DataFrame([registry.describe(r) for r in runs])
-st.dataframe(table, hide_index=True, width="stretch",
-             column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
-if table["synthetic_labels"].fillna(False).astype(bool).any():
-    st.warning(SYNTHETIC_NOTE)
+
+@st.fragment(run_every=2 if active else None)
+def live_runs(shown_active: frozenset[int]) -> None:
+    """Progress of queued and running runs with their Cancel buttons, and the runs table, refreshed
+    together so they agree; the whole page reruns when a run it showed as active has ended."""
+    current = registry.list_runs()
+    now_active = [r for r in current if r.status in (jobs.QUEUED, jobs.RUNNING)]
+    for row in now_active:
+        left, right = st.columns([5, 1], vertical_alignment="center")
+        with left:
+            if row.status == jobs.QUEUED:
+                st.progress(0.0, text=f"Run {row.id} ({row.kind}): queued, waiting for a worker")
+            else:
+                st.progress(float(row.progress or 0.0),
+                            text=f"Run {row.id} ({row.kind}) on {row.devices or 'a worker'}: {row.message or ''}")
+                if row.history:
+                    last = row.history[-1]
+                    st.caption(" · ".join(f"{k} {v}" for k, v in last.items()
+                                          if k in ("epoch", "loss", "val_type_accuracy", "seconds")))
+        with right:
+            if can(account, "cancel_run"):
+                if st.button("Cancel", key=f"cancel_{row.id}", disabled=row.cancel_requested,
+                             help="A queued run is dropped; a running one is stopped by its worker within seconds."):
+                    act(jobs.cancel, row.id)
+                    st.rerun(scope="fragment")
+    table = pd.DataFrame([registry.describe(r) for r in current])
+    st.dataframe(table, hide_index=True, width="stretch",
+                 column_order=["id", "kind", "status", "promoted", "progress", "type_accuracy", "macro_f1",
+                               "box_map50", "chance_accuracy", "created", "started", "finished", "duration",
+                               "devices", "requested_by", "message"],
+                 column_config={"progress": st.column_config.ProgressColumn("progress", min_value=0, max_value=1)})
+    if table["synthetic_labels"].fillna(False).astype(bool).any():
+        st.warning(registry.SYNTHETIC_NOTE)
+    if shown_active - {r.id for r in now_active}:
+        st.rerun(scope="app")
+
+
+live_runs(frozenset(r.id for r in runs if r.status in (jobs.QUEUED, jobs.RUNNING)))
 
 ids = [r.id for r in runs]
 default = ids.index(served_id) if served_id in ids else 0
-selected_id = st.selectbox("Run", ids, index=default,
+selected_id = st.selectbox("Run", ids, index=default, key="run",
                            format_func=lambda i: f"{i} · {next(r.kind for r in runs if r.id == i)}"
                            + (" · served" if i == served_id else ""))
 selected = next(r for r in runs if r.id == selected_id)
+served = next((r for r in runs if r.id == served_id), None)
 
 # ----------------------------------------------------------------------------- metrics
 
+
+def confusion_figure(confusion: list, title: str) -> go.Figure:
+    fig = go.Figure(go.Heatmap(z=confusion, x=list(TYPES), y=list(TYPES), colorscale="Blues",
+                               text=confusion, texttemplate="%{text}", showscale=False))
+    fig.update_layout(title=title, yaxis_autorange="reversed", xaxis_title="predicted", yaxis_title="true",
+                      height=360, margin=dict(t=50, b=10))
+    return fig
+
+
 metrics = selected.metrics or {}
-if selected.status == "failed":
-    st.error(f"Run {selected.id} failed: {selected.message}")
+if selected.status in (jobs.FAILED, jobs.CANCELLED):
+    (st.error if selected.status == jobs.FAILED else st.info)(f"Run {selected.id} {selected.status}: {selected.message}")
+    if can(account, "train") and st.button(f"Retry run {selected.id}", help="Queues a copy of its settings."):
+        new_id = act(jobs.retry, selected.id)
+        if new_id is not None:
+            st.success(f"Run {new_id} queued with run {selected.id}'s settings.")
+            st.rerun()
 elif not metrics:
     st.info(f"Run {selected.id} has no metrics yet ({selected.status}).")
 else:
     st.markdown(f"**Held-out people:** {metrics.get('n_people')} ({metrics.get('n_photos')} photos)")
     if metrics.get("synthetic_labels"):
-        st.warning(SYNTHETIC_NOTE)
+        st.warning(registry.SYNTHETIC_NOTE)
     c1, c2, c3, c4 = st.columns(4)
     # Deltas against chance carry their sign, so a model below chance shows a down arrow.
     c1.metric("Type accuracy", f"{metrics['type_accuracy']:.2f}",
@@ -149,13 +183,9 @@ else:
 
     left, right = st.columns(2)
     with left:
-        confusion = metrics.get("confusion")
-        if confusion:
-            fig = go.Figure(go.Heatmap(z=confusion, x=list(TYPES), y=list(TYPES), colorscale="Blues",
-                                       text=confusion, texttemplate="%{text}"))
-            fig.update_layout(title="Confusion (rows true, columns predicted)", yaxis_autorange="reversed",
-                              xaxis_title="predicted", yaxis_title="true", height=380, margin=dict(t=50, b=10))
-            st.plotly_chart(fig, width="stretch")
+        if metrics.get("confusion"):
+            st.plotly_chart(confusion_figure(metrics["confusion"], "Confusion (rows true, columns predicted)"),
+                            width="stretch")
     with right:
         history = selected.history or []
         if history:
@@ -168,32 +198,77 @@ else:
 with st.expander("Settings, data snapshot and raw metrics"):
     snapshot = dict(selected.data_snapshot or {})
     photos = snapshot.pop("photos", [])
-    st.json({"config": selected.config, "data": snapshot, "photos_listed": len(photos), "metrics": metrics},
-            expanded=False)
+    st.json({"config": selected.config, "job": selected.job, "worker": selected.worker, "devices": selected.devices,
+             "data": snapshot, "photos_listed": len(photos), "metrics": metrics}, expanded=False)
 
 # ----------------------------------------------------------------------------- serving (admin)
-# Promote / roll back change what every visitor is served. Keep this block together so it can be
-# gated behind the admin role.
+# Promote / roll back change what every visitor is served: the run is compared with the served
+# model side by side and the admin confirms in a dialog, warned when the run looks degenerate.
+
+COMPARED = [("Type accuracy", "type_accuracy"), ("Chance accuracy", "chance_accuracy"), ("Macro-F1", "macro_f1"),
+            ("Chance macro-F1", "chance_macro_f1"), ("Person accuracy", "person_accuracy"),
+            ("Within one type", "within_one_accuracy"), ("Spearman vs survey", "spearman"),
+            ("Box mAP@0.5", "box_map50"), ("Held-out people", "n_people")]
+
+
+def comparison(candidate, current) -> None:
+    """Metrics, type shares and confusion matrices of ``candidate`` beside the served ``current``."""
+    names = [f"run {candidate.id} (candidate)"] + ([f"run {current.id} (served)"] if current else [])
+    rows = [candidate.metrics or {}] + ([current.metrics or {}] if current else [])
+    st.dataframe(pd.DataFrame({"metric": [label for label, _ in COMPARED],
+                               **{n: [m.get(key) for _, key in COMPARED] for n, m in zip(names, rows)}}),
+                 hide_index=True, width="stretch")
+    shares = pd.DataFrame([{"run": n, "type": t, "share": m.get("type_shares", {}).get(t, 0.0)}
+                           for n, m in zip(names, rows) for t in TYPES])
+    fig = px.bar(shares, x="type", y="share", color="run", barmode="group", title="Result types on held-out photos")
+    fig.update_layout(height=300, margin=dict(t=50, b=10), yaxis_tickformat=".0%", legend_title=None)
+    st.plotly_chart(fig, width="stretch")
+    for column, n, m in zip(st.columns(len(names)), names, rows):
+        with column:
+            if m.get("confusion"):
+                st.plotly_chart(confusion_figure(m["confusion"], n), width="stretch")
+
+
+@st.dialog("Promote this run?", width="large")
+def confirm_promotion(candidate, current) -> None:
+    st.write(f"Run {candidate.id} ({candidate.kind}) will be served to every visitor instead of "
+             + (f"run {current.id} ({current.kind})." if current else "no model."))
+    warnings = jobs.promotion_warnings(candidate.metrics)
+    for warning in warnings:
+        st.warning(warning, icon=":material/warning:")
+    comparison(candidate, current)
+    sure = st.checkbox("Promote it despite the warnings") if warnings else True
+    if st.button(f"Promote run {candidate.id}", type="primary", disabled=not sure, key="confirm_promote"):
+        act(jobs.promote, candidate.id)
+        if registry.promoted_id() == candidate.id:
+            st.session_state["models_flash"] = f"Run {candidate.id} is now served."
+            st.rerun()
+
 
 st.divider()
 st.subheader("Served model")
-st.write(f"Currently served: **{served_id if served_id is not None else 'none'}**")
-account = st.session_state.get("account")
-if account is not None and not account.is_admin:
+st.write(f"Currently served: **{f'run {served_id}' if served_id is not None else 'none'}**")
+if flash := st.session_state.pop("models_flash", None):
+    st.success(flash)
+if not can(account, "promote"):
     st.info("Promoting and rolling back models is for admins.", icon=":material/lock:")
     st.stop()
+if selected.status == jobs.DONE and selected.id != served_id:
+    for warning in jobs.promotion_warnings(selected.metrics):
+        st.warning(warning, icon=":material/warning:")
+    with st.expander(f"Run {selected.id} beside the served model", expanded=False):
+        comparison(selected, served)
+target = registry.rollback_target()
 p1, p2 = st.columns(2)
 with p1:
-    can_promote = selected.status == "done" and bool(selected.object_key) and selected.id != served_id
-    if st.button(f"Promote run {selected.id}", disabled=not can_promote, type="primary"):
-        registry.promote(selected.id)
-        st.success(f"Run {selected.id} is now served.")
-        st.rerun()
+    can_promote = selected.status == jobs.DONE and bool(selected.object_key) and selected.id != served_id
+    if st.button(f"Promote run {selected.id}…", disabled=not can_promote, type="primary"):
+        confirm_promotion(selected, served)
 with p2:
-    if st.button("Roll back to the previous model", disabled=served_id is None):
-        try:
-            back_to = registry.rollback()
-            st.success(f"Rolled back: run {back_to} is served again.")
+    label = f"Roll back to run {target}" if target is not None else "Roll back (no earlier model)"
+    if st.button(label, disabled=target is None,
+                 help="Serves the model promoted before the current one again."):
+        back_to = act(jobs.rollback)
+        if back_to is not None:
+            st.session_state["models_flash"] = f"Rolled back: run {back_to} is served again."
             st.rerun()
-        except LookupError as exc:
-            st.warning(str(exc))

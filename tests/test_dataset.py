@@ -34,9 +34,11 @@ def make_image(boxes: dict, type_index: int, size=(96, 96), rng: random.Random |
     return image
 
 
-def build_fixture(tmp_path, n_people: int = 10, photos_per_person: int = 2, size=(96, 96), seed: int = 0):
-    """(url, store) of a migrated SQLite db with people p001.., photos and version-1 auto boxes."""
-    url = f"sqlite:///{tmp_path}/t.db"
+def build_fixture(tmp_path, n_people: int = 10, photos_per_person: int = 2, size=(96, 96), seed: int = 0,
+                  url: str | None = None):
+    """(url, store) of a migrated database (SQLite in tmp_path unless ``url``) with people p001..,
+    photos and version-1 auto boxes."""
+    url = url or f"sqlite:///{tmp_path}/t.db"
     migrate(url)
     store = LocalStore(tmp_path / "store")
     store.ping()

@@ -131,8 +131,8 @@ class Submission(SQLModel, table=True):
 class ModelVersion(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16)  # "head" or "detector"
-    #: running, done, failed
-    status: str = Field(default="running", max_length=16)
+    #: queued -> running -> done, failed or cancelled (models/jobs.py)
+    status: str = Field(default="running", max_length=16, index=True)
     object_key: Optional[str] = Field(default=None, max_length=255)
     config: Any = Field(default=None, sa_column=Column(JSON))
     data_snapshot: Any = Field(default=None, sa_column=Column(JSON))
@@ -146,6 +146,14 @@ class ModelVersion(SQLModel, table=True):
     #: Heartbeat: set on every update, so a run whose process died can be told from a slow one.
     updated_at: Optional[datetime] = Field(default_factory=utcnow)
     finished_at: Optional[datetime] = None
+    #: A job's requested settings (train() keyword arguments), kept as asked so Retry can copy them.
+    job: Any = Field(default=None, sa_column=Column(JSON))
+    requested_by: Optional[str] = Field(default=None, max_length=64)
+    #: The worker that claimed the job (host:pid) and the device(s) it trains on.
+    worker: Optional[str] = Field(default=None, max_length=128)
+    devices: Optional[str] = Field(default=None, max_length=255)
+    started_at: Optional[datetime] = None
+    cancel_requested: bool = False
 
 
 class DatabaseUnavailable(RuntimeError):

@@ -61,8 +61,8 @@ class Settings:
     threshold_mode: str = "calibrated"
     #: Detections below this score are ignored by the detector kind (the source used 0.75).
     detection_threshold: float = 0.75
-    #: A training run that has not reported progress for this long is marked failed.
-    stale_run_minutes: int = 15
+    #: A training run whose heartbeat (every 10 s while it trains) stopped this long ago is marked failed.
+    stale_run_minutes: float = 2.0
 
     # Privacy and limits.
     retention_days: int = 30

@@ -19,7 +19,6 @@ from app.core.storage import StorageError, get_store
 from app.services.retention import purge_expired
 from app.services.sample import load_sample_project
 from models.registry import fail_stale_runs
-from models.training.train import ensure_served_model
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +55,8 @@ def main() -> int:
         print(f"facetype cannot start: {error}", file=sys.stderr)
         return 1
     auth.main(["init"])
+    # Here only, in the setup command: the app process that imports prepare() never trains.
+    from models.training.train import ensure_served_model
 
     bar = tqdm(total=100, desc="training the first model (head)", unit="%", leave=False)
 

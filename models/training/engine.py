@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -22,6 +23,7 @@ from app.core.settings import get_settings
 from app.core.vocabulary import REGIONS, TYPES
 from models.geometry import box_iou, landmark_regions
 from models.kinds.detector import NUM_CLASSES, decode_label, region_predictions
+from models.registry import SYNTHETIC_NOTE
 from models.scoring import calibrate_thresholds
 from models.serving import classify, model_thresholds
 from models.training.data import sample_ceiling
@@ -128,23 +130,30 @@ def lr_lambda(total_steps: int, warmup: int):
 
 
 def train_one_epoch(net, recipe, model_config, optimizer, scheduler, loader, device, header: str, *, step: int = 0,
-                    max_steps: int | None = None, on_step: Callable | None = None, quiet: bool = False):
+                    max_steps: int | None = None, on_step: Callable | None = None, quiet: bool = False,
+                    amp: bool = False):
     """One pass over ``loader``; returns (the epoch's MetricLogger, the global step reached).
 
-    ``on_step(step, loss, logger)`` is called after every optimiser step."""
+    ``on_step(step, loss, logger)`` is called after every optimiser step. ``amp``: mixed
+    precision (autocast and a gradient scaler, as torchvision's reference does with --amp), CUDA only."""
     net.train()
     params = [p for p in net.parameters() if p.requires_grad]
     logger = MetricLogger()
+    amp = amp and torch.device(device).type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
     for batch in logger.log_every(loader, header, disable=quiet):
-        loss_dict = recipe.loss(net, batch, device, model_config)
-        loss = sum(loss_dict.values())
+        with torch.autocast("cuda") if amp else contextlib.nullcontext():
+            loss_dict = recipe.loss(net, batch, device, model_config)
+            loss = sum(loss_dict.values())
         if not math.isfinite(loss.item()):
             raise FloatingPointError(f"loss is {loss.item()} at step {step}; lower --lr")
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        scaler.scale(loss).backward()
         if recipe.clip_grad_norm:
+            scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, recipe.clip_grad_norm)
-        optimizer.step()
+        scaler.step(optimizer)
+        scaler.update()
         scheduler.step()
         step += 1
         logger.update(loss=loss, lr=optimizer.param_groups[0]["lr"], **loss_dict)
@@ -156,14 +165,6 @@ def train_one_epoch(net, recipe, model_config, optimizer, scheduler, loader, dev
 
 
 # ----------------------------------------------------------------------------- evaluation
-
-
-SYNTHETIC_NOTE = (
-    "Type labels are the sample project's synthetic ones: they follow a rule planted in the synthetic "
-    "faces (data/sample/README.md), not real opinions. The metrics show that the survey → labels → "
-    "training loop finds that rule; they say nothing about real faces. The ceiling is what the rule "
-    "itself reaches, given the part of appeal no photo shows and the raters' noise."
-)
 
 
 def gate_stand_in(boxes: dict, image: np.ndarray) -> SimpleNamespace:

@@ -3,6 +3,7 @@
     python -m models.train --kind head --epochs 15 --device auto
     python -m models.train --kind detector --epochs 20 --arch fasterrcnn_mobilenet_v3_large_fpn
     torchrun --nproc_per_node=4 -m models.train --kind detector   # DDP, no code changes
+    python -m models.train --queue --kind detector --epochs 20    # a job for a worker (models/worker.py)
 
 Plain loop: data from the database (people split into train / held-out), ``train_one_epoch``
 with a MetricLogger, per-epoch metrics into the run's ModelVersion row (so the Models page shows
@@ -82,11 +83,13 @@ def train(
     quiet: bool = False,
     run_id: int | None = None,
     model_options: dict | None = None,
+    amp: bool = True,
 ) -> TrainResult:
     """Train one model of ``kind`` on the database's reference photos and evaluate it on held-out
     people. With ``register`` the run is a ModelVersion row (created now, updated per epoch) and
     its weights go to the store; ``progress(fraction, message)`` is called as it goes.
-    ``run_id`` continues an existing ``running`` row (the Models page creates it first)."""
+    ``run_id`` continues an existing ``running`` row (a job a worker claimed). ``amp``: mixed
+    precision where it pays (CUDA)."""
     kind_recipe = recipe(kind)
     d = kind_recipe.defaults
     epochs = epochs or d["epochs"]
@@ -100,6 +103,7 @@ def train(
         dev = torch.device(f"cuda:{local}")
     else:
         dev = pick_device(device)
+    amp = amp and dev.type == "cuda"
     torch.manual_seed(seed + rank)
     random.seed(seed + rank)
     store = store or registry.default_store()
@@ -121,7 +125,7 @@ def train(
     config = {
         "kind": kind, "model": model_config, "epochs": epochs, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "seed": seed, "val_fraction": val_fraction, "device": str(dev),
-        "world_size": world, "weights": weights, "max_steps": max_steps, "augment": augment,
+        "world_size": world, "amp": amp, "weights": weights, "max_steps": max_steps, "augment": augment,
         "torch": torch.__version__,
     }
     data_snapshot = snapshot.describe()
@@ -139,6 +143,7 @@ def train(
             registry.update_run(run_id, url=url, config=config, data_snapshot=data_snapshot, message="loading photos")
     else:
         run_id = None
+    heartbeat = _Heartbeat(run_id, url) if run_id is not None else None
 
     try:
         bank = ImageBank(store, max_side)
@@ -185,7 +190,7 @@ def train(
             epoch_start = time.time()
             logger, step = train_one_epoch(net, kind_recipe, model_config, optimizer, scheduler, loader, dev,
                                            f"{kind} epoch {epoch + 1}/{epochs}", step=step, max_steps=max_steps,
-                                           on_step=on_step, quiet=quiet or not main_process)
+                                           on_step=on_step, quiet=quiet or not main_process, amp=amp)
             entry = {"epoch": epoch + 1, "seconds": round(time.time() - epoch_start, 2), "steps": step}
             entry.update({k: round(reduce_mean(v, world), 6) for k, v in logger.averages().items()})
             if main_process and eval_every and (epoch + 1) % eval_every == 0:
@@ -226,6 +231,30 @@ def train(
         if run_id is not None:
             registry.fail_run(run_id, f"{type(exc).__name__}: {exc}", url=url)
         raise
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
+
+
+class _Heartbeat:
+    """Touch the run's row every ``seconds`` while it trains, through long steps and evaluations
+    too, so only a run whose process is gone goes stale (registry.fail_stale_runs)."""
+
+    def __init__(self, run_id: int, url: str | None, seconds: float = 10.0):
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, args=(run_id, url, seconds), name=f"heartbeat-{run_id}",
+                                        daemon=True)
+        self._thread.start()
+
+    def _beat(self, run_id: int, url: str | None, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            try:
+                registry.update_run(run_id, url=url)
+            except Exception as exc:  # a database hiccup must not stop the training
+                print(f"heartbeat of run {run_id} failed: {exc}", file=sys.stderr)
+
+    def stop(self) -> None:
+        self._stop.set()
 
 
 _serve_lock = threading.Lock()
@@ -247,41 +276,6 @@ def ensure_served_model(progress: Callable[[float, str], None] | None = None, ur
         if progress:
             progress(1.0, f"model {result.model_version_id} trained and promoted")
         return result.model_version_id
-
-
-_background_lock = threading.Lock()
-_background: dict[int, threading.Thread] = {}
-
-
-def active_background_runs() -> list[int]:
-    """Ids of runs training in a background thread of this process."""
-    with _background_lock:
-        return [run_id for run_id, thread in _background.items() if thread.is_alive()]
-
-
-def start_background(kind: str = "head", epochs: int | None = None, url: str | None = None, store=None,
-                     **kwargs) -> int:
-    """Start a registered training run in a daemon thread; returns its ModelVersion id at once.
-
-    The run writes progress and history to its row, so any page (or a reload) can follow it.
-    One background run at a time per process: a second call raises RuntimeError."""
-    with _background_lock:
-        if any(t.is_alive() for t in _background.values()):
-            raise RuntimeError("a training run is already going on in this app; wait for it to finish")
-        run_id = registry.create_run(kind, {"kind": kind, "epochs": epochs, **kwargs}, url=url, message="queued")
-
-        def target():
-            try:
-                train(kind=kind, epochs=epochs, url=url, store=store, run_id=run_id, quiet=True, **kwargs)
-            except BaseException as exc:  # keep the thread quiet; the row says what happened
-                row = registry.get_run(run_id, url=url)
-                if row is not None and row.status == "running":
-                    registry.fail_run(run_id, f"{type(exc).__name__}: {exc}", url=url)
-
-        thread = threading.Thread(target=target, name=f"train-{kind}-{run_id}", daemon=True)
-        _background[run_id] = thread
-        thread.start()
-        return run_id
 
 
 def get_args_parser() -> argparse.ArgumentParser:
@@ -306,17 +300,63 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-augment", dest="augment", action="store_false")
     p.add_argument("--no-register", dest="register", action="store_false", help="do not store the run")
     p.add_argument("--promote", action="store_true", help="serve the model when the run finishes")
+    p.add_argument("--no-amp", dest="amp", action="store_false", help="no mixed precision on CUDA")
+    p.add_argument("--queue", action="store_true",
+                   help="only queue the run, for a worker (python -m models.worker) to train")
+    p.add_argument("--run-id", type=int, default=None, help=argparse.SUPPRESS)  # a worker's claimed run
     return p
+
+
+#: The settings ``--queue`` passes on to the job (models.jobs.OPTIONS).
+_QUEUED_SETTINGS = ("epochs", "batch_size", "lr", "weight_decay", "arch", "max_side", "min_size", "max_size",
+                    "max_steps", "eval_every", "val_fraction", "seed", "augment")
+
+
+def queue_run(args) -> int:
+    import getpass
+
+    from app.core.auth import Account
+    from models import jobs
+
+    if args.promote or not args.register or args.weights:
+        raise SystemExit("--queue takes training settings only: promote on the Models page; no --no-register "
+                         "or --weights (a local file of this machine)")
+    # Whoever runs the CLI holds the database credentials; the run is theirs.
+    account = Account(f"cli:{getpass.getuser()}", "lead", "")
+    run_id = jobs.enqueue(account, args.kind, **{k: getattr(args, k) for k in _QUEUED_SETTINGS})
+    print(f"run {run_id} ({args.kind}) queued; a worker (python -m models.worker) will train it")
+    return run_id
+
+
+def run_claimed(run_id: int, device: str = "auto") -> TrainResult:
+    """Train a run a worker claimed, with the settings its job asked for (``python -m models.train
+    --run-id N``, started by the worker, under torchrun where it has GPUs)."""
+    from models.worker import exit_with_worker
+
+    exit_with_worker()
+    row = registry.get_run(run_id)
+    if row is None or row.status != "running":
+        raise SystemExit(f"run {run_id} is not a claimed, running job")
+    job = row.job or {"kind": row.kind, "options": {}}
+    return train(kind=job["kind"], device=device, run_id=run_id, quiet=True, **job.get("options", {}))
 
 
 def main(argv=None) -> int:
     args = get_args_parser().parse_args(argv)
+    if args.queue:
+        queue_run(args)
+        return 0
+    if args.run_id is not None:
+        result = run_claimed(args.run_id, args.device)
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        return 0
     result = train(
         kind=args.kind, epochs=args.epochs, device=args.device, batch_size=args.batch_size, lr=args.lr,
         weight_decay=args.weight_decay, arch=args.arch, weights=args.weights, max_side=args.max_side,
         min_size=args.min_size, max_size=args.max_size, max_steps=args.max_steps, eval_every=args.eval_every,
         val_fraction=args.val_fraction, seed=args.seed, workers=args.workers, augment=args.augment,
-        register=args.register, promote=args.promote,
+        register=args.register, promote=args.promote, amp=args.amp,
     )
     if result.metrics:
         print(f"\nmodel {result.model_version_id} ({args.kind}) trained in "

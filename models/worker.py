@@ -1,0 +1,163 @@
+"""The training worker: takes queued runs from the database and trains them in processes of its own.
+
+    python -m models.worker            # forever: poll, claim, train, repeat
+    python -m models.worker --once     # take one queued run (if any), train it, exit
+
+On a machine with CUDA GPUs a run is launched with ``torchrun --nproc_per_node=<GPUs>`` (DDP,
+mixed precision); elsewhere as one process (``--nproc N`` forces N processes, gloo on CPU). The
+worker watches its run: a Cancel from the Models page stops the training processes within
+seconds, a training process that dies leaves the run failed with its exit code, and the training
+processes exit when the worker itself dies (their heartbeat stops, so the run is marked failed).
+Point it at the shared database and object store with FACETYPE_DATABASE_URL and
+FACETYPE_STORAGE_URL (README, "Deployment beyond one machine").
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from models import jobs, registry
+
+#: Set in the training processes' environment: they exit when this process is gone.
+WORKER_PID_ENV = "FACETYPE_WORKER_PID"
+
+
+def gpu_count() -> int:
+    import torch  # the worker may; the app never imports this module
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def describe_devices(nproc: int, gpus: int) -> str:
+    if gpus:
+        import torch
+
+        ddp = ", DDP nccl" if nproc > 1 else ""
+        return f"{nproc}× cuda ({torch.cuda.get_device_name(0)}){ddp}, mixed precision"
+    return "cpu" if nproc == 1 else f"cpu, {nproc} processes (DDP gloo)"
+
+
+def launch_command(run_id: int, nproc: int, module: str = "models.train") -> list[str]:
+    """The training command for a claimed run: one process, or torchrun with ``nproc`` processes."""
+    train = ["-m", module, "--run-id", str(run_id)]
+    if nproc <= 1:
+        return [sys.executable, *train]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *train]
+
+
+class Worker:
+    def __init__(self, name: str | None = None, nproc: int | None = None, poll_seconds: float = 2.0,
+                 url: str | None = None, train_module: str = "models.train"):
+        gpus = gpu_count()
+        self.nproc = nproc or max(1, gpus)
+        self.devices = describe_devices(self.nproc, gpus)
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.poll_seconds = poll_seconds
+        self.url = url
+        self.train_module = train_module
+        self.stopping = threading.Event()
+
+    def stop(self, *_signal) -> None:
+        self.stopping.set()
+
+    def run_forever(self, once: bool = False) -> int:
+        print(f"worker {self.name}: {self.devices}; waiting for queued runs", file=sys.stderr, flush=True)
+        while not self.stopping.is_set():
+            registry.fail_stale_runs(url=self.url)
+            row = jobs.claim(self.name, self.devices, url=self.url)
+            if row is not None:
+                self.execute(row.id)
+            if once:
+                return 0
+            if row is None:
+                self.stopping.wait(self.poll_seconds)
+        print(f"worker {self.name}: stopped", file=sys.stderr, flush=True)
+        return 0
+
+    def execute(self, run_id: int) -> str:
+        """Train a claimed run in its own process(es); returns the run's final status."""
+        env = {**os.environ, WORKER_PID_ENV: str(os.getpid())}
+        # Its own session: Ctrl+C on the worker's terminal reaches the worker, which stops the run.
+        process = subprocess.Popen(launch_command(run_id, self.nproc, self.train_module), env=env, start_new_session=True)
+        print(f"worker {self.name}: run {run_id} started (pid {process.pid})", file=sys.stderr, flush=True)
+        cancelled = False
+        while process.poll() is None:
+            if self.stopping.is_set():
+                stop_process_group(process)
+                if registry.get_run(run_id, url=self.url).status == jobs.RUNNING:  # it may have just finished
+                    registry.fail_run(run_id, f"the worker {self.name} was stopped; Retry runs it again", url=self.url)
+                return registry.get_run(run_id, url=self.url).status
+            row = registry.get_run(run_id, url=self.url)
+            if row is not None and row.cancel_requested and not cancelled:
+                cancelled = True
+                stop_process_group(process)
+            time.sleep(0.5)
+        row = registry.get_run(run_id, url=self.url)
+        if row is not None and row.status == jobs.RUNNING:
+            if cancelled or row.cancel_requested:
+                jobs.mark_cancelled(run_id, url=self.url)
+            else:
+                registry.fail_run(run_id, f"the training process exited with code {process.returncode} "
+                                  f"(worker {self.name}'s log has the details)", url=self.url)
+        status = registry.get_run(run_id, url=self.url).status
+        print(f"worker {self.name}: run {run_id} {status}", file=sys.stderr, flush=True)
+        return status
+
+
+def stop_process_group(process: subprocess.Popen, grace_seconds: float = 5.0) -> None:
+    """SIGTERM the training process group (torchrun and its ranks), SIGKILL what is left after the grace."""
+    for sig, wait in ((signal.SIGTERM, grace_seconds), (signal.SIGKILL, None)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def exit_with_worker() -> None:
+    """In a training process started by a worker: exit when the worker is gone (killed, crashed),
+    so the run's heartbeat stops and the run is marked failed instead of training unwatched."""
+    pid = os.environ.get(WORKER_PID_ENV)
+    if not pid:
+        return
+
+    def watch():
+        while True:
+            try:
+                os.kill(int(pid), 0)
+            except ProcessLookupError:
+                os._exit(3)
+            time.sleep(1.0)
+
+    threading.Thread(target=watch, name="worker-watch", daemon=True).start()
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Train queued facetype runs.")
+    parser.add_argument("--once", action="store_true", help="take one queued run (if any), train it and exit")
+    parser.add_argument("--nproc", type=int, default=None,
+                        help="training processes per run (default: the number of GPUs, else 1)")
+    parser.add_argument("--name", default=None, help="shown in the run (default: host:pid)")
+    parser.add_argument("--poll", type=float, default=2.0, help="seconds between looks at the queue")
+    parser.add_argument("--train-module", default="models.train",
+                        help="what each run executes, as `python -m MODULE --run-id N` (the queue tests use a quick one)")
+    args = parser.parse_args(argv)
+    worker = Worker(args.name, args.nproc, args.poll, train_module=args.train_module)
+    signal.signal(signal.SIGTERM, worker.stop)
+    signal.signal(signal.SIGINT, worker.stop)
+    return worker.run_forever(once=args.once)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,123 @@
+"""The Models page (AppTest): queue, follow, cancel and retry runs; promotion with guard rails;
+roll back naming its target. Each role sees and may do only what auth allows."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.core.auth import Account
+
+ADMIN, LEAD, ANNOTATOR = (Account(r, r, "unused") for r in ("admin", "lead", "annotator"))
+
+
+def models_page(account):
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("pages/models.py", default_timeout=120)
+    at.session_state["account"] = account
+    return at.run()
+
+
+#: The metrics of a sound run (the shape models.training.engine.evaluate writes).
+SOUND = {"type_accuracy": 0.6, "chance_accuracy": 0.2, "macro_f1": 0.55, "chance_macro_f1": 0.2,
+         "person_accuracy": 0.6, "box_map50": 0.9, "n_people": 10, "n_photos": 20,
+         "type_shares": {"Alpha": 0.2, "Beta": 0.2, "Gamma": 0.2, "Delta": 0.2, "Omega": 0.2},
+         "confusion": [[4 if i == j else 0 for j in range(5)] for i in range(5)]}
+
+
+def one_type_run(store) -> int:
+    """A finished run that gives Gamma to 90 % of the held-out photos."""
+    from models import registry
+
+    run_id = registry.create_run("head", {})
+    metrics = {**SOUND, "type_accuracy": 0.3, "macro_f1": 0.15, "confusion": [[0, 0, 4, 0, 0]] * 5,
+               "type_shares": {"Alpha": 0.025, "Beta": 0.025, "Gamma": 0.9, "Delta": 0.025, "Omega": 0.025}}
+    registry.finish_run(run_id, b"weights", metrics, store=store)
+    return run_id
+
+
+@pytest.fixture
+def registry_env(app_env):
+    """A fresh database with one finished run, served."""
+    from app.core.db import migrate
+    from app.core.storage import get_store
+    from models import registry
+
+    migrate()
+    served = registry.create_run("head", {})
+    registry.finish_run(served, b"weights", SOUND, store=get_store())
+    registry.promote(served)
+    return app_env
+
+
+def select_run(at, run_id: int):
+    box = at.selectbox(key="run")
+    return box.select_index(next(i for i, o in enumerate(box.options) if o.startswith(f"{run_id} ·"))).run()
+
+
+def buttons(at) -> dict:
+    return {b.label: b for b in at.button}
+
+
+def test_lead_queues_a_run_and_cancels_it_but_cannot_promote(registry_env):
+    from models import registry
+
+    at = models_page(LEAD)
+    assert not at.exception
+    at.button(key="FormSubmitter:train-Queue run").click().run()
+    (new,) = [r for r in registry.list_runs() if r.status == "queued"]
+    assert any(f"Run {new.id} queued" in s.value for s in at.success)
+    assert new.requested_by == "lead"
+    assert "Promoting and rolling back models is for admins." in [i.value for i in at.info]
+    assert not [label for label in buttons(at) if label.startswith(("Promote", "Roll back"))]
+    buttons(at)["Cancel"].click().run()  # a rerun of the live-runs fragment only
+    at.run()
+    assert registry.get_run(new.id).status == "cancelled"
+    select_run(at, new.id)
+    buttons(at)[f"Retry run {new.id}"].click().run()
+    (copy,) = [r for r in registry.list_runs() if r.status == "queued"]
+    assert copy.job["retry_of"] == new.id and not at.exception
+
+
+def test_annotator_sees_no_train_form_nor_cancel(registry_env):
+    from models import jobs
+
+    jobs.enqueue(LEAD, "head")
+    at = models_page(ANNOTATOR)
+    assert not at.exception
+    assert "Asking for training runs is for leads and admins." in [i.value for i in at.info]
+    assert "Cancel" not in buttons(at) and not [b for b in at.button if b.label.startswith("Promote")]
+
+
+def test_admin_is_warned_about_a_one_type_run_and_rollback_names_its_target(registry_env):
+    from app.core.storage import get_store
+    from models import registry
+
+    served = registry.promoted_id()
+    at = models_page(ADMIN)
+    assert buttons(at)["Roll back (no earlier model)"].disabled
+    candidate = one_type_run(get_store())
+    at = models_page(ADMIN)
+    select_run(at, candidate)
+    warnings = [w.value for w in at.warning]
+    assert any("Gamma to 90 %" in w for w in warnings), warnings
+    assert any("macro f1 0.15 is below chance" in w for w in warnings), warnings
+    assert not buttons(at)[f"Promote run {candidate}…"].disabled
+    registry.promote(candidate)
+    at = models_page(ADMIN)
+    rollback = buttons(at)[f"Roll back to run {served}"]
+    assert not rollback.disabled
+    rollback.click().run()
+    assert registry.promoted_id() == served and not at.exception
+
+
+@pytest.mark.parametrize("account", [None, ANNOTATOR, LEAD])
+def test_promotion_is_refused_below_admin_even_without_the_button(registry_env, account):
+    from app.core.auth import PermissionDenied
+    from app.core.storage import get_store
+    from models import jobs, registry
+
+    candidate = one_type_run(get_store())
+    with pytest.raises(PermissionDenied, match="promote needs the admin role"):
+        jobs.promote(account, candidate)
+    assert registry.promoted_id() != candidate
