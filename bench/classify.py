@@ -26,6 +26,7 @@ from bench.cascade import SHARED_FACES, jpeg_bytes
 from models.gate import get_face_gate
 from models.intake import decode_image
 from models.kinds.head import HeadModel
+from models.runtime import configure_serving_process
 from models.serving import classify
 
 BURNER = "while True:\n    pass\n"
@@ -99,6 +100,7 @@ def measure(runs: int, source_runs: int) -> list[tuple[str, str, str]]:
     """Rows (measure, result, what ran beside)."""
     import torch
 
+    configure_serving_process()  # what every serving process does at its start
     data = jpeg_bytes(SHARED_FACES / "obama.jpg", (1280, 960))
     model = HeadModel(device="cpu")
     model.net.eval()

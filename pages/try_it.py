@@ -12,14 +12,12 @@ import hashlib
 from datetime import date
 
 import pandas as pd
-import sqlalchemy as sa
 import streamlit as st
 
 from app.core import vocabulary
 from app.core.settings import get_settings
 from app.core.vocabulary import MBTI_TYPES
 from app.services import analysis, cards, gallery, submissions
-from models import registry
 from models.gate import get_face_gate
 from models.intake import IntakeError, decode_image
 
@@ -34,25 +32,13 @@ ANSWER_KEYS = ("try_mbti", "try_birth", "try_consent", "try_keep", "try_source")
 # ---------------------------------------------------------------- cached resources
 
 
-@st.cache_resource(show_spinner="Loading the face detector…")
 def face_gate():
-    return get_face_gate()
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the face-type model…")
-def _model_for(database_url: str, model_id: int):
-    return analysis.served_model()
+    return get_face_gate()  # one per process, warm-loaded at the app's start
 
 
 def current_model():
-    """The promoted model, loaded once per process and promoted version; raises ModelUnavailable."""
-    try:
-        model_id = registry.promoted_id()
-    except sa.exc.SQLAlchemyError:
-        return analysis.served_model()  # falls back to the model loaded before, when there is one
-    if model_id is None:
-        raise analysis.ModelUnavailable(analysis.MESSAGES[analysis.NO_MODEL])
-    return _model_for(settings.resolved_database_url, model_id)
+    """The promoted model, cached once per process by models.serving; raises ModelUnavailable."""
+    return analysis.served_model()
 
 
 # ---------------------------------------------------------------- state helpers
