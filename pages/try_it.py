@@ -24,6 +24,7 @@ from models.intake import IntakeError, decode_image
 settings = get_settings()
 TODAY = date.today()
 PHOTO_TYPES = ["jpg", "jpeg", "png", "webp"]
+PREVIEW_MAX_SIDE = 640  # shown 320 px wide; twice that for sharp screens, and little memory
 STATE_KEYS = ("try_visit", "try_visit_for", "try_refs", "try_stored", "try_stored_for", "try_store_error",
               "try_card", "try_model_error")
 ANSWER_KEYS = ("try_mbti", "try_birth", "try_consent", "try_keep", "try_source")
@@ -207,7 +208,7 @@ if st.session_state.get("try_visit_for") not in (None, photo_id):
 
 if data:
     try:
-        preview = decode_image(data, max_pixels=settings.max_pixels)
+        preview = decode_image(data, max_pixels=settings.max_pixels, max_side=PREVIEW_MAX_SIDE)
     except IntakeError:
         st.caption("This file cannot be previewed; Analyze will say why.")
     else:

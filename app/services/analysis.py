@@ -216,7 +216,9 @@ def analyse_photo(
     if data is not None and len(data) > get_settings().max_upload_mb * 1024 * 1024:
         return _refusal(UPLOAD_TOO_LARGE, _upload_too_large_message())
     try:
-        image = decode_image(data or b"", max_pixels=get_settings().max_pixels)
+        # reduced to what the gate and the model need: memory per request stays small whatever the file
+        image = decode_image(data or b"", max_pixels=get_settings().max_pixels,
+                             max_side=get_settings().analysis_max_side)
     except IntakeError as error:
         log.info("photo refused: %s", error.reason)
         return _refusal(error.reason, error.message)
