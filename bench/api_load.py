@@ -46,7 +46,7 @@ def build_project(var: Path, epochs: int) -> None:
     stays light and its settings untouched)."""
     code = (
         "from app.services.bootstrap import prepare\n"
-        "from models.registry import ensure_served_model\n"
+        "from models.training.train import ensure_served_model\n"
         "prepare()\n"
         f"print('model', ensure_served_model(epochs={epochs}))\n"
     )
