@@ -54,9 +54,12 @@ check: venv
 test: check system-packages
 	$(PY) -m pytest
 
-# The JSON API for mobile clients on http://localhost:8000 (schema at /docs).
+# The JSON API for mobile clients on http://localhost:8000 (schema at /docs), in
+# FACETYPE_API_WORKERS processes (default 2): each holds its own gate and model and runs one
+# request's inference on one thread, so throughput grows with the cores.
 api: setup
-	$(PY) -m uvicorn app.api:api --host 0.0.0.0 --port 8000
+	$(PY) -m uvicorn app.api:api --host 0.0.0.0 --port 8000 \
+		--timeout-worker-healthcheck 60 --workers $$($(PY) -c 'from app.core.settings import get_settings; print(get_settings().api_workers)')
 
 # Benchmarks print tables; they are run by hand, not by the tests.
 bench: setup system-packages
