@@ -62,11 +62,14 @@ api: setup
 		--timeout-worker-healthcheck 60 --workers $$($(PY) -c 'from app.core.settings import get_settings; print(get_settings().api_workers)')
 
 # Benchmarks print tables; they are run by hand, not by the tests.
+# Every row of the performance table (README, Measured), each with the cores and what ran beside.
 bench: setup system-packages
+	$(PY) -m bench.classify
 	$(PY) -m bench.cascade
-	$(PY) -m bench.models
 	$(PY) -m bench.api_load
+	$(PY) -m bench.memory
 	$(PY) -m bench.try_it_browser
+	$(PY) -m bench.models
 	$(PY) -m bench.labeling_loop --seeds 0 1 2
 
 clean:
