@@ -59,16 +59,22 @@ check: venv
 test: check system-packages
 	$(PY) -m pytest
 
-# The JSON API for mobile clients on http://localhost:8000 (schema at /docs).
+# The JSON API for mobile clients on http://localhost:8000 (schema at /docs), in
+# FACETYPE_API_WORKERS processes (default 2): each holds its own gate and model and runs one
+# request's inference on one thread, so throughput grows with the cores.
 api: setup
-	$(PY) -m uvicorn app.api:api --host 0.0.0.0 --port 8000
+	$(PY) -m uvicorn app.api:api --host 0.0.0.0 --port 8000 \
+		--timeout-worker-healthcheck 60 --workers $$($(PY) -c 'from app.core.settings import get_settings; print(get_settings().api_workers)')
 
 # Benchmarks print tables; they are run by hand, not by the tests.
+# Every row of the performance table (README, Measured), each with the cores and what ran beside.
 bench: setup system-packages
+	$(PY) -m bench.classify
 	$(PY) -m bench.cascade
-	$(PY) -m bench.models
 	$(PY) -m bench.api_load
+	$(PY) -m bench.memory
 	$(PY) -m bench.try_it_browser
+	$(PY) -m bench.models
 	$(PY) -m bench.labeling_loop --seeds 0 1 2
 	$(PY) -m bench.labeling_browser --accept enter
 

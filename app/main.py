@@ -7,6 +7,7 @@ import streamlit as st
 from app.core import auth  # the project is installed into the venv (`make venv`): no sys.path edit
 from app.core.settings import get_settings
 from app.services.bootstrap import ConfigurationError, prepare
+from models.serving import warm_load
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,6 +17,7 @@ st.set_page_config(page_title="facetype", page_icon=str(ROOT / "app" / "assets" 
 @st.cache_resource(show_spinner="Preparing the database and the sample project…")
 def prepare_once(database_url: str, storage_url: str) -> None:
     prepare()
+    warm_load()  # threads, face gate and served model: loaded here, not on the first photo
 
 
 settings = get_settings()

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from models.gate import GateResult, get_face_gate, refusal
+from models.runtime import configure_serving_process
 from models.serving import NoServedModel, classify, get_served_model, load_model
 
 
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    configure_serving_process()
     return args.run(args)
 
 

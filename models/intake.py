@@ -4,17 +4,20 @@ Every photo in the project enters through :func:`decode_image`. It accepts what 
 cameras produce (EXIF-rotated JPEGs, CMYK, palette, grayscale, 16-bit, transparent PNGs,
 animations: the first frame is used) and refuses, with an :class:`IntakeError`, what cannot be
 used. The pixel budget is checked on the header, before any pixel is decoded, so a small file
-that claims to be a 30000x30000 image costs nothing.
+that claims to be a 30000x30000 image costs nothing; memory per decode is bounded by a second,
+lower budget (JPEGs are decoded reduced to fit it), and decodes running at once are limited.
 """
 
 from __future__ import annotations
 
 import io
+import math
+import threading
 import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from app.core.settings import get_settings
 
@@ -50,12 +53,19 @@ class IntakeError(Exception):
         super().__init__(f"{reason}: {self.message}")
 
 
-def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
-    """Decode photo bytes to an upright HxWx3 uint8 RGB array; raise IntakeError when unusable."""
+def decode_image(data: bytes, max_pixels: int | None = None, max_side: int | None = None) -> np.ndarray:
+    """Decode photo bytes to an upright HxWx3 uint8 RGB array; raise IntakeError when unusable.
+
+    ``max_side`` (default: none) reduces the result to at most that many pixels a side: a JPEG
+    is decoded reduced by DCT scaling, anything else decoded whole and then shrunk. The memory a
+    decode holds is bounded by ``settings.max_decode_pixels``: a larger JPEG is decoded reduced
+    (so the result is smaller than the photo), any other image that large is refused as
+    ``too_large``. At most ``settings.max_concurrent_decodes`` decodes run at once per process."""
     if not data:
         raise IntakeError("empty")
+    settings = get_settings()
     if max_pixels is None:
-        max_pixels = get_settings().max_pixels
+        max_pixels = settings.max_pixels
     try:
         with warnings.catch_warnings():
             # Our own budget check below replaces PIL's bomb warning; its hard limit stays as a backstop.
@@ -72,16 +82,82 @@ def decode_image(data: bytes, max_pixels: int | None = None) -> np.ndarray:
     if width < MIN_SIDE_PX or height < MIN_SIDE_PX:
         raise IntakeError("too_small")
 
-    try:
-        image.seek(0)  # first frame of an animation
-        image.load()
-        image = ImageOps.exif_transpose(image)
-        rgb = _to_rgb(image)
-    except Image.DecompressionBombError:
-        raise IntakeError("too_large") from None
-    except (OSError, ValueError, SyntaxError, EOFError):
-        raise IntakeError("truncated") from None
-    return np.array(rgb, dtype=np.uint8)  # writable, so callers may draw on it
+    with _decode_slot(settings.max_concurrent_decodes):
+        try:
+            image.seek(0)  # first frame of an animation
+            if image.format == "JPEG":
+                _draft(image, settings.max_decode_pixels, max_side)
+            elif width * height > settings.max_decode_pixels:
+                raise IntakeError("too_large")
+            image.load()
+            orientation = image.getexif().get(EXIF_ORIENTATION)
+            if max_side and max(image.size) > max_side:
+                image = _shrink(image, max_side)
+            if orientation in ORIENTATION_TRANSPOSE:
+                image = image.transpose(ORIENTATION_TRANSPOSE[orientation])
+            rgb = _to_rgb(image)
+            return np.array(rgb, dtype=np.uint8)  # writable, so callers may draw on it
+        except Image.DecompressionBombError:
+            raise IntakeError("too_large") from None
+        except (OSError, ValueError, SyntaxError, EOFError):
+            raise IntakeError("truncated") from None
+
+
+EXIF_ORIENTATION = 0x0112
+#: EXIF orientation -> the transpose that shows the photo upright (as ImageOps.exif_transpose).
+ORIENTATION_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+#: The reductions a JPEG decoder can apply while decoding (DCT scaling).
+JPEG_SCALES = (1, 2, 4, 8)
+
+
+def _draft(image: Image.Image, max_decode_pixels: int, max_side: int | None) -> None:
+    """Configure a JPEG to decode reduced: the least reduction that keeps within the decode budget,
+    or more, as long as the result stays at least ``max_side`` a side."""
+    width, height = image.size
+    fitting = [d for d in JPEG_SCALES if math.ceil(width / d) * math.ceil(height / d) <= max_decode_pixels]
+    if not fitting:
+        raise IntakeError("too_large")
+    scale = fitting[0]
+    if max_side:
+        scale = max([scale] + [d for d in fitting if max(width, height) / d >= max_side])
+    if scale > 1:
+        image.draft(image.mode, (math.ceil(width / scale), math.ceil(height / scale)))
+
+
+def _shrink(image: Image.Image, max_side: int) -> Image.Image:
+    """The image resized to ``max_side`` on its longer side, in a mode that resizing keeps exact."""
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode == "PA":
+        image = image.convert("RGBA")
+    elif image.mode == "1":
+        image = image.convert("L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    scale = max_side / max(image.size)
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0)
+
+
+_decode_slots: dict[int, threading.BoundedSemaphore] = {}
+_decode_slots_lock = threading.Lock()
+
+
+def _decode_slot(limit: int) -> threading.BoundedSemaphore:
+    """The process's semaphore that lets ``limit`` decodes run at once."""
+    limit = max(1, int(limit))
+    with _decode_slots_lock:
+        if limit not in _decode_slots:
+            _decode_slots[limit] = threading.BoundedSemaphore(limit)
+        return _decode_slots[limit]
 
 
 def photo_file_type(data: bytes) -> tuple[str, str]:

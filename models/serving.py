@@ -1,23 +1,34 @@
-"""Serving: a checkpoint becomes a model, the promoted model is held once per process, and
-``classify`` scores a prediction with :mod:`models.scoring`. It is what the Try it page, the
-API and the CLI call.
+"""Serving: a checkpoint becomes a model, the promoted model is held once per process (the one
+cache of it, with the outage fallback), ``warm_load`` starts a serving process, and ``classify``
+scores a prediction with :mod:`models.scoring`. It is what the Try it page, the API and the CLI
+call.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+import sqlalchemy as sa
 
 from app.core.settings import get_settings
+from app.core.storage import StorageError
 from app.core.vocabulary import REGIONS, TYPES
 from models import registry
+from models.gate import get_face_gate
 from models.geometry import landmark_regions
 from models.kinds import model_class
 from models.kinds.base import RegionPrediction, TypeModel, read_checkpoint
-from models.runtime import pick_device
+from models.runtime import configure_serving_process, pick_device
 from models.scoring import ScoreResult, score_regions
+
+
+log = logging.getLogger(__name__)
+
+#: What an unreachable database or store raises while the served model is looked up and loaded.
+OUTAGE_ERRORS = (sa.exc.SQLAlchemyError, StorageError, OSError, LookupError)
 
 
 class NoServedModel(RuntimeError):
@@ -61,23 +72,52 @@ def load_model(model_version_id: int, url: str | None = None, store=None) -> Typ
 def get_served_model(url: str | None = None, store=None) -> TypeModel:
     """The promoted model, cached; reloaded only when another model is promoted.
 
-    Raises :class:`NoServedModel` when nothing is promoted."""
+    If the database or the store cannot be reached, the model this process served last for that
+    database is returned, so visitors still get results during an outage (the error is raised
+    only when none was served before). Raises :class:`NoServedModel` when nothing is promoted."""
 
-    promoted = registry.promoted_id(url=url)
+    key = _key(url)
+    try:
+        promoted = registry.promoted_id(url=url)
+    except OUTAGE_ERRORS as exc:
+        return _last_served(key, exc)
     if promoted is None:
         raise NoServedModel("No model is promoted yet. Run the setup or train one on the Models page.")
-    key = _key(url)
     with _lock:
         cached = _served.get(key)
         if cached and cached[0] == promoted:
             return cached[1]
-    model = load_model(promoted, url=url, store=store)
+    try:
+        model = load_model(promoted, url=url, store=store)
+    except OUTAGE_ERRORS as exc:
+        return _last_served(key, exc)
     with _lock:
         _served[key] = (promoted, model)
         # drop other cached models for this database so old weights do not pile up
         for k in [k for k in _loaded if k[0] == key and k[1] != promoted]:
             del _loaded[k]
     return model
+
+
+def _last_served(key, error: Exception) -> TypeModel:
+    with _lock:
+        cached = _served.get(key)
+    if cached is None:
+        raise error
+    log.warning("model lookup failed (%s); serving the model loaded before", type(error).__name__)
+    return cached[1]
+
+
+def warm_load(url: str | None = None, store=None) -> None:
+    """Start a serving process: thread and memory settings, then the face gate and the served model
+    loaded now, not on the first visitor's request. A missing model or store is not fatal here:
+    the request that needs them says what is missing."""
+    configure_serving_process()
+    get_face_gate()
+    try:
+        get_served_model(url=url, store=store)
+    except (NoServedModel, *OUTAGE_ERRORS) as exc:
+        log.warning("served model not loaded at start (%s)", type(exc).__name__)
 
 
 def clear_cache() -> None:

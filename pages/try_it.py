@@ -15,7 +15,6 @@ import html
 from pathlib import Path
 
 import pandas as pd
-import sqlalchemy as sa
 import streamlit as st
 
 from app.core import vocabulary
@@ -23,7 +22,6 @@ from app.core.settings import get_settings
 from app.core.vocabulary import MBTI_TYPES
 from streamlit.errors import StreamlitAPIException
 from app.services import analysis, cards, gallery, submissions
-from models import registry
 from models.gate import get_face_gate
 from models.intake import IntakeError, decode_image, photo_file_type
 
@@ -40,30 +38,19 @@ STATE_KEYS = ("try_visit", "try_visit_for", "try_answers", "try_refs", "try_stor
 ANSWER_DEFAULTS = {"try_mbti": None, "try_birth": "", "try_consent": False, "try_keep": False}
 #: Streamlit forgets a widget's value while its page is not shown; these are put back on return.
 REMEMBERED_WIDGETS = ("try_source", *ANSWER_DEFAULTS)
+PREVIEW_MAX_SIDE = 640  # shown 320 px wide; twice that for sharp screens, and little memory
 
 
 # ---------------------------------------------------------------- cached resources
 
 
-@st.cache_resource(show_spinner="Loading the face detector…")
 def face_gate():
-    return get_face_gate()
-
-
-@st.cache_resource(max_entries=4, show_spinner="Loading the face-type model…")
-def _model_for(database_url: str, model_id: int):
-    return analysis.served_model()
+    return get_face_gate()  # one per process, warm-loaded at the app's start
 
 
 def current_model():
-    """The promoted model, loaded once per process and promoted version; raises ModelUnavailable."""
-    try:
-        model_id = registry.promoted_id()
-    except sa.exc.SQLAlchemyError:
-        return analysis.served_model()  # falls back to the model loaded before, when there is one
-    if model_id is None:
-        raise analysis.ModelUnavailable(analysis.MESSAGES[analysis.NO_MODEL])
-    return _model_for(settings.resolved_database_url, model_id)
+    """The promoted model, cached once per process by models.serving; raises ModelUnavailable."""
+    return analysis.served_model()
 
 
 # ---------------------------------------------------------------- state helpers
@@ -258,7 +245,7 @@ def check_photo(data: bytes):
     if len(data) > settings.max_upload_mb * 1024 * 1024:
         return None, analysis.upload_too_large_message()
     try:
-        image = decode_image(data, max_pixels=settings.max_pixels)
+        image = decode_image(data, max_pixels=settings.max_pixels, max_side=PREVIEW_MAX_SIDE)
     except IntakeError as error:
         return None, error.message
     extension, content_type = photo_file_type(data)

@@ -115,3 +115,22 @@ def test_no_personal_data_in_logs(served_app_env, caplog):
     for record in caplog.records:
         for arg in record.args or ():
             assert not isinstance(arg, (bytes, bytearray, date))
+
+
+def test_a_visitor_photo_is_analysed_reduced_to_analysis_max_side(app_env, monkeypatch):
+    from models.gate import refusal
+
+    monkeypatch.setenv("FACETYPE_ANALYSIS_MAX_SIDE", "1000")
+    settings.get_settings.cache_clear()
+    seen = []
+
+    class RecordingGate:
+        def check(self, image):
+            seen.append(image.shape)
+            return refusal("no_face", (image.shape[1], image.shape[0]))
+
+    buffer = io.BytesIO()
+    Image.new("RGB", (4000, 3000), (90, 120, 150)).save(buffer, "JPEG", quality=80)
+    visit = analysis.analyse_photo(buffer.getvalue(), gate=RecordingGate(), model=object())
+    assert seen == [(750, 1000, 3)]  # the gate and the model see the reduced photo, never 12 M pixels
+    assert visit.image_size == (1000, 750) and visit.reason == "no_face"

@@ -82,3 +82,12 @@ def test_cli_writes_coco_and_lists_skipped_files(mixed_folder, tmp_path):
     assert len(json.loads(out.read_text())["images"]) == len(GOOD) + 1
     assert "skipped 8 files" in run.stdout
     assert "pixel_bomb.png: too_large" in run.stdout
+
+
+@pytest.mark.integration  # starts gate processes
+def test_worker_processes_give_the_same_labels_in_the_same_order(mixed_folder):
+    shutil.copytree(mixed_folder, mixed_folder / "copy")  # enough files for two workers
+    alone = autolabel_files([mixed_folder], progress=False, workers=1)
+    side_by_side = autolabel_files([mixed_folder], progress=False, workers=2)
+    assert len(alone[0]["images"]) >= 12
+    assert side_by_side == alone

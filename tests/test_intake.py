@@ -197,3 +197,160 @@ def test_photo_file_type_names_stored_photos(fmt, expected):
     Image.new("RGB", (40, 40), "gray").save(buffer, format=fmt)
     assert photo_file_type(buffer.getvalue()) == expected
     assert photo_file_type(b"not an image") == ("bin", "application/octet-stream")
+
+
+# ----------------------------------------------------------------------------- bounded decodes
+
+
+@pytest.fixture
+def decode_settings(monkeypatch):
+    """Set intake settings through the environment; the settings cache is cleared around the test."""
+    from app.core.settings import get_settings
+
+    def apply(**values):
+        for name, value in values.items():
+            monkeypatch.setenv(f"FACETYPE_{name.upper()}", str(value))
+        get_settings.cache_clear()
+
+    yield apply
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def draft_calls(monkeypatch):
+    """Records the sizes JPEG decodes were asked to reduce to (PIL's DCT scaling)."""
+    from PIL import JpegImagePlugin
+
+    calls = []
+    original = JpegImagePlugin.JpegImageFile.draft
+
+    def spy(self, mode, size, *args, **kwargs):
+        calls.append(tuple(size))
+        return original(self, mode, size, *args, **kwargs)
+
+    monkeypatch.setattr(JpegImagePlugin.JpegImageFile, "draft", spy)
+    return calls
+
+
+def test_a_large_jpeg_is_decoded_reduced_to_max_side_by_dct_scaling(draft_calls):
+    data = encode(gradient_rgb(4000, 3000), "JPEG", quality=80)
+    array = decode_image(data, max_side=1000)
+    assert_rgb(array, 1000, 750)
+    assert draft_calls == [(1000, 750)]  # the decoder produced 1/4 of each side, not the whole photo
+
+
+def test_max_side_keeps_a_photo_that_already_fits_whole(draft_calls):
+    data = encode(gradient_rgb(1280, 960), "JPEG", quality=80)
+    assert_rgb(decode_image(data, max_side=2048), 1280, 960)
+    assert draft_calls == []
+
+
+def test_max_side_shrinks_what_dct_scaling_leaves_larger(draft_calls):
+    data = encode(gradient_rgb(1600, 1200), "JPEG", quality=80)
+    array = decode_image(data, max_side=700)  # 1/2 gives 800x600, then resized
+    assert draft_calls == [(800, 600)]
+    assert_rgb(array, 700, 525)
+    # the content is the photo's, reduced: compare with a plain resize of the full decode
+    expected = np.asarray(Image.fromarray(decode_image(data)).resize((700, 525), Image.Resampling.BILINEAR))
+    assert np.abs(array.astype(int) - expected.astype(int)).mean() < 4
+
+
+def test_a_jpeg_over_the_decode_budget_is_decoded_reduced_to_fit(decode_settings, draft_calls):
+    decode_settings(max_decode_pixels=300_000)
+    data = encode(gradient_rgb(1200, 900), "JPEG", quality=80)  # 1.08 M pixels
+    assert_rgb(decode_image(data), 600, 450)  # 1/2 a side fits 300 000
+    assert draft_calls == [(600, 450)]
+
+
+def test_a_jpeg_too_large_even_at_one_eighth_is_refused(decode_settings):
+    decode_settings(max_decode_pixels=10_000)
+    data = encode(gradient_rgb(1200, 900), "JPEG", quality=80)  # 1/8: 150x113 = 16 950 pixels
+    with pytest.raises(IntakeError) as error:
+        decode_image(data)
+    assert error.value.reason == "too_large"
+
+
+def test_other_formats_over_the_decode_budget_are_refused_before_decoding(decode_settings, monkeypatch):
+    decode_settings(max_decode_pixels=300_000)
+    data = encode(gradient_rgb(1200, 900), "PNG")
+    from PIL import ImageFile
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", lambda self: pytest.fail("decoded a PNG over the budget"))
+    with pytest.raises(IntakeError) as error:
+        decode_image(data)  # within max_pixels, over the decode budget
+    assert error.value.reason == "too_large"
+
+
+@pytest.mark.parametrize(
+    ("mode", "fmt"),
+    [("P", "PNG"), ("1", "PNG"), ("L", "PNG"), ("RGBA", "PNG"), ("LA", "PNG"), ("CMYK", "JPEG"), ("RGB", "WEBP")],
+)
+def test_max_side_shrinks_every_mode(mode, fmt):
+    image = gradient_rgb(800, 400).convert(mode)
+    full = decode_image(encode(image, fmt))
+    array = decode_image(encode(image, fmt), max_side=200)
+    assert_rgb(array, 200, 100)
+    expected = np.asarray(Image.fromarray(full).resize((200, 100), Image.Resampling.BILINEAR))
+    assert np.abs(array.astype(int) - expected.astype(int)).mean() < 12
+
+
+def test_max_side_keeps_sixteen_bit_contrast():
+    ramp = np.tile(np.linspace(0, 65535, 400).astype(np.uint16), (200, 1))
+    array = decode_image(encode(Image.fromarray(ramp), "PNG"), max_side=100)
+    assert_rgb(array, 100, 50)
+    assert array[0, 0, 0] < 10 and array[0, -1, 0] > 245
+    assert 100 < array[0, 50, 0] < 160
+
+
+def test_max_side_applies_the_exif_orientation():
+    image = gradient_rgb(400, 200)
+    stored = image.transpose(Image.Transpose.ROTATE_90)  # 200 x 400 as stored
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    for fmt in ("PNG", "JPEG"):
+        array = decode_image(encode(stored, fmt, exif=exif), max_side=100)
+        assert_rgb(array, 100, 50)
+        expected = np.asarray(image.resize((100, 50), Image.Resampling.BILINEAR))
+        assert np.abs(array.astype(int) - expected.astype(int)).mean() < 8, fmt
+
+
+def test_no_more_decodes_run_at_once_than_the_setting(decode_settings, monkeypatch):
+    import threading
+
+    import models.intake as intake
+
+    decode_settings(max_concurrent_decodes=2)
+    lock = threading.Lock()
+    running, most = [0], [0]
+    pairs = threading.Barrier(2, timeout=10)  # two decodes must be able to meet inside
+    original = intake._to_rgb
+
+    def counting(image):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        try:
+            pairs.wait()
+            return original(image)
+        finally:
+            with lock:
+                running[0] -= 1
+
+    monkeypatch.setattr(intake, "_to_rgb", counting)
+    data = encode(gradient_rgb(200, 100), "PNG")
+    errors = []
+
+    def decode():
+        try:
+            decode_image(data)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=decode) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert most[0] == 2

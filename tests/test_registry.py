@@ -82,6 +82,26 @@ def test_served_model_is_cached_and_follows_promotion(env):
     assert second is not first and second.model_version_id == b and second.config["width"] == 4
 
 
+def test_during_an_outage_the_model_served_before_is_served(env, monkeypatch):
+    import sqlalchemy as sa
+
+    from models import registry
+    from models.serving import clear_cache, get_served_model
+
+    url, store = env
+    registry.promote(_finished_run(url, store), url=url)
+    served = get_served_model(url=url, store=store)
+
+    def unreachable(*args, **kwargs):
+        raise sa.exc.OperationalError("SELECT", {}, Exception("database down"))
+
+    monkeypatch.setattr(registry, "promoted_id", unreachable)
+    assert get_served_model(url=url, store=store) is served  # one cache, with the outage fallback
+    clear_cache()
+    with pytest.raises(sa.exc.OperationalError):  # nothing served before: the error, for the caller to word
+        get_served_model(url=url, store=store)
+
+
 def test_ensure_served_model_trains_and_promotes_the_head(tmp_path):
     from models import registry
     from models.training.train import ensure_served_model

@@ -40,8 +40,8 @@ from app.core.db import TypeProfile, session_scope
 from app.core.storage import StorageError
 from app.services import analysis, submissions
 from app.services.bootstrap import ConfigurationError, prepare
-from models.gate import get_face_gate
 from models.intake import photo_file_type
+from models.serving import warm_load
 
 log = logging.getLogger("facetype.api")
 
@@ -61,9 +61,8 @@ async def _startup(app: FastAPI) -> None:
         app.state.config_error = str(exc)
         log.error("facetype API is not ready: %s", exc)
         return
-    try:  # load the face gate and the served model now, not on the first visitor's request
-        await run_in_threadpool(get_face_gate)
-        await run_in_threadpool(analysis.model_status)
+    try:  # threads, the face gate and the served model now, not on the first visitor's request
+        await run_in_threadpool(warm_load)
     except Exception as exc:  # never fatal: /healthz and classify report what is missing
         log.warning("warm-up incomplete (%s)", type(exc).__name__)
 

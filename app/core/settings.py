@@ -37,10 +37,23 @@ class Settings:
     url_expiry_s: int = 3600
     #: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     device: str = "auto"
+    #: torch intra-op threads of a serving process (app, API worker, CLI), set once at its start:
+    #: per-request inference on small models is fastest single-threaded when requests run side by
+    #: side, and more threads only spin against OpenCV's, MediaPipe's and other requests'.
+    inference_threads: int = 1
     sample_dir: Path = PROJECT_ROOT / "data" / "sample"
 
     # Image intake and face gate.
+    #: Largest image (width x height, read from the header) accepted at all.
     max_pixels: int = 40_000_000
+    #: Most pixels one decode may hold in memory: a larger JPEG is decoded reduced (DCT scaling),
+    #: any other larger image is refused. Bounds the memory one request can cost.
+    max_decode_pixels: int = 16_000_000
+    #: Visitor photos (Try it, the API) are decoded reduced to at most this side; all they need
+    #: is the face gate (``detect_max_side``) and the type model's crops.
+    analysis_max_side: int = 2048
+    #: Decodes running at once in one process; further ones wait.
+    max_concurrent_decodes: int = 2
     max_upload_mb: int = 10
     #: Longest side the detectors see; coordinates are mapped back to the original image.
     detect_max_side: int = 1024
@@ -70,6 +83,8 @@ class Settings:
     #: API rate limit per client IP (token bucket); 0 turns it off.
     api_rate_per_minute: int = 30
     api_rate_burst: int = 10
+    #: uvicorn worker processes of ``make api`` (each holds its own gate and model, ~0.4 GB).
+    api_workers: int = 2
 
     @property
     def resolved_database_url(self) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Callable
@@ -16,11 +15,11 @@ from sqlmodel import select
 
 from app.core.db import TypeProfile, session_scope, utcnow
 from app.core.settings import get_settings
-from app.core.storage import ObjectStore, StorageError
+from app.core.storage import ObjectStore
 from app.core.vocabulary import MBTI_TYPES
 from models.gate import get_face_gate
 from models.intake import IntakeError, decode_image
-from models.serving import NoServedModel, classify, get_served_model
+from models.serving import OUTAGE_ERRORS, NoServedModel, classify, get_served_model
 
 log = logging.getLogger(__name__)
 
@@ -139,16 +138,11 @@ class VisitResult:
 
 # ----------------------------------------------------------------------------- models
 
-_model_lock = threading.Lock()
-_last_model: Any = None
 _profiles: dict[str, str] = {}
 
 
 def forget_cached_state() -> None:
-    """Drop the outage fallbacks (last served model, type descriptions); for tests and reloads."""
-    global _last_model
-    with _model_lock:
-        _last_model = None
+    """Drop the type descriptions kept for outages; for tests and reloads."""
     _profiles.clear()
 
 
@@ -157,28 +151,18 @@ def _default_gate():
 
 
 def served_model(url: str | None = None, store: ObjectStore | None = None):
-    """The promoted model (loaded once per process by :mod:`models.serving`).
-
-    If the database or the store cannot be reached, the model this process served last is used,
-    so visitors still get results during an outage. Raises :class:`ModelUnavailable` when no
+    """The promoted model, from :mod:`models.serving` (loaded once per process; during an outage of
+    the database or the store, the model served before). Raises :class:`ModelUnavailable` when no
     model is promoted (or none could ever be loaded)."""
-    global _last_model
     try:
-        model = get_served_model(url=url, store=store)
+        return get_served_model(url=url, store=store)
     except NoServedModel as exc:
         raise ModelUnavailable(MESSAGES[NO_MODEL]) from exc
-    except (sa.exc.SQLAlchemyError, StorageError, OSError, LookupError) as exc:
-        with _model_lock:
-            if _last_model is not None:
-                log.warning("model lookup failed (%s); serving the model loaded before", type(exc).__name__)
-                return _last_model
+    except OUTAGE_ERRORS as exc:
         log.error("no model could be loaded: %s", type(exc).__name__)
         raise ModelUnavailable(
             "The face-type model cannot be loaded right now. Please try again in a few minutes."
         ) from exc
-    with _model_lock:
-        _last_model = model
-    return model
 
 
 def model_status(url: str | None = None) -> str | None:
@@ -236,7 +220,9 @@ def analyse_photo(
     if data is not None and len(data) > get_settings().max_upload_mb * 1024 * 1024:
         return _refusal(UPLOAD_TOO_LARGE, upload_too_large_message())
     try:
-        image = decode_image(data or b"", max_pixels=get_settings().max_pixels)
+        # reduced to what the gate and the model need: memory per request stays small whatever the file
+        image = decode_image(data or b"", max_pixels=get_settings().max_pixels,
+                             max_side=get_settings().analysis_max_side)
     except IntakeError as error:
         log.info("photo refused: %s", error.reason)
         return _refusal(error.reason, error.message)

@@ -1,0 +1,144 @@
+"""Benchmark of one classify request in one process: ``python -m bench.classify``.
+
+decode + face gate + regions + type (the served path: :func:`models.gate.FaceGate.decode_and_check`
+then :func:`models.serving.classify`) on a 1280x960 JPEG, p50/p95 after warm-up, twice: quiet,
+then with a CPU burner (a separate process spinning on one core, started here) beside it. The
+type model is a ``head`` with freshly initialised weights (its speed does not depend on training).
+Then the source's way per request: build two Faster R-CNN (MobileNetV3-FPN, random weights),
+load their weights from a file and run both on the same photo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from bench.cascade import SHARED_FACES, jpeg_bytes
+from models.gate import get_face_gate
+from models.intake import decode_image
+from models.kinds.head import HeadModel
+from models.runtime import configure_serving_process
+from models.serving import classify
+
+BURNER = "while True:\n    pass\n"
+
+
+@contextmanager
+def cpu_burner(processes: int = 1):
+    """``processes`` busy-looping Python processes for the duration of the block."""
+    burners = [subprocess.Popen([sys.executable, "-c", BURNER]) for _ in range(processes)]
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def load_average() -> str:
+    try:
+        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    except OSError:
+        return "?"
+
+
+def time_classify(data: bytes, model, runs: int) -> list[float]:
+    gate = get_face_gate()
+
+    def once():
+        gate_result, image = gate.decode_and_check(data)
+        assert gate_result.ok, gate_result.reason
+        return classify(image, gate_result, model)
+
+    for _ in range(5):
+        once()
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        once()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def time_source_way(data: bytes, runs: int) -> list[float]:
+    """The source's request: two Faster R-CNN built, loaded from files and run, per request."""
+    import torch
+    import torchvision
+
+    def build():
+        return torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn(
+            weights=None, weights_backbone=None, num_classes=16)
+
+    with tempfile.TemporaryDirectory() as folder:
+        weights = Path(folder, "detector.pt")
+        torch.save(build().state_dict(), weights)
+        times = []
+        for _ in range(runs + 1):
+            start = time.perf_counter()
+            image = torch.from_numpy(decode_image(data)).permute(2, 0, 1).float() / 255
+            for _ in range(2):
+                model = build()
+                model.load_state_dict(torch.load(weights, map_location="cpu"))
+                model.eval()
+                with torch.no_grad():
+                    model([image])
+            times.append((time.perf_counter() - start) * 1000)
+    return times[1:]  # the first run pays one-off library start-up
+
+
+def measure(runs: int, source_runs: int) -> list[tuple[str, str, str]]:
+    """Rows (measure, result, what ran beside)."""
+    import torch
+
+    configure_serving_process()  # what every serving process does at its start
+    data = jpeg_bytes(SHARED_FACES / "obama.jpg", (1280, 960))
+    model = HeadModel(device="cpu")
+    model.net.eval()
+    rows = []
+    quiet = time_classify(data, model, runs)
+    rows.append(("classify 1280x960 JPEG (decode+gate+regions+type), p50 / p95",
+                 f"{statistics.median(quiet):.1f} / {np.percentile(quiet, 95):.1f} ms (goal <= 15 ms)",
+                 f"nothing of ours (load {load_average()})"))
+    with cpu_burner(1):
+        busy = time_classify(data, model, runs)
+        rows.append(("classify, same, with a CPU burner beside, p50 / p95",
+                     f"{statistics.median(busy):.1f} / {np.percentile(busy, 95):.1f} ms (goal <= 25 ms)",
+                     f"1 busy-loop process (load {load_average()})"))
+    if source_runs:
+        source = time_source_way(data, source_runs)
+        ratio = statistics.median(source) / statistics.median(quiet)
+        rows.append(("the source's way: 2 Faster R-CNN built+loaded+run per request, p50",
+                     f"{statistics.median(source):.0f} ms = {ratio:.0f}x the classify p50 (goal >= 50x)",
+                     f"nothing of ours (load {load_average()})"))
+    rows.append(("(torch intra-op threads in this process)", str(torch.get_num_threads()), ""))
+    return rows
+
+
+def print_rows(title: str, rows) -> None:
+    print(f"\n{title} — {os.cpu_count()} cores")
+    width = max(len(r[0]) for r in rows)
+    for name, result, beside in rows:
+        print(f"{name:<{width}}  {result:<44}  {beside}")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=60)
+    parser.add_argument("--source-runs", type=int, default=4)
+    args = parser.parse_args(argv)
+    print_rows("classify, one process", measure(args.runs, args.source_runs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,62 @@
+"""The head's inference path: the three region crops in one forward (grouped convolutions),
+equal to the per-region nets, and never serving stale weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from app.core.vocabulary import REGIONS
+from models.kinds.head import FusedHeadNet, HeadModel
+
+
+def randomised_model(seed: int = 0) -> HeadModel:
+    torch.manual_seed(seed)
+    model = HeadModel()
+    for module in model.net.modules():  # fresh batch norms are the identity; make them matter
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.5, 2)
+            module.weight.data.uniform_(0.5, 1.5)
+            module.bias.data.uniform_(-0.5, 0.5)
+    model.net.eval()
+    return model
+
+
+def test_fused_net_equals_the_per_region_nets():
+    model = randomised_model()
+    crops = torch.randn(len(REGIONS), 4, 3, 32, 32)  # R×B×3×S×S
+    expected = model.net(crops)
+    fused = FusedHeadNet(model.net)(crops.transpose(0, 1).reshape(4, -1, 32, 32))
+    assert fused.shape == expected.shape == (len(REGIONS), 4, 5)
+    assert torch.allclose(fused, expected, atol=1e-5)
+
+
+def test_predict_probs_uses_one_forward_and_matches_the_regions_nets():
+    model = randomised_model()
+    image = np.random.default_rng(0).integers(0, 255, (480, 640, 3), dtype=np.uint8)
+    boxes = {"face": [200, 100, 440, 400], "tzone": [260, 150, 380, 300], "jaw": [220, 300, 420, 400]}
+    calls = []
+    handle = model.fused_net().register_forward_hook(lambda *args: calls.append(1))
+    probs = model.predict_probs(image, boxes)
+    handle.remove()
+    assert len(calls) == 1
+    from models.kinds.head import extract_crops
+
+    crops = extract_crops(image, [boxes[r] for r in REGIONS], 32, model.config["context"])
+    with torch.no_grad():
+        expected = model.net(crops.unsqueeze(1)).softmax(-1)[:, 0]
+    for i, region in enumerate(REGIONS):
+        assert np.allclose(probs[region], expected[i].tolist(), atol=1e-5)
+
+
+def test_the_fused_net_follows_weight_changes():
+    model = randomised_model()
+    first = model.fused_net()
+    assert model.fused_net() is first  # built once while the weights stay
+    other = randomised_model(seed=1)
+    model.net.load_state_dict(other.net.state_dict())
+    crops = torch.randn(len(REGIONS), 1, 3, 32, 32)
+    rebuilt = model.fused_net()
+    assert rebuilt is not first
+    assert torch.allclose(rebuilt(crops.transpose(0, 1).reshape(1, -1, 32, 32)), other.net(crops), atol=1e-5)
