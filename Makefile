@@ -43,7 +43,7 @@ setup: venv
 	$(PY) -m app.services.bootstrap
 
 run: setup
-	$(PY) -m streamlit run app/main.py --server.port $(PORT) --server.headless true
+	$(PY) -m streamlit run app/web.py --server.port $(PORT) --server.headless true
 
 # Static checks, in pyproject.toml: the import layers (import-linter), ruff, declared dependencies (deptry).
 check: venv

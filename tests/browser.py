@@ -42,6 +42,15 @@ def sign_in(page, base_url: str, name: str = "admin", path: str | None = "labeli
     wait_for_app(page)
 
 
+def assert_still_signed_in(page, name: str) -> None:
+    """After a reload or in a new tab: the session cookie signs the same account in, with no form."""
+    wait_for_app(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Signed in as").wait_for(timeout=60_000)
+    assert f"Signed in as {name}" in sidebar.inner_text()
+    assert page.get_by_role("button", name="Sign in").count() == 0
+
+
 def exceptions_shown(page) -> list[str]:
     """Tracebacks and "Page not found" dialogs on the page."""
     shown = [e.inner_text() for e in page.query_selector_all('[data-testid="stException"]')]
