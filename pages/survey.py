@@ -16,6 +16,7 @@ import plotly.graph_objects as go
 import sqlalchemy as sa
 import streamlit as st
 
+from app.core import auth
 from app.core.db import session_scope
 from app.core.settings import PROJECT_ROOT, get_settings
 from app.core.vocabulary import TYPES
@@ -45,6 +46,15 @@ def read_db(fn, default=None):
         db_errors.append(str(exc).splitlines()[0])
         return default
 
+
+def acting_account() -> auth.Account | None:
+    """Who is signed in on this connection now, from its session cookie. Actions ask this (not the
+    session state), so a replayed widget message on a borrowed Streamlit session acts as nobody."""
+    return auth.account_for_cookie(st.context.cookies.get(auth.SESSION_COOKIE))
+
+
+account = acting_account()
+may_write = auth.can(account, "store_ratings") and auth.can(account, "apply_labels")
 
 st.title("Survey labeling")
 st.caption(
@@ -251,8 +261,8 @@ def apply_shown_labels(shown: pd.DataFrame) -> None:
     st.session_state.pop("confirm_apply", None)
     try:
         with session_scope() as session:
-            st.session_state["applied"] = len(survey_store.apply_labels(session, shown))
-    except (survey_csv.SurveyValidationError, sa.exc.SQLAlchemyError) as exc:
+            st.session_state["applied"] = len(survey_store.apply_labels(session, acting_account(), shown))
+    except (survey_csv.SurveyValidationError, sa.exc.SQLAlchemyError, auth.PermissionDenied) as exc:
         st.session_state["apply_failed"] = str(exc)
 
 
@@ -262,7 +272,10 @@ if "applied" in st.session_state:
 if "apply_failed" in st.session_state:
     st.error(f"Nothing was applied: {st.session_state.pop('apply_failed')}")
 plan = None
-if db_errors or stored_people is None:
+if not may_write:
+    st.info("Applying labels and storing ratings is for the lead role; "
+            f"{'you are signed in as ' + account.role if account else 'sign in as a lead'}.")
+elif db_errors or stored_people is None:
     st.warning("The database is unavailable: labels cannot be applied.")
 elif not stored_types or stored_people.empty:
     st.info("The database has no type profiles or reference people yet; seed them to apply labels.")
@@ -279,15 +292,108 @@ if plan is not None:
                      hide_index=True, width="stretch")
     st.button("Apply labels…", key="apply", on_click=ask_to_apply)
     if st.session_state.get("confirm_apply"):
+        if not pd.isna(result.alpha) and result.alpha < 0.667:
+            st.warning(f"Caution: the raters agree little (Krippendorff's α = {result.alpha:.3f}, below 0.667): "
+                       "these labels rest on scores the raters do not share.", icon=":material/warning:")
         st.warning(f"Write {len(labels)} labels ({len(plan)} type changes) to the database in one transaction?")
         yes, no = st.columns(2)
         yes.button("Confirm", type="primary", key="confirm", on_click=apply_shown_labels, args=(labels,))
         no.button("Cancel", key="cancel", on_click=cancel_apply)
 
-if ratings_file is not None and plan is not None:
-    with st.expander("Store the uploaded ratings in the database"):
-        st.write("Replaces every stored rating, in one transaction.")
-        if st.button("Store ratings", key="store_ratings"):
-            with session_scope() as session:
-                count = survey_store.import_ratings(session, ratings, scale)
-            st.success(f"Stored {count} ratings.")
+
+# ---------------------------------------------------------------- stored ratings (batches)
+def _when(batch) -> str:
+    return f"{batch.stored_at:%Y-%m-%d %H:%M} UTC"
+
+
+def _describe(batch) -> str:
+    return (f"batch {batch.id}: {batch.n_ratings} ratings from {batch.n_raters} raters on {batch.n_people} people, "
+            f"file {batch.file_name}, stored by {batch.stored_by} on {_when(batch)}")
+
+
+def _store(shown: pd.DataFrame, shown_scale: tuple[float, float], file_name: str) -> None:
+    try:
+        with session_scope() as session:
+            batch = survey_store.store_ratings(session, acting_account(), shown, shown_scale, file_name)
+            st.session_state["ratings_note"] = ("success", f"Stored as {_describe(batch)}.")
+    except (survey_csv.SurveyValidationError, sa.exc.SQLAlchemyError, auth.PermissionDenied) as exc:
+        st.session_state["ratings_note"] = ("error", f"Nothing was stored: {exc}")
+    st.rerun()
+
+
+@st.dialog("Store these ratings?", width="large")
+def confirm_store(shown: pd.DataFrame, shown_scale: tuple[float, float], file_name: str) -> None:
+    try:
+        change = read_db(lambda s: survey_store.plan_ratings_change(s, shown, shown_scale))
+    except survey_csv.SurveyValidationError as exc:
+        show_problems("These ratings cannot be stored", exc, "nothing can be stored")
+        return
+    if change is None:
+        st.error("The database is unavailable: nothing can be stored.")
+        return
+    now = f"the stored {_describe(change.current)}" if change.current else "no stored ratings"
+    st.write(f"**{file_name}** becomes the stored ratings, replacing {now}. "
+             "The replaced batch stays stored and can be restored.")
+    st.dataframe(pd.DataFrame({
+        "": ["ratings", "raters", "people", "scale"],
+        "stored now": [*(str(x[0]) for x in (change.ratings, change.raters, change.people)),
+                       "–" if change.scale[0] is None else f"{change.scale[0][0]:g}–{change.scale[0][1]:g}"],
+        "after storing": [*(str(x[1]) for x in (change.ratings, change.raters, change.people)),
+                          f"{change.scale[1][0]:g}–{change.scale[1][1]:g}"],
+    }), hide_index=True)
+    if change.ratings_removed or change.raters_dropped:
+        st.warning(f"{change.ratings_removed} stored ratings are not in the new file"
+                   + (f"; raters no longer present: {', '.join(change.raters_dropped[:20])}"
+                      f"{' …' if len(change.raters_dropped) > 20 else ''}" if change.raters_dropped else "") + ".")
+    if change.ratings_changed:
+        st.write(f"{change.ratings_changed} ratings get a different score.")
+    yes, no = st.columns(2)
+    if yes.button("Store ratings", type="primary", key="confirm_store"):
+        _store(shown, shown_scale, file_name)
+    if no.button("Cancel", key="cancel_store"):
+        st.rerun()
+
+
+def _restore(batch_id: int) -> None:
+    try:
+        with session_scope() as session:
+            batch = survey_store.restore_batch(session, acting_account(), batch_id)
+            st.session_state["ratings_note"] = ("success", f"Restored {_describe(batch)}.")
+    except (survey_csv.SurveyValidationError, sa.exc.SQLAlchemyError, auth.PermissionDenied) as exc:
+        st.session_state["ratings_note"] = ("error", f"Nothing was restored: {exc}")
+    st.rerun()
+
+
+@st.dialog("Restore these ratings?", width="large")
+def confirm_restore(batch_id: int, description: str, replaced: str) -> None:
+    st.write(f"The stored ratings become **{description}**, replacing {replaced}. "
+             "The replaced batch stays stored and can be restored.")
+    yes, no = st.columns(2)
+    if yes.button("Restore", type="primary", key="confirm_restore"):
+        _restore(batch_id)
+    if no.button("Cancel", key="cancel_restore"):
+        st.rerun()
+
+
+if may_write and not db_errors:
+    st.header("Stored ratings")
+    kind, note = st.session_state.pop("ratings_note", (None, None))
+    if kind:
+        getattr(st, kind)(note)
+    if ratings_file is not None and plan is not None:
+        st.write(f"The uploaded **{ratings_file.name}** is shown above; store it to make it the stored ratings.")
+        if st.button("Store ratings…", key="store_ratings"):
+            confirm_store(ratings, scale, ratings_file.name)
+    batches = read_db(survey_store.list_batches, [])
+    if batches:
+        st.dataframe(pd.DataFrame([{
+            "batch": b.id, "in use": "✓" if b.active else "", "file": b.file_name, "stored by": b.stored_by,
+            "stored at": _when(b), "ratings": b.n_ratings, "raters": b.n_raters, "people": b.n_people,
+            "scale": f"{b.scale_min:g}–{b.scale_max:g}"} for b in batches]), hide_index=True, width="stretch")
+        earlier = [b for b in batches if not b.active]
+        active = next((b for b in batches if b.active), None)
+        if earlier:
+            left, right = st.columns([3, 1], vertical_alignment="bottom")
+            chosen = left.selectbox("Batch to restore", earlier, format_func=_describe, key="restore_choice")
+            if right.button("Restore…", key="restore"):
+                confirm_restore(chosen.id, _describe(chosen), f"the stored {_describe(active)}" if active else "nothing")
