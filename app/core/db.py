@@ -49,6 +49,8 @@ class Photo(SQLModel, table=True):
     width: int
     height: int
     source: str = Field(max_length=16, index=True)  # "reference" or "visitor"
+    #: The uploaded file's own name (reference photos), for exports; never a path.
+    original_name: Optional[str] = Field(default=None, max_length=255)
     person_id: Optional[int] = Field(default=None, foreign_key="referenceperson.id", index=True)
     consent_store: bool = False
     consent_training: bool = False

@@ -1,4 +1,4 @@
-"""rating batches and team sessions
+"""rating batches, team sessions, photos' original names
 
 Revision ID: 0003
 Revises: 0002
@@ -47,6 +47,9 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_teamsession_account'), ['account'], unique=False)
         batch_op.create_index(batch_op.f('ix_teamsession_expires_at'), ['expires_at'], unique=False)
 
+    with op.batch_alter_table('photo', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('original_name', sqlmodel.sql.sqltypes.AutoString(length=255), nullable=True))
+
     rows = op.get_bind().execute(sa.text(
         "SELECT r.rater_id, p.person_key, r.score, r.age_group, r.gender, r.scale_min, r.scale_max "
         "FROM surveyrating r JOIN referenceperson p ON p.id = r.person_id ORDER BY r.id"
@@ -63,6 +66,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('photo', schema=None) as batch_op:
+        batch_op.drop_column('original_name')
     with op.batch_alter_table('teamsession', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_teamsession_expires_at'))
         batch_op.drop_index(batch_op.f('ix_teamsession_account'))
