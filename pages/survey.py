@@ -9,6 +9,7 @@ or else the sample project's ``data/sample/ratings.csv``.
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import plotly.express as px
@@ -101,10 +102,16 @@ with st.sidebar:
 
 # ---------------------------------------------------------------- people
 people = None
-try:
-    if people_file is not None:
+if people_file is not None:
+    try:
         people = survey.parse_people(people_file.getvalue())
         people_source = f"uploaded {people_file.name}"
+    except survey_csv.SurveyValidationError as exc:
+        show_problems(f"People CSV {people_file.name}", exc, "showing the stored people instead")
+        people_file = None
+try:
+    if people is not None:
+        pass
     elif stored_people is not None and len(stored_people):
         people, people_source = stored_people[["person_id", "name"]], "database"
     elif (sample_dir / "people.csv").is_file():
@@ -119,9 +126,17 @@ known = set(people["person_id"]) if people is not None else None
 scale = (scale_min, scale_max)
 try:
     survey.parse_scale(scale)
+    ratings = None
     if ratings_file is not None:
-        ratings = survey.parse_ratings(ratings_file.getvalue(), scale, known)
-        ratings_source = f"uploaded {ratings_file.name}"
+        try:
+            ratings = survey.parse_ratings(ratings_file.getvalue(), scale, known)
+            ratings_source = f"uploaded {ratings_file.name}"
+        except survey_csv.SurveyValidationError as exc:
+            show_problems(f"Ratings CSV {ratings_file.name}", exc,
+                          "nothing was loaded from it; the dashboard below shows the stored ratings")
+            ratings_file = None
+    if ratings is not None:
+        pass
     elif stored_ratings is not None:
         ratings = survey.parse_ratings(stored_ratings[0].drop(columns="line").to_csv(index=False), scale, known)
         ratings_source = "ratings stored in the database"
@@ -145,6 +160,8 @@ try:
         if choices_file is None and not source.is_file():
             st.info("Upload the question CSV, or enter the shares as percentages.")
             st.stop()
+        if choices_file is None:
+            st.info(f"No question CSV uploaded: the type shares come from the {sample_label}/type_choices.csv.")
         choice_counts = quotas.parse_type_choices(source, type_names)
         shares = choice_counts["share_percent"].tolist()
 except survey_csv.SurveyValidationError as exc:
@@ -152,7 +169,14 @@ except survey_csv.SurveyValidationError as exc:
     st.stop()
 
 result = survey.label_people(ratings, type_names, shares, people)
-labels = result.labels
+
+
+def clip_to_scale(frame: pd.DataFrame) -> pd.DataFrame:
+    """95 % intervals cut at the ends of the rating scale (a mean cannot lie outside it)."""
+    return frame.assign(ci_low=frame["ci_low"].clip(lower=scale_min), ci_high=frame["ci_high"].clip(upper=scale_max))
+
+
+labels = clip_to_scale(result.labels)
 quota_table = result.quotas
 
 st.caption(f"Ratings: {ratings_source}. People: {people_source if people is not None else 'from the ratings'}.")
@@ -167,6 +191,12 @@ if result.unrated:
 colors = dict(zip(type_names, px.colors.qualitative.Set2 + px.colors.qualitative.Pastel))
 
 # ---------------------------------------------------------------- charts
+def natural(value) -> list:
+    """"9-17" before "18-24", "20s" before "30s": digits compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+            for part in re.split(r"(\d+)", str(value)) if part]
+
+
 tab_rank, tab_quota, tab_scores, tab_agree = st.tabs(["Ranking", "Shares & quotas", "Scores", "Agreement"])
 
 with tab_rank:
@@ -175,16 +205,23 @@ with tab_rank:
         part = labels[labels["type"] == name]
         if part.empty:
             continue
-        fig.add_trace(go.Scatter(
-            x=part["rank"], y=part["mean_score"], mode="markers", name=name,
-            marker=dict(color=colors[name], size=9,
-                        symbol=["diamond" if tie else "circle" for tie in part["boundary_tie"]]),
-            error_y=dict(type="data", array=(part["ci_high"] - part["mean_score"]).fillna(0),
-                         arrayminus=(part["mean_score"] - part["ci_low"]).fillna(0), thickness=1),
-            customdata=part[["person_id", "name", "n_ratings"]],
-            hovertemplate="%{customdata[0]} %{customdata[1]}<br>rank %{x}, mean %{y:.2f}"
-                          " (n=%{customdata[2]})<extra></extra>",
-        ))
+        for tie, points in ((False, part[~part["boundary_tie"]]), (True, part[part["boundary_tie"]])):
+            if points.empty:
+                continue
+            # Circles carry the type's legend entry; ties across a boundary are diamonds in the same group.
+            fig.add_trace(go.Scatter(
+                x=points["rank"], y=points["mean_score"], mode="markers", name=name, legendgroup=name,
+                showlegend=bool(not tie or part["boundary_tie"].all()),
+                marker=dict(color=colors[name], size=11 if tie else 9, symbol="diamond" if tie else "circle"),
+                error_y=dict(type="data", array=(points["ci_high"] - points["mean_score"]).fillna(0),
+                             arrayminus=(points["mean_score"] - points["ci_low"]).fillna(0), thickness=1),
+                customdata=points[["person_id", "name", "n_ratings"]],
+                hovertemplate="%{customdata[0]} %{customdata[1]}<br>rank %{x}, mean %{y:.2f}"
+                              " (n=%{customdata[2]})<extra></extra>",
+            ))
+    if labels["boundary_tie"].any():
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="tie across a quota boundary",
+                                 marker=dict(color="gray", size=10, symbol="diamond")))
     boundary = 0
     for name, quota in zip(quota_table["type"], quota_table["quota"]):
         boundary += int(quota)
@@ -201,9 +238,15 @@ with tab_rank:
     st.dataframe(
         labels[["rank", "person_id", "name", "mean_score", "n_ratings", "ci_low", "ci_high", "type", "tie_note"]],
         hide_index=True, width="stretch",
-        column_config={c: st.column_config.NumberColumn(format="%.2f") for c in ("mean_score", "ci_low", "ci_high")},
+        column_config={
+            "rank": "Rank", "person_id": "Person", "name": "Name", "n_ratings": "Ratings", "type": "Type",
+            "tie_note": "Tie",
+            "mean_score": st.column_config.NumberColumn("Mean score", format="%.2f"),
+            "ci_low": st.column_config.NumberColumn("95 % CI from", format="%.2f"),
+            "ci_high": st.column_config.NumberColumn("95 % CI to", format="%.2f"),
+        },
     )
-    st.download_button("Download labels CSV", result.label_csv().to_csv(index=False).encode("utf-8"),
+    st.download_button("Download labels CSV", clip_to_scale(result.label_csv()).to_csv(index=False).encode("utf-8"),
                        file_name="labels.csv", mime="text/csv")
 
 with tab_quota:
@@ -222,16 +265,20 @@ with tab_quota:
     )
     st.dataframe(
         quota_table, hide_index=True, width="stretch",
-        column_config={"share_x_total": st.column_config.NumberColumn("share × total", format="%.2f"),
-                       "exact": st.column_config.NumberColumn("exact (normalized)", format="%.3f"),
-                       "remainder": st.column_config.NumberColumn(format="%.3f")},
+        column_config={"type": "Type", "share_percent": st.column_config.NumberColumn("Share %", format="%.1f"),
+                       "share_x_total": st.column_config.NumberColumn("Share × people", format="%.2f"),
+                       "exact": st.column_config.NumberColumn("Exact seats (normalized)", format="%.3f"),
+                       "floor": "Whole seats", "remainder": st.column_config.NumberColumn("Remainder", format="%.3f"),
+                       "extra_seat": "Extra seat", "quota": "Quota"},
     )
 
 with tab_scores:
     present = [c for c in survey_csv.BREAKDOWN_COLUMNS if ratings[c].notna().any()]
     breakdown = st.selectbox("Break down by", ["(none)", *present])
+    groups = [] if breakdown == "(none)" else sorted(ratings[breakdown].dropna().unique(), key=natural)
     hist = px.histogram(ratings, x="score", color=None if breakdown == "(none)" else breakdown,
-                        barmode="group", title="Score distribution")
+                        barmode="group", title="Score distribution",
+                        category_orders={breakdown: groups} if groups else None)
     hist.update_traces(xbins=dict(start=scale_min - 0.5, end=scale_max + 0.5, size=1))
     hist.update_layout(xaxis_title="score", yaxis_title="ratings")
     st.plotly_chart(hist, width="stretch")
@@ -239,6 +286,9 @@ with tab_scores:
 with tab_agree:
     agreement = survey_stats.agreement_table(ratings)
     agreement["label"] = agreement["breakdown"] + ": " + agreement["group"]
+    order = {name: i for i, name in enumerate(agreement["breakdown"].unique())}  # "all" first, as computed
+    agreement = agreement.iloc[sorted(range(len(agreement)), key=lambda i: (
+        order[agreement["breakdown"].iat[i]], natural(agreement["group"].iat[i])))]
     bars = px.bar(agreement, x="label", y="alpha", color="breakdown", hover_data=["raters", "ratings"],
                   title="Rater agreement: Krippendorff's α (interval), overall and by rater group")
     bars.add_hline(y=0.8, line_dash="dot", annotation_text="0.80 reliable")

@@ -162,3 +162,32 @@ def test_low_agreement_gives_a_caution_at_apply(env, monkeypatch):
     at = run_page()
     at.button(key="apply").click().run()
     assert any("Caution: the raters agree little" in w.value for w in at.warning)
+
+
+def test_intervals_are_clipped_to_the_scale(env):
+    at = run_page()
+    ranking = next(df.value for df in at.dataframe if "tie_note" in df.value.columns)
+    assert ranking["ci_low"].min() >= 1 and ranking["ci_high"].max() <= 5
+    # Two ratings (5, 4) give a Student-t interval far wider than the scale: it was cut at 5.
+    assert ranking.set_index("person_id").loc["p02", "ci_high"] == 5
+
+
+def test_ranking_legend_shows_circles_for_the_types(env):
+    import json
+
+    at = run_page()
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    in_legend = [t for t in figure["data"] if t.get("showlegend", True)]
+    assert {t["name"] for t in in_legend} >= set(TYPES[:5])
+    for trace in in_legend:
+        symbol = trace["marker"]["symbol"]
+        assert symbol == "circle" or trace["name"] == "tie across a quota boundary", trace["name"]
+
+
+def test_question_csv_without_a_file_says_the_sample_is_used(env):
+    (env / "type_choices.csv").write_text("rater_id,type\n" + "".join(
+        f"r{i},{TYPES[i % 5]}\n" for i in range(20)), encoding="utf-8")
+    at = run_page()
+    at.radio[0].set_value("Question CSV").run()
+    assert not at.exception
+    assert any("No question CSV uploaded" in i.value and "type_choices.csv" in i.value for i in at.info)
