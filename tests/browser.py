@@ -16,7 +16,7 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
     previous, stable_polls = None, 0
     while time.monotonic() < deadline and stable_polls < 3:
         page.wait_for_timeout(400)
-        text = page.locator('[data-testid="stMain"]').inner_text()
+        text = page.locator('[data-testid="stMain"]').inner_text(timeout=timeout_ms)  # a page load may be slow
         settled = text == previous and page.locator(busy).count() == 0
         stable_polls = stable_polls + 1 if settled else 0
         previous = text

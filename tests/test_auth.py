@@ -197,6 +197,14 @@ def test_an_expired_session_signs_nobody_in(team, monkeypatch):
     cookie = start_session(team["ana"], settings=short)
     assert account_for_cookie(cookie, settings=short, accounts=team) is None
 
+    from sqlmodel import func, select
+
+    from app.core.db import TeamSession, session_scope
+
+    start_session(team["ana"])  # a new sign-in clears the expired rows
+    with session_scope() as session:
+        assert session.exec(select(func.count()).select_from(TeamSession)).one() == 1
+
 
 def test_the_role_comes_from_the_accounts_now_and_a_removed_account_is_signed_out(team):
     import dataclasses

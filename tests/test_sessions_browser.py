@@ -31,11 +31,11 @@ def test_sign_in_survives_reload_and_new_tabs_and_sign_out_ends_it(page, streaml
 
     page.get_by_role("button", name="Sign out").click()
     wait_for_app(page)
-    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+    expect(page.get_by_role("button", name="Sign in")).to_be_visible(timeout=90_000)
     assert not [c for c in page.context.cookies() if c["name"] == auth.SESSION_COOKIE]
     other.reload()
     wait_for_app(other)
-    expect(other.get_by_role("button", name="Sign in")).to_be_visible(timeout=30_000)
+    expect(other.get_by_role("button", name="Sign in")).to_be_visible(timeout=90_000)
 
     # The old cookie, presented again (copied before sign-out), is revoked on the server too.
     replay = page.context.browser.new_context()
@@ -57,7 +57,7 @@ def test_wrong_password_says_so_and_sets_no_cookie(page, streamlit_app):
     page.get_by_role("textbox", name="Name").fill("nobody-here")
     page.get_by_role("textbox", name="Password").fill("not the password")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_text("Wrong name or password.")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Wrong name or password.")).to_be_visible(timeout=90_000)
     assert not [c for c in page.context.cookies() if c["name"] == auth.SESSION_COOKIE]
 
 
@@ -95,18 +95,18 @@ def test_storing_ratings_asks_and_restore_brings_the_previous_batch_back(page, s
     sign_in(page, streamlit_app.url, "admin", "survey")
     page.locator('[data-testid="stSidebar"] [data-testid="stFileUploader"] input[type="file"]').first.set_input_files(
         str(uploaded))
-    page.get_by_text("reversed_ratings.csv", exact=False).first.wait_for(timeout=30_000)
+    page.get_by_text("reversed_ratings.csv", exact=False).first.wait_for(timeout=90_000)
     wait_for_app(page)
 
     page.get_by_role("button", name="Store ratings…").click()
     dialog = page.get_by_role("dialog")
-    expect(dialog.get_by_text("becomes the stored ratings, replacing the stored batch")).to_be_visible(timeout=30_000)
+    expect(dialog.get_by_text("becomes the stored ratings, replacing the stored batch")).to_be_visible(timeout=90_000)
     expect(dialog.get_by_text("ratings get a different score")).to_be_visible()
     screenshot(page, "survey-store-dialog")
     assert active_batch(url) == before  # nothing stored before the confirmation
     dialog.get_by_role("button", name="Store ratings").click()
     expect(page.get_by_text(re.compile(r"Stored as batch \d+: .* file reversed_ratings.csv, stored by admin"))
-           ).to_be_visible(timeout=30_000)
+           ).to_be_visible(timeout=90_000)
     stored = active_batch(url)
     assert stored[0] != before[0] and stored[1] == "reversed_ratings.csv" and stored[2] == before[2]
 
@@ -115,9 +115,9 @@ def test_storing_ratings_asks_and_restore_brings_the_previous_batch_back(page, s
     wait_for_app(page)
     page.get_by_role("button", name="Restore…").click()
     dialog = page.get_by_role("dialog")
-    expect(dialog.get_by_text(f"batch {before[0]}:", exact=False).first).to_be_visible(timeout=30_000)
+    expect(dialog.get_by_text(f"batch {before[0]}:", exact=False).first).to_be_visible(timeout=90_000)
     dialog.get_by_role("button", name="Restore").click()
-    expect(page.get_by_text(f"Restored batch {before[0]}:", exact=False)).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(f"Restored batch {before[0]}:", exact=False)).to_be_visible(timeout=90_000)
     assert active_batch(url) == before
     screenshot(page, "survey-restored")
     assert exceptions_shown(page) == []

@@ -261,12 +261,15 @@ def _token_from_cookie(cookie: str | None, settings: Settings) -> str | None:
 
 def start_session(account: Account, client: str = "", settings: Settings | None = None) -> str:
     """A fresh session for ``account``; returns the cookie value."""
+    from sqlmodel import delete
+
     from app.core.db import TeamSession, session_scope, utcnow
 
     settings = settings or get_settings()
     token = secrets.token_urlsafe(32)
     now = utcnow()
     with session_scope(settings.resolved_database_url) as session:
+        session.exec(delete(TeamSession).where(TeamSession.expires_at <= now))  # expired ones are dead weight
         session.add(TeamSession(token_sha256=hashlib.sha256(token.encode()).hexdigest(), account=account.name,
                                 created_at=now, expires_at=now + timedelta(hours=settings.session_hours),
                                 client=client[:64] or None))
