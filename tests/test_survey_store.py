@@ -245,11 +245,13 @@ def test_each_survey_action_checks_the_role(url, account, allowed):
             assert len(survey_store.list_batches(session)) == batches_before, name
 
 
-def test_ratings_stored_before_batches_become_the_first_batch(tmp_path):
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
+def test_ratings_stored_before_batches_become_the_first_batch(tmp_path, request, kind):
     """The 0003 migration turns ratings already stored into batch 1, active."""
     from app.core import db
 
-    url = f"sqlite:///{tmp_path / 'old.db'}"
+    url = (f"sqlite:///{tmp_path / 'old.db'}" if kind == "sqlite"
+           else request.getfixturevalue("postgres_server").create_database(f"batches_{tmp_path.name[-20:]}".lower()))
     db.migrate(url, "0002")
     with session_scope(url) as session:
         session.add(ReferencePerson(person_key="p1", pseudonym="P 1"))
