@@ -48,7 +48,7 @@ setup: venv
 run: setup
 	@trap 'kill -TERM $$worker 2>/dev/null; wait $$worker' EXIT; \
 	$(PY) -m models.worker & worker=$$!; \
-	$(PY) -m streamlit run app/main.py --server.port $(PORT) --server.headless true
+	$(PY) -m streamlit run app/web.py --server.port $(PORT) --server.headless true
 
 # Static checks, in pyproject.toml: the import layers (import-linter), ruff, declared dependencies (deptry).
 check: venv

@@ -1,15 +1,26 @@
-"""facetype: the Streamlit entry point (``streamlit run app/main.py``)."""
+"""facetype: the Streamlit script (served with its sign-in routes by ``streamlit run app/web.py``).
 
+Who is signed in comes from the session cookie on every run (``auth.account_for_cookie``), never
+from the Streamlit session alone; the sidebar lists only the pages the visitor's role may open.
+"""
+
+from html import escape
 from pathlib import Path
+from urllib.parse import urlencode
 
 import streamlit as st
 
 from app.core import auth  # the project is installed into the venv (`make venv`): no sys.path edit
 from app.core.settings import get_settings
 from app.services.bootstrap import ConfigurationError, prepare
+from app.team_routes import SIGN_IN_PATH, SIGN_OUT_PATH
 from models.serving import warm_load
 
 ROOT = Path(__file__).resolve().parents[1]
+SIGN_IN_PROBLEMS = {
+    "failed": "Wrong name or password.",
+    "throttled": "Too many failed sign-ins from this name or this computer. Wait a few minutes and try again.",
+}
 
 st.set_page_config(page_title="facetype", page_icon=str(ROOT / "app" / "assets" / "favicon.png"), layout="wide")
 
@@ -28,49 +39,75 @@ except ConfigurationError as error:
     st.info("Fix the setting named above (environment variable or .streamlit/secrets.toml) and reload.")
     st.stop()
 
+account = auth.account_for_cookie(st.context.cookies.get(auth.SESSION_COOKIE))
+if account is None:
+    st.session_state.pop("account", None)
+    st.session_state.pop("annotator", None)
+else:  # the pages read these; refreshed from the cookie on every run
+    st.session_state["account"] = account
+    st.session_state["annotator"] = account.name
+
 pages_dir = ROOT / "pages"
 try_it = st.Page(pages_dir / "try_it.py", title="Try it", icon=":material/photo_camera:", default=True)
 privacy = st.Page(pages_dir / "privacy.py", title="Privacy", icon=":material/shield_person:", url_path="privacy")
 explore = st.Page(pages_dir / "explore.py", title="Explore the types", icon=":material/explore:", url_path="explore")
-team = [
-    st.Page(pages_dir / "survey.py", title="Survey", icon=":material/bar_chart:", url_path="survey"),
-    st.Page(pages_dir / "labeling.py", title="Labeling", icon=":material/crop_free:", url_path="labeling"),
-    st.Page(pages_dir / "labeling_import.py", title="Import photos", icon=":material/add_photo_alternate:",
-            url_path="labeling-import"),
-    st.Page(pages_dir / "labeling_quality.py", title="Labeling quality", icon=":material/fact_check:",
-            url_path="labeling-quality"),
-    st.Page(pages_dir / "labeling_exchange.py", title="Export / import boxes", icon=":material/swap_horiz:",
-            url_path="labeling-exchange"),
-    st.Page(pages_dir / "labeling_retrain.py", title="Retrain", icon=":material/model_training:",
-            url_path="labeling-retrain"),
-    st.Page(pages_dir / "models.py", title="Models", icon=":material/model_training:", url_path="models"),
+#: Team pages with the least role that sees them; the others stay reachable by address (hidden), where
+#: they show the sign-in form or say which role they need.
+TEAM_PAGES = [  # script, title, icon, address, least role
+    ("survey.py", "Survey", ":material/bar_chart:", "survey", "annotator"),
+    ("labeling.py", "Labeling", ":material/crop_free:", "labeling", "annotator"),
+    ("labeling_import.py", "Import photos", ":material/add_photo_alternate:", "labeling-import", "lead"),
+    ("labeling_quality.py", "Labeling quality", ":material/fact_check:", "labeling-quality", "annotator"),
+    ("labeling_exchange.py", "Export / import boxes", ":material/swap_horiz:", "labeling-exchange", "annotator"),
+    ("labeling_retrain.py", "Retrain", ":material/model_training:", "labeling-retrain", "annotator"),
+    ("models.py", "Models", ":material/model_training:", "models", "annotator"),  # training/promoting: lead/admin
 ]
-page = st.navigation({"": [try_it, explore, privacy], "Team": team})
+team = [
+    st.Page(pages_dir / script, title=title, icon=icon, url_path=address,
+            visibility="visible" if auth.has_role(account, role) else "hidden")
+    for script, title, icon, address, role in TEAM_PAGES
+]
+page = st.navigation({"": [try_it, explore, privacy], "Team": team} if account else [try_it, explore, privacy, *team])
 
-account = st.session_state.get("account")
-if page in team and account is None:
+
+def here() -> str:
+    """This page's address, to come back to after signing in or out."""
+    query = {k: v for k, v in st.query_params.to_dict().items() if k not in {"sign_in"}}
+    path = "/" + (page.url_path or "")
+    return path + (f"?{urlencode(query)}" if query else "")
+
+
+def form_html(action: str, fields: str, button: str) -> str:
+    """A plain HTML form posting to one of app.web's routes (only a route can set an HttpOnly cookie)."""
+    return (
+        f'<form method="post" action="{action}" style="display:flex;flex-direction:column;gap:0.6rem;max-width:22rem">'
+        f'<input type="hidden" name="return_to" value="{escape(here())}">{fields}'
+        f'<button type="submit" style="padding:0.45rem 1rem;border-radius:0.5rem;border:1px solid #ff4b4b;'
+        f'background:#ff4b4b;color:white;font-weight:600;cursor:pointer;align-self:flex-start">{button}</button></form>'
+    )
+
+
+INPUT_STYLE = "padding:0.45rem;border-radius:0.5rem;border:1px solid #ccc;font-size:1rem"
+role_needed = {address: role for *_, address, role in TEAM_PAGES}.get(page.url_path)
+if role_needed and account is None:
     st.title("Sign in")
     st.caption("The team pages are for the people who build facetype. Visitors: use **Try it**.")
-    with st.form("sign_in"):
-        name = st.text_input("Name")
-        password = st.text_input("Password", type="password")
-        submitted = st.form_submit_button("Sign in", type="primary")
-    if submitted:
-        signed_in = auth.authenticate(auth.load_accounts(), name, password)
-        if signed_in is None:
-            st.error("Wrong name or password.")
-        else:
-            st.session_state["account"] = signed_in
-            st.session_state["annotator"] = signed_in.name
-            st.rerun()
+    problem = SIGN_IN_PROBLEMS.get(st.query_params.get("sign_in", ""))
+    if problem:
+        st.error(problem)
+    st.html(form_html(SIGN_IN_PATH, (
+        f'<label>Name<br><input name="account" autocomplete="username" required maxlength="64" style="{INPUT_STYLE}"></label>'
+        f'<label>Password<br><input name="secret" type="password" autocomplete="current-password" required '
+        f'style="{INPUT_STYLE}"></label>'), "Sign in"))
+    st.stop()
+if role_needed and not auth.has_role(account, role_needed):
+    st.title(page.title)
+    st.warning(f"This page is for the {role_needed} role and above; {account.name} is {account.role}.")
     st.stop()
 
 if account is not None:
     with st.sidebar:
         st.caption(f"Signed in as **{account.name}** ({account.role})")
-        if st.button("Sign out"):
-            for key in ("account", "annotator"):
-                st.session_state.pop(key, None)
-            st.rerun()
+        st.html(form_html(SIGN_OUT_PATH, "", "Sign out"))
 
 page.run()

@@ -1,10 +1,13 @@
 """Reviewed boxes out as COCO JSON (and YOLO text), and COCO files from other tools back in.
 
-Export: one COCO image per photo (``id`` is the photo id, ``file_name`` its object key) with
-the person and type as attributes, one annotation per region box, categories as in
+Export: one COCO image per photo (``id`` is the photo id, ``file_name`` the name the photo was
+imported under, prefixed with the person's key only where two photos share a name) with the person
+and type as attributes, one annotation per region box (pixels rounded to 0.01), categories as in
 :mod:`labeling.autolabel` (face 1, tzone 2, jaw 3). Each image records the ``boxes_version`` it
 was exported at, so an import of the same file, edited elsewhere, is version-checked against
-saves made since the export.
+saves made since the export. ``export_zip`` packs the JSON with the image files; ``export_yolo``
+writes an Ultralytics-style dataset (``data.yaml`` with path, train/val lists, nc and names).
+Only reference photos are exported or imported: visitors' photos never reach these files.
 
 Import: images are matched to photos by ``attributes.photo_id``, else by ``file_name`` (the
 object key, or its file name, which holds the photo's hash), else by ``id``; regions by category
@@ -17,13 +20,16 @@ from __future__ import annotations
 import io
 import json
 import zipfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 from typing import Any, Iterable, Mapping, Sequence
 
 from sqlmodel import Session, select
 
+from app.core.auth import Account, require
 from app.core.db import Photo, ReferencePerson, RegionBox
+from app.core.storage import ObjectStore
 from app.core.vocabulary import REGIONS
 from labeling.annotations import Conflict, AnnotationError, box_map, boxes_at, same_box, save_boxes
 from labeling.autolabel import CATEGORIES
@@ -32,6 +38,27 @@ CATEGORY_ID = {c["name"]: c["id"] for c in CATEGORIES}
 #: YOLO class index per region (0-based, in category order).
 YOLO_CLASS = {name: cid - 1 for name, cid in CATEGORY_ID.items()}
 EXPORT_STATUSES = ("accepted",)
+#: Every n-th exported photo (by id order) goes to the YOLO validation list.
+YOLO_VAL_EVERY = 5
+
+
+def _export_names(rows: list[tuple[Photo, ReferencePerson | None, list]]) -> dict[int, str]:
+    """Each photo's file name in an export: its original name, made unique with the person's key."""
+    def own(photo: Photo) -> str:
+        return photo.original_name or PurePosixPath(photo.object_key).name
+
+    counts: dict[str, int] = {}
+    for photo, _person, _rows in rows:
+        counts[own(photo)] = counts.get(own(photo), 0) + 1
+    names = {}
+    for photo, person, _rows in rows:
+        name = own(photo)
+        if counts[name] > 1:
+            name = f"{person.person_key if person else 'photo'}/{name}"
+            if name in names.values():
+                name = f"{PurePosixPath(name).stem}-{photo.id}{PurePosixPath(name).suffix}"
+        names[photo.id] = name
+    return names
 
 
 def _export_rows(session: Session, statuses: Sequence[str] | None, photo_ids: Iterable[int] | None):
@@ -54,7 +81,9 @@ def export_coco(session: Session, statuses: Sequence[str] | None = EXPORT_STATUS
     """A COCO dict of the photos in ``statuses`` (default: accepted, i.e. reviewed) with their
     current boxes."""
     images, annotations = [], []
-    for photo, person, rows in _export_rows(session, statuses, photo_ids):
+    exported = list(_export_rows(session, statuses, photo_ids))
+    names = _export_names(exported)
+    for photo, person, rows in exported:
         attributes = {
             "photo_id": photo.id,
             "person": person.person_key if person else None,
@@ -64,18 +93,18 @@ def export_coco(session: Session, statuses: Sequence[str] | None = EXPORT_STATUS
             "boxes_version": photo.boxes_version,
             "sha256": photo.sha256,
         }
-        images.append({"id": photo.id, "file_name": photo.object_key, "width": photo.width,
+        images.append({"id": photo.id, "file_name": names[photo.id], "width": photo.width,
                        "height": photo.height, "attributes": attributes})
         for row in rows:
             if row.region not in CATEGORY_ID:
                 continue
-            w, h = row.x1 - row.x0, row.y1 - row.y0
+            w, h = round(row.x1 - row.x0, 2), round(row.y1 - row.y0, 2)
             annotations.append({
                 "id": len(annotations) + 1,
                 "image_id": photo.id,
                 "category_id": CATEGORY_ID[row.region],
-                "bbox": [row.x0, row.y0, w, h],
-                "area": w * h,
+                "bbox": [round(row.x0, 2), round(row.y0, 2), w, h],
+                "area": round(w * h, 2),
                 "iscrowd": 0,
                 "segmentation": [],
                 "attributes": {
@@ -98,13 +127,16 @@ def export_coco(session: Session, statuses: Sequence[str] | None = EXPORT_STATUS
 
 def export_yolo(session: Session, statuses: Sequence[str] | None = EXPORT_STATUSES,
                 photo_ids: Iterable[int] | None = None) -> dict[str, str]:
-    """YOLO text labels: ``{"labels/<photo file stem>.txt": "class cx cy w h" lines (normalized)}``
-    plus ``classes.txt`` and ``data.yaml``; the photo files are the object keys' file names."""
-    files = {
-        "classes.txt": "".join(f"{name}\n" for name in sorted(YOLO_CLASS, key=YOLO_CLASS.get)),
-        "data.yaml": "names:\n" + "".join(f"  {YOLO_CLASS[n]}: {n}\n" for n in sorted(YOLO_CLASS, key=YOLO_CLASS.get)),
-    }
-    for photo, _person, rows in _export_rows(session, statuses, photo_ids):
+    """An Ultralytics-style YOLO dataset without the images: ``labels/<name>.txt`` ("class cx cy w h",
+    normalized) per photo, ``train.txt`` / ``val.txt`` listing ``images/<name>`` (every
+    ``YOLO_VAL_EVERY``-th photo in val), ``classes.txt`` and ``data.yaml`` (path, train, val, nc,
+    names). ``export_zip(..., yolo=True)`` adds the images under ``images/``."""
+    ordered = sorted(YOLO_CLASS, key=YOLO_CLASS.get)
+    exported = list(_export_rows(session, statuses, photo_ids))
+    names = _export_names(exported)
+    files = {"classes.txt": "".join(f"{name}\n" for name in ordered)}
+    splits: dict[str, list[str]] = {"train": [], "val": []}
+    for n, (photo, _person, rows) in enumerate(exported):
         lines = []
         for row in sorted(rows, key=lambda r: YOLO_CLASS.get(r.region, 99)):
             if row.region not in YOLO_CLASS:
@@ -114,8 +146,35 @@ def export_yolo(session: Session, statuses: Sequence[str] | None = EXPORT_STATUS
             w = (row.x1 - row.x0) / photo.width
             h = (row.y1 - row.y0) / photo.height
             lines.append(f"{YOLO_CLASS[row.region]} {cx:.6f} {cy:.6f} {w:.6f} {h:.6f}\n")
-        files[f"labels/{PurePosixPath(photo.object_key).stem}.txt"] = "".join(lines)
+        name = PurePosixPath(names[photo.id])
+        files[f"labels/{name.with_suffix('.txt')}"] = "".join(lines)
+        splits["val" if n % YOLO_VAL_EVERY == YOLO_VAL_EVERY - 1 else "train"].append(f"./images/{name}")
+    for split, paths in splits.items():
+        files[f"{split}.txt"] = "".join(f"{p}\n" for p in paths)
+    files["data.yaml"] = (
+        "# Ultralytics-style dataset: images/ and labels/ beside this file (export with images to get them)\n"
+        "path: .\ntrain: train.txt\nval: val.txt\n"
+        f"nc: {len(ordered)}\nnames:\n" + "".join(f"  {YOLO_CLASS[n]}: {n}\n" for n in ordered)
+    )
     return files
+
+
+def export_zip(session: Session, store: ObjectStore | None = None, statuses: Sequence[str] | None = EXPORT_STATUSES,
+               yolo: bool = False) -> bytes:
+    """A ZIP of the COCO file (``annotations.json``) or the YOLO dataset, with the photos under
+    ``images/<file_name>`` when ``store`` is given (the names the export uses)."""
+    files: dict[str, str | bytes] = dict(export_yolo(session, statuses)) if yolo else {
+        "annotations.json": json.dumps(export_coco(session, statuses), indent=1)}
+    if store is not None:
+        exported = list(_export_rows(session, statuses, None))
+        for photo_id, name in _export_names(exported).items():
+            photo = next(p for p, _person, _rows in exported if p.id == photo_id)
+            files[f"images/{name}"] = store.get(photo.object_key)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
 
 
 def parse_yolo(text: str, width: int, height: int) -> dict[str, tuple[float, float, float, float]]:
@@ -199,16 +258,19 @@ def _match_photo(session: Session, image: Mapping[str, Any], by_key: dict, by_na
     return None
 
 
-def import_coco(session: Session, data: bytes | str | Mapping[str, Any], annotator: str,
+def import_coco(session: Session, data: bytes | str | Mapping[str, Any], account: Account,
                 decision: str = "save", use_file_versions: bool = True,
                 missing: str = "keep") -> CocoImportReport:
-    """Update photos' boxes from a COCO file, one version-checked save per changed photo.
+    """Update photos' boxes from a COCO file, one version-checked save per changed photo, saved as
+    ``account`` (which needs the ``import_annotations`` role).
 
     ``use_file_versions``: an image that records the ``boxes_version`` it was exported at is
     saved against that version, so a save made since the export is a conflict (reported, not
     overwritten); images without it are saved against the current version. ``missing``:
     ``keep`` keeps regions the file has no box for, ``delete`` drops them. Images whose boxes
     equal the current ones are left alone (``unchanged``)."""
+    require(account, "import_annotations")
+    annotator = account.name
     coco = load_coco(data)
     category_region = {}
     for category in coco["categories"]:
@@ -221,6 +283,9 @@ def import_coco(session: Session, data: bytes | str | Mapping[str, Any], annotat
     photos = list(session.exec(select(Photo).where(Photo.source == "reference")))
     by_key = {p.object_key: p for p in photos}
     by_name = {PurePosixPath(p.object_key).name: p for p in photos}
+    originals = Counter(p.original_name for p in photos if p.original_name)
+    by_name.update({p.original_name: p for p in photos
+                    if p.original_name and originals[p.original_name] == 1 and p.original_name not in by_name})
     annotations_by_image: dict[Any, list] = {}
     for ann in coco["annotations"]:
         annotations_by_image.setdefault(ann.get("image_id"), []).append(ann)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
 
 from sqlmodel import Session, select
@@ -71,6 +71,7 @@ def import_reference_photo(
             width=image.shape[1],
             height=image.shape[0],
             source="reference",
+            original_name=PurePosixPath(filename.replace("\\", "/")).name[:255] or None,
             person_id=person.id,
             boxes_version=1,
         )

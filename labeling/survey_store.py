@@ -6,6 +6,11 @@ half-written state can never be committed (note: that rollback also discards any
 changes in the same session). Use it with ``app.core.db.session_scope()``, which commits on success.
 
 Person ids in the survey files are ``ReferencePerson.person_key``; names are ``pseudonym``.
+
+Ratings are stored as batches (``RatingBatch``: who, when, which file, counts, its rows): the active
+batch's rows are the ``SurveyRating`` table; storing a batch or restoring an earlier one swaps them.
+Writers take the signed-in account and check its role (``app.core.auth.require``) before anything
+else, so a replayed widget message or a direct call by an annotator is refused.
 """
 
 from __future__ import annotations
@@ -15,7 +20,8 @@ from typing import NamedTuple, Sequence
 import pandas as pd
 from sqlmodel import Session, delete, select
 
-from app.core.db import ReferencePerson, SurveyRating, TypeProfile, utcnow
+from app.core.auth import Account, require
+from app.core.db import RatingBatch, ReferencePerson, SurveyRating, TypeProfile, utcnow
 from labeling.survey_csv import BREAKDOWN_COLUMNS, Problem, SurveyValidationError
 
 
@@ -63,37 +69,128 @@ def _line(row) -> int | None:
     return None if line is None or pd.isna(line) else int(line)
 
 
-def import_ratings(session: Session, ratings_df: pd.DataFrame, scale: Sequence[float]) -> int:
-    """Replace all stored ratings by ``ratings_df`` (as from ``parse_ratings``), in one
-    transaction. Raises ``SurveyValidationError`` (nothing written) for unknown people, scores
-    outside ``scale`` or duplicate (rater, person) pairs. Returns the number of ratings stored."""
+class RatingsChange(NamedTuple):
+    """What storing a batch would change, for the confirmation."""
+
+    current: RatingBatch | None
+    ratings: tuple[int, int]  # before, after
+    raters: tuple[int, int]
+    people: tuple[int, int]
+    raters_dropped: list[str]
+    raters_added: list[str]
+    #: Stored (rater, person) ratings the new batch has no longer, or scores differently.
+    ratings_removed: int
+    ratings_changed: int
+    scale: tuple[tuple[float, float] | None, tuple[float, float]]
+
+
+def _rows_from_frame(session: Session, ratings_df: pd.DataFrame, scale: Sequence[float]) -> list[list]:
+    """Check ``ratings_df`` (as from ``parse_ratings``) against the database and the scale; the batch
+    rows ``[rater_id, person_key, score, age_group, gender]``. Raises ``SurveyValidationError``."""
     low, high = float(scale[0]), float(scale[1])
-    ids = dict(session.exec(select(ReferencePerson.person_key, ReferencePerson.id)).all())
-    problems, seen, new_rows = [], set(), []
+    known = set(session.exec(select(ReferencePerson.person_key)))
+    problems, seen, rows = [], set(), []
     for row in ratings_df.to_dict("records"):
         line = _line(row)
         person, rater, score = str(row["person_id"]), str(row["rater_id"]), float(row["score"])
-        if person not in ids:
+        if person not in known:
             problems.append(Problem(line, f"unknown person {person!r}"))
         if not low <= score <= high:
             problems.append(Problem(line, f"score {score:g} is outside the scale {low:g}–{high:g}"))
         if (rater, person) in seen:
             problems.append(Problem(line, f"duplicate rating of {person!r} by rater {rater!r}"))
         seen.add((rater, person))
-        if person in ids:
-            extra = {c: (None if row.get(c) is None or pd.isna(row.get(c)) else str(row[c])) for c in BREAKDOWN_COLUMNS}
-            new_rows.append(SurveyRating(rater_id=rater, person_id=ids[person], score=score,
-                                         scale_min=low, scale_max=high, **extra))
+        extra = [None if row.get(c) is None or pd.isna(row.get(c)) else str(row[c]) for c in BREAKDOWN_COLUMNS]
+        rows.append([rater, person, score, *extra])
     if problems:
         raise SurveyValidationError(problems, "ratings")
+    return rows
+
+
+def active_batch(session: Session) -> RatingBatch | None:
+    return session.exec(select(RatingBatch).where(RatingBatch.active)).first()
+
+
+def list_batches(session: Session) -> list[RatingBatch]:
+    """Every stored batch, newest first."""
+    return list(session.exec(select(RatingBatch).order_by(RatingBatch.id.desc())))
+
+
+def plan_ratings_change(session: Session, ratings_df: pd.DataFrame, scale: Sequence[float]) -> RatingsChange:
+    """What ``store_ratings`` would change (raises ``SurveyValidationError`` as it would)."""
+    rows = _rows_from_frame(session, ratings_df, scale)
+    current = active_batch(session)
+    old_rows = current.ratings if current else []
+    old = {(r[0], r[1]): r[2] for r in old_rows}
+    new = {(r[0], r[1]): r[2] for r in rows}
+    old_raters, new_raters = {r[0] for r in old_rows}, {r[0] for r in rows}
+    return RatingsChange(
+        current=current,
+        ratings=(len(old_rows), len(rows)),
+        raters=(len(old_raters), len(new_raters)),
+        people=(len({r[1] for r in old_rows}), len({r[1] for r in rows})),
+        raters_dropped=sorted(old_raters - new_raters),
+        raters_added=sorted(new_raters - old_raters),
+        ratings_removed=sum(1 for key in old if key not in new),
+        ratings_changed=sum(1 for key, score in old.items() if key in new and new[key] != score),
+        scale=((current.scale_min, current.scale_max) if current else None, (float(scale[0]), float(scale[1]))),
+    )
+
+
+def _activate(session: Session, batch: RatingBatch) -> None:
+    """Make ``batch`` the stored ratings: its rows replace ``SurveyRating``'s."""
+    ids = dict(session.exec(select(ReferencePerson.person_key, ReferencePerson.id)).all())
+    missing = sorted({r[1] for r in batch.ratings} - set(ids))
+    if missing:
+        raise SurveyValidationError([Problem(None, f"person {key!r} is no longer in the database") for key in missing],
+                                    "ratings")
+    for other in session.exec(select(RatingBatch).where(RatingBatch.active)):
+        other.active = False
+        session.add(other)
+    batch.active = True
+    session.add(batch)
+    session.exec(delete(SurveyRating))
+    session.add_all(
+        SurveyRating(rater_id=rater, person_id=ids[person], score=score, scale_min=batch.scale_min,
+                     scale_max=batch.scale_max, **dict(zip(BREAKDOWN_COLUMNS, extra)))
+        for rater, person, score, *extra in batch.ratings
+    )
+
+
+def store_ratings(session: Session, account: Account, ratings_df: pd.DataFrame, scale: Sequence[float],
+                  file_name: str) -> RatingBatch:
+    """Store ``ratings_df`` (as from ``parse_ratings``) as a new batch and make it the stored ratings,
+    in one transaction; earlier batches are kept for ``restore_batch``. Needs the ``store_ratings``
+    role. Raises ``SurveyValidationError`` (nothing written) for unknown people, scores outside
+    ``scale`` or duplicate (rater, person) pairs."""
+    require(account, "store_ratings")
+    rows = _rows_from_frame(session, ratings_df, scale)
+    batch = RatingBatch(stored_by=account.name, stored_at=utcnow(), file_name=file_name[:255], n_ratings=len(rows),
+                        n_raters=len({r[0] for r in rows}), n_people=len({r[1] for r in rows}),
+                        scale_min=float(scale[0]), scale_max=float(scale[1]), ratings=rows)
     try:
-        session.exec(delete(SurveyRating))
-        session.add_all(new_rows)
+        _activate(session, batch)
         session.flush()
     except BaseException:
         session.rollback()
         raise
-    return len(new_rows)
+    return batch
+
+
+def restore_batch(session: Session, account: Account, batch_id: int) -> RatingBatch:
+    """Make an earlier batch the stored ratings again (the one replaced stays stored). Needs the
+    ``store_ratings`` role."""
+    require(account, "store_ratings")
+    batch = session.get(RatingBatch, batch_id)
+    if batch is None:
+        raise SurveyValidationError([Problem(None, f"there is no ratings batch {batch_id}")], "ratings")
+    try:
+        _activate(session, batch)
+        session.flush()
+    except BaseException:
+        session.rollback()
+        raise
+    return batch
 
 
 def _people_by_key(session: Session) -> dict[str, ReferencePerson]:
@@ -142,12 +239,14 @@ def _set_label(person: ReferencePerson, type_name: str, score: float | None) -> 
     person.updated_at = utcnow()
 
 
-def apply_labels(session: Session, labels_df: pd.DataFrame) -> list[LabelChange]:
-    """Write each labeled person's type (and ``survey_score`` = ``mean_score`` when given).
+def apply_labels(session: Session, account: Account, labels_df: pd.DataFrame) -> list[LabelChange]:
+    """Write each labeled person's type (and ``survey_score`` = ``mean_score`` when given). Needs the
+    ``apply_labels`` role.
 
     All or nothing: everything is checked first; if a write fails midway the session is rolled
     back and the error re-raised. Returns the type changes (as ``plan_label_changes``).
     """
+    require(account, "apply_labels")
     changes = plan_label_changes(session, labels_df)
     people = _people_by_key(session)
     scores = labels_df["mean_score"] if "mean_score" in labels_df else [None] * len(labels_df)

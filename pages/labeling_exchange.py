@@ -60,8 +60,10 @@ def confirm_import(payload: bytes, name: str) -> None:
         close_dialog()
         try:
             with session_scope() as s:
-                state["coco_report"] = coco.import_coco(s, payload, annotator, decision, use_versions)
-        except coco.CocoFormatError as exc:
+                # who is signed in on this connection now (its cookie), not who the session state says
+                account = auth.account_for_cookie(st.context.cookies.get(auth.SESSION_COOKIE))
+                state["coco_report"] = coco.import_coco(s, payload, account, decision, use_versions)
+        except (coco.CocoFormatError, auth.PermissionDenied) as exc:
             state["coco_report"] = str(exc)
         st.rerun()
 

@@ -9,6 +9,7 @@ or else the sample project's ``data/sample/ratings.csv``.
 from __future__ import annotations
 
 import json
+import re
 
 import pandas as pd
 import plotly.express as px
@@ -16,6 +17,7 @@ import plotly.graph_objects as go
 import sqlalchemy as sa
 import streamlit as st
 
+from app.core import auth
 from app.core.db import session_scope
 from app.core.settings import PROJECT_ROOT, get_settings
 from app.core.vocabulary import TYPES
@@ -45,6 +47,15 @@ def read_db(fn, default=None):
         db_errors.append(str(exc).splitlines()[0])
         return default
 
+
+def acting_account() -> auth.Account | None:
+    """Who is signed in on this connection now, from its session cookie. Actions ask this (not the
+    session state), so a replayed widget message on a borrowed Streamlit session acts as nobody."""
+    return auth.account_for_cookie(st.context.cookies.get(auth.SESSION_COOKIE))
+
+
+account = acting_account()
+may_write = auth.can(account, "store_ratings") and auth.can(account, "apply_labels")
 
 st.title("Survey labeling")
 st.caption(
@@ -91,10 +102,16 @@ with st.sidebar:
 
 # ---------------------------------------------------------------- people
 people = None
-try:
-    if people_file is not None:
+if people_file is not None:
+    try:
         people = survey.parse_people(people_file.getvalue())
         people_source = f"uploaded {people_file.name}"
+    except survey_csv.SurveyValidationError as exc:
+        show_problems(f"People CSV {people_file.name}", exc, "showing the stored people instead")
+        people_file = None
+try:
+    if people is not None:
+        pass
     elif stored_people is not None and len(stored_people):
         people, people_source = stored_people[["person_id", "name"]], "database"
     elif (sample_dir / "people.csv").is_file():
@@ -109,9 +126,17 @@ known = set(people["person_id"]) if people is not None else None
 scale = (scale_min, scale_max)
 try:
     survey.parse_scale(scale)
+    ratings = None
     if ratings_file is not None:
-        ratings = survey.parse_ratings(ratings_file.getvalue(), scale, known)
-        ratings_source = f"uploaded {ratings_file.name}"
+        try:
+            ratings = survey.parse_ratings(ratings_file.getvalue(), scale, known)
+            ratings_source = f"uploaded {ratings_file.name}"
+        except survey_csv.SurveyValidationError as exc:
+            show_problems(f"Ratings CSV {ratings_file.name}", exc,
+                          "nothing was loaded from it; the dashboard below shows the stored ratings")
+            ratings_file = None
+    if ratings is not None:
+        pass
     elif stored_ratings is not None:
         ratings = survey.parse_ratings(stored_ratings[0].drop(columns="line").to_csv(index=False), scale, known)
         ratings_source = "ratings stored in the database"
@@ -135,6 +160,8 @@ try:
         if choices_file is None and not source.is_file():
             st.info("Upload the question CSV, or enter the shares as percentages.")
             st.stop()
+        if choices_file is None:
+            st.info(f"No question CSV uploaded: the type shares come from the {sample_label}/type_choices.csv.")
         choice_counts = quotas.parse_type_choices(source, type_names)
         shares = choice_counts["share_percent"].tolist()
 except survey_csv.SurveyValidationError as exc:
@@ -142,7 +169,14 @@ except survey_csv.SurveyValidationError as exc:
     st.stop()
 
 result = survey.label_people(ratings, type_names, shares, people)
-labels = result.labels
+
+
+def clip_to_scale(frame: pd.DataFrame) -> pd.DataFrame:
+    """95 % intervals cut at the ends of the rating scale (a mean cannot lie outside it)."""
+    return frame.assign(ci_low=frame["ci_low"].clip(lower=scale_min), ci_high=frame["ci_high"].clip(upper=scale_max))
+
+
+labels = clip_to_scale(result.labels)
 quota_table = result.quotas
 
 st.caption(f"Ratings: {ratings_source}. People: {people_source if people is not None else 'from the ratings'}.")
@@ -157,6 +191,12 @@ if result.unrated:
 colors = dict(zip(type_names, px.colors.qualitative.Set2 + px.colors.qualitative.Pastel))
 
 # ---------------------------------------------------------------- charts
+def natural(value) -> list:
+    """"9-17" before "18-24", "20s" before "30s": digits compare as numbers."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+            for part in re.split(r"(\d+)", str(value)) if part]
+
+
 tab_rank, tab_quota, tab_scores, tab_agree = st.tabs(["Ranking", "Shares & quotas", "Scores", "Agreement"])
 
 with tab_rank:
@@ -165,16 +205,23 @@ with tab_rank:
         part = labels[labels["type"] == name]
         if part.empty:
             continue
-        fig.add_trace(go.Scatter(
-            x=part["rank"], y=part["mean_score"], mode="markers", name=name,
-            marker=dict(color=colors[name], size=9,
-                        symbol=["diamond" if tie else "circle" for tie in part["boundary_tie"]]),
-            error_y=dict(type="data", array=(part["ci_high"] - part["mean_score"]).fillna(0),
-                         arrayminus=(part["mean_score"] - part["ci_low"]).fillna(0), thickness=1),
-            customdata=part[["person_id", "name", "n_ratings"]],
-            hovertemplate="%{customdata[0]} %{customdata[1]}<br>rank %{x}, mean %{y:.2f}"
-                          " (n=%{customdata[2]})<extra></extra>",
-        ))
+        for tie, points in ((False, part[~part["boundary_tie"]]), (True, part[part["boundary_tie"]])):
+            if points.empty:
+                continue
+            # Circles carry the type's legend entry; ties across a boundary are diamonds in the same group.
+            fig.add_trace(go.Scatter(
+                x=points["rank"], y=points["mean_score"], mode="markers", name=name, legendgroup=name,
+                showlegend=bool(not tie or part["boundary_tie"].all()),
+                marker=dict(color=colors[name], size=11 if tie else 9, symbol="diamond" if tie else "circle"),
+                error_y=dict(type="data", array=(points["ci_high"] - points["mean_score"]).fillna(0),
+                             arrayminus=(points["mean_score"] - points["ci_low"]).fillna(0), thickness=1),
+                customdata=points[["person_id", "name", "n_ratings"]],
+                hovertemplate="%{customdata[0]} %{customdata[1]}<br>rank %{x}, mean %{y:.2f}"
+                              " (n=%{customdata[2]})<extra></extra>",
+            ))
+    if labels["boundary_tie"].any():
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="tie across a quota boundary",
+                                 marker=dict(color="gray", size=10, symbol="diamond")))
     boundary = 0
     for name, quota in zip(quota_table["type"], quota_table["quota"]):
         boundary += int(quota)
@@ -191,9 +238,15 @@ with tab_rank:
     st.dataframe(
         labels[["rank", "person_id", "name", "mean_score", "n_ratings", "ci_low", "ci_high", "type", "tie_note"]],
         hide_index=True, width="stretch",
-        column_config={c: st.column_config.NumberColumn(format="%.2f") for c in ("mean_score", "ci_low", "ci_high")},
+        column_config={
+            "rank": "Rank", "person_id": "Person", "name": "Name", "n_ratings": "Ratings", "type": "Type",
+            "tie_note": "Tie",
+            "mean_score": st.column_config.NumberColumn("Mean score", format="%.2f"),
+            "ci_low": st.column_config.NumberColumn("95 % CI from", format="%.2f"),
+            "ci_high": st.column_config.NumberColumn("95 % CI to", format="%.2f"),
+        },
     )
-    st.download_button("Download labels CSV", result.label_csv().to_csv(index=False).encode("utf-8"),
+    st.download_button("Download labels CSV", clip_to_scale(result.label_csv()).to_csv(index=False).encode("utf-8"),
                        file_name="labels.csv", mime="text/csv")
 
 with tab_quota:
@@ -212,16 +265,20 @@ with tab_quota:
     )
     st.dataframe(
         quota_table, hide_index=True, width="stretch",
-        column_config={"share_x_total": st.column_config.NumberColumn("share × total", format="%.2f"),
-                       "exact": st.column_config.NumberColumn("exact (normalized)", format="%.3f"),
-                       "remainder": st.column_config.NumberColumn(format="%.3f")},
+        column_config={"type": "Type", "share_percent": st.column_config.NumberColumn("Share %", format="%.1f"),
+                       "share_x_total": st.column_config.NumberColumn("Share × people", format="%.2f"),
+                       "exact": st.column_config.NumberColumn("Exact seats (normalized)", format="%.3f"),
+                       "floor": "Whole seats", "remainder": st.column_config.NumberColumn("Remainder", format="%.3f"),
+                       "extra_seat": "Extra seat", "quota": "Quota"},
     )
 
 with tab_scores:
     present = [c for c in survey_csv.BREAKDOWN_COLUMNS if ratings[c].notna().any()]
     breakdown = st.selectbox("Break down by", ["(none)", *present])
+    groups = [] if breakdown == "(none)" else sorted(ratings[breakdown].dropna().unique(), key=natural)
     hist = px.histogram(ratings, x="score", color=None if breakdown == "(none)" else breakdown,
-                        barmode="group", title="Score distribution")
+                        barmode="group", title="Score distribution",
+                        category_orders={breakdown: groups} if groups else None)
     hist.update_traces(xbins=dict(start=scale_min - 0.5, end=scale_max + 0.5, size=1))
     hist.update_layout(xaxis_title="score", yaxis_title="ratings")
     st.plotly_chart(hist, width="stretch")
@@ -229,6 +286,9 @@ with tab_scores:
 with tab_agree:
     agreement = survey_stats.agreement_table(ratings)
     agreement["label"] = agreement["breakdown"] + ": " + agreement["group"]
+    order = {name: i for i, name in enumerate(agreement["breakdown"].unique())}  # "all" first, as computed
+    agreement = agreement.iloc[sorted(range(len(agreement)), key=lambda i: (
+        order[agreement["breakdown"].iat[i]], natural(agreement["group"].iat[i])))]
     bars = px.bar(agreement, x="label", y="alpha", color="breakdown", hover_data=["raters", "ratings"],
                   title="Rater agreement: Krippendorff's α (interval), overall and by rater group")
     bars.add_hline(y=0.8, line_dash="dot", annotation_text="0.80 reliable")
@@ -251,8 +311,8 @@ def apply_shown_labels(shown: pd.DataFrame) -> None:
     st.session_state.pop("confirm_apply", None)
     try:
         with session_scope() as session:
-            st.session_state["applied"] = len(survey_store.apply_labels(session, shown))
-    except (survey_csv.SurveyValidationError, sa.exc.SQLAlchemyError) as exc:
+            st.session_state["applied"] = len(survey_store.apply_labels(session, acting_account(), shown))
+    except (survey_csv.SurveyValidationError, sa.exc.SQLAlchemyError, auth.PermissionDenied) as exc:
         st.session_state["apply_failed"] = str(exc)
 
 
@@ -262,7 +322,10 @@ if "applied" in st.session_state:
 if "apply_failed" in st.session_state:
     st.error(f"Nothing was applied: {st.session_state.pop('apply_failed')}")
 plan = None
-if db_errors or stored_people is None:
+if not may_write:
+    st.info("Applying labels and storing ratings is for the lead role; "
+            f"{'you are signed in as ' + account.role if account else 'sign in as a lead'}.")
+elif db_errors or stored_people is None:
     st.warning("The database is unavailable: labels cannot be applied.")
 elif not stored_types or stored_people.empty:
     st.info("The database has no type profiles or reference people yet; seed them to apply labels.")
@@ -279,15 +342,108 @@ if plan is not None:
                      hide_index=True, width="stretch")
     st.button("Apply labels…", key="apply", on_click=ask_to_apply)
     if st.session_state.get("confirm_apply"):
+        if not pd.isna(result.alpha) and result.alpha < 0.667:
+            st.warning(f"Caution: the raters agree little (Krippendorff's α = {result.alpha:.3f}, below 0.667): "
+                       "these labels rest on scores the raters do not share.", icon=":material/warning:")
         st.warning(f"Write {len(labels)} labels ({len(plan)} type changes) to the database in one transaction?")
         yes, no = st.columns(2)
         yes.button("Confirm", type="primary", key="confirm", on_click=apply_shown_labels, args=(labels,))
         no.button("Cancel", key="cancel", on_click=cancel_apply)
 
-if ratings_file is not None and plan is not None:
-    with st.expander("Store the uploaded ratings in the database"):
-        st.write("Replaces every stored rating, in one transaction.")
-        if st.button("Store ratings", key="store_ratings"):
-            with session_scope() as session:
-                count = survey_store.import_ratings(session, ratings, scale)
-            st.success(f"Stored {count} ratings.")
+
+# ---------------------------------------------------------------- stored ratings (batches)
+def _when(batch) -> str:
+    return f"{batch.stored_at:%Y-%m-%d %H:%M} UTC"
+
+
+def _describe(batch) -> str:
+    return (f"batch {batch.id}: {batch.n_ratings} ratings from {batch.n_raters} raters on {batch.n_people} people, "
+            f"file {batch.file_name}, stored by {batch.stored_by} on {_when(batch)}")
+
+
+def _store(shown: pd.DataFrame, shown_scale: tuple[float, float], file_name: str) -> None:
+    try:
+        with session_scope() as session:
+            batch = survey_store.store_ratings(session, acting_account(), shown, shown_scale, file_name)
+            st.session_state["ratings_note"] = ("success", f"Stored as {_describe(batch)}.")
+    except (survey_csv.SurveyValidationError, sa.exc.SQLAlchemyError, auth.PermissionDenied) as exc:
+        st.session_state["ratings_note"] = ("error", f"Nothing was stored: {exc}")
+    st.rerun()
+
+
+@st.dialog("Store these ratings?", width="large")
+def confirm_store(shown: pd.DataFrame, shown_scale: tuple[float, float], file_name: str) -> None:
+    try:
+        change = read_db(lambda s: survey_store.plan_ratings_change(s, shown, shown_scale))
+    except survey_csv.SurveyValidationError as exc:
+        show_problems("These ratings cannot be stored", exc, "nothing can be stored")
+        return
+    if change is None:
+        st.error("The database is unavailable: nothing can be stored.")
+        return
+    now = f"the stored {_describe(change.current)}" if change.current else "no stored ratings"
+    st.write(f"**{file_name}** becomes the stored ratings, replacing {now}. "
+             "The replaced batch stays stored and can be restored.")
+    st.dataframe(pd.DataFrame({
+        "": ["ratings", "raters", "people", "scale"],
+        "stored now": [*(str(x[0]) for x in (change.ratings, change.raters, change.people)),
+                       "–" if change.scale[0] is None else f"{change.scale[0][0]:g}–{change.scale[0][1]:g}"],
+        "after storing": [*(str(x[1]) for x in (change.ratings, change.raters, change.people)),
+                          f"{change.scale[1][0]:g}–{change.scale[1][1]:g}"],
+    }), hide_index=True)
+    if change.ratings_removed or change.raters_dropped:
+        st.warning(f"{change.ratings_removed} stored ratings are not in the new file"
+                   + (f"; raters no longer present: {', '.join(change.raters_dropped[:20])}"
+                      f"{' …' if len(change.raters_dropped) > 20 else ''}" if change.raters_dropped else "") + ".")
+    if change.ratings_changed:
+        st.write(f"{change.ratings_changed} ratings get a different score.")
+    yes, no = st.columns(2)
+    if yes.button("Store ratings", type="primary", key="confirm_store"):
+        _store(shown, shown_scale, file_name)
+    if no.button("Cancel", key="cancel_store"):
+        st.rerun()
+
+
+def _restore(batch_id: int) -> None:
+    try:
+        with session_scope() as session:
+            batch = survey_store.restore_batch(session, acting_account(), batch_id)
+            st.session_state["ratings_note"] = ("success", f"Restored {_describe(batch)}.")
+    except (survey_csv.SurveyValidationError, sa.exc.SQLAlchemyError, auth.PermissionDenied) as exc:
+        st.session_state["ratings_note"] = ("error", f"Nothing was restored: {exc}")
+    st.rerun()
+
+
+@st.dialog("Restore these ratings?", width="large")
+def confirm_restore(batch_id: int, description: str, replaced: str) -> None:
+    st.write(f"The stored ratings become **{description}**, replacing {replaced}. "
+             "The replaced batch stays stored and can be restored.")
+    yes, no = st.columns(2)
+    if yes.button("Restore", type="primary", key="confirm_restore"):
+        _restore(batch_id)
+    if no.button("Cancel", key="cancel_restore"):
+        st.rerun()
+
+
+if may_write and not db_errors:
+    st.header("Stored ratings")
+    kind, note = st.session_state.pop("ratings_note", (None, None))
+    if kind:
+        getattr(st, kind)(note)
+    if ratings_file is not None and plan is not None:
+        st.write(f"The uploaded **{ratings_file.name}** is shown above; store it to make it the stored ratings.")
+        if st.button("Store ratings…", key="store_ratings"):
+            confirm_store(ratings, scale, ratings_file.name)
+    batches = read_db(survey_store.list_batches, [])
+    if batches:
+        st.dataframe(pd.DataFrame([{
+            "batch": b.id, "in use": "✓" if b.active else "", "file": b.file_name, "stored by": b.stored_by,
+            "stored at": _when(b), "ratings": b.n_ratings, "raters": b.n_raters, "people": b.n_people,
+            "scale": f"{b.scale_min:g}–{b.scale_max:g}"} for b in batches]), hide_index=True, width="stretch")
+        earlier = [b for b in batches if not b.active]
+        active = next((b for b in batches if b.active), None)
+        if earlier:
+            left, right = st.columns([3, 1], vertical_alignment="bottom")
+            chosen = left.selectbox("Batch to restore", earlier, format_func=_describe, key="restore_choice")
+            if right.button("Restore…", key="restore"):
+                confirm_restore(chosen.id, _describe(chosen), f"the stored {_describe(active)}" if active else "nothing")

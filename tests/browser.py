@@ -16,7 +16,7 @@ def wait_for_app(page, timeout_ms: int = 60_000) -> None:
     previous, stable_polls = None, 0
     while time.monotonic() < deadline and stable_polls < 3:
         page.wait_for_timeout(400)
-        text = page.locator('[data-testid="stMain"]').inner_text()
+        text = page.locator('[data-testid="stMain"]').inner_text(timeout=timeout_ms)  # a page load may be slow
         settled = text == previous and page.locator(busy).count() == 0
         stable_polls = stable_polls + 1 if settled else 0
         previous = text
@@ -40,6 +40,15 @@ def sign_in(page, base_url: str, name: str = "admin", path: str | None = "labeli
     page.get_by_role("button", name="Sign in").click()
     page.get_by_text("Signed in as").wait_for(timeout=60_000)
     wait_for_app(page)
+
+
+def assert_still_signed_in(page, name: str) -> None:
+    """After a reload or in a new tab: the session cookie signs the same account in, with no form."""
+    wait_for_app(page)
+    sidebar = page.locator('[data-testid="stSidebar"]')
+    sidebar.get_by_text("Signed in as").wait_for(timeout=60_000)
+    assert f"Signed in as {name}" in sidebar.inner_text()
+    assert page.get_by_role("button", name="Sign in").count() == 0
 
 
 def exceptions_shown(page) -> list[str]:

@@ -212,7 +212,7 @@ class StreamlitServer:
         self.log = log_dir / f"streamlit-{self.port}.log"
         self.process = subprocess.Popen(
             [
-                sys.executable, "-m", "streamlit", "run", "app/main.py",
+                sys.executable, "-m", "streamlit", "run", "app/web.py",
                 "--server.port", str(self.port), "--server.address", "127.0.0.1",
                 "--server.headless", "true", "--browser.gatherUsageStats", "false",
             ],

@@ -10,11 +10,15 @@ import json
 import pytest
 from sqlmodel import select
 
+from app.core.auth import Account, PermissionDenied
 from app.core.db import Photo, ReferencePerson, session_scope
 from labeling import annotations as ann
 from labeling import coco
 from labeling import queue
 from tests.test_annotations import AUTO, add_photo, moved
+
+
+LEAD = Account("importer", "lead", "unused")
 
 
 def _reviewed_project(url):
@@ -57,7 +61,7 @@ def test_round_trip_reimports_to_the_same_boxes(database_url):
         expected = {pid: coco.current_box_map(s, pid) for pid in ids[:2]}
     # Re-importing the unchanged file changes nothing (no new versions).
     with session_scope(database_url) as s:
-        report = coco.import_coco(s, exported, "importer")
+        report = coco.import_coco(s, exported, LEAD)
     assert report.summary["unchanged"] == 2 and report.summary["updated"] == 0
     # The boxes are edited in the app after the export; the file's boxes come back through an
     # import against the current version and equal the exported ones exactly.
@@ -66,13 +70,13 @@ def test_round_trip_reimports_to_the_same_boxes(database_url):
     edited = json.loads(exported)
     edited["annotations"][0]["bbox"][0] += 1.0  # an edit made in another tool: face of ids[0]
     with session_scope(database_url) as s:
-        report = coco.import_coco(s, edited, "importer")  # versions in the file: conflict for ids[0]
+        report = coco.import_coco(s, edited, LEAD)  # versions in the file: conflict for ids[0]
     by_photo = {o.photo_id: o for o in report.outcomes}
     assert by_photo[ids[0]].status == "conflict" and by_photo[ids[0]].conflict.current_version == 3
     assert by_photo[ids[1]].status == "unchanged"
     with session_scope(database_url) as s:
         assert s.get(Photo, ids[0]).boxes_version == 3  # not overwritten
-        report = coco.import_coco(s, exported, "importer", use_file_versions=False)
+        report = coco.import_coco(s, exported, LEAD, use_file_versions=False)
     assert report.summary == {"updated": 1, "unchanged": 1, "conflict": 0, "unmatched": 0, "invalid": 0}
     with session_scope(database_url) as s:
         for pid in ids[:2]:
@@ -97,7 +101,7 @@ def test_import_from_another_tool_matches_by_file_name_and_category_name(databas
         ],
     }
     with session_scope(database_url) as s:
-        report = coco.import_coco(s, other, "tool-import")
+        report = coco.import_coco(s, other, LEAD)
     assert [o.status for o in report.outcomes] == ["updated", "unmatched"]
     with session_scope(database_url) as s:
         boxes = coco.current_box_map(s, pid)
@@ -118,7 +122,7 @@ def test_import_rejects_two_boxes_of_one_region(database_url):
             "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 50, 50]},
                             {"id": 2, "image_id": 1, "category_id": 3, "bbox": [2, 2, 50, 50]}]}
     with session_scope(database_url) as s:
-        (outcome,) = coco.import_coco(s, data, "x").outcomes
+        (outcome,) = coco.import_coco(s, data, LEAD).outcomes
     assert outcome.status == "invalid" and "two jaw boxes" in outcome.message
 
 
@@ -135,3 +139,103 @@ def test_yolo_export_round_trips(database_url):
     for region, box in expected.items():
         assert back[region] == pytest.approx(box, abs=0.01)
     assert coco.yolo_zip(files)[:2] == b"PK"
+
+
+def _named_project(url, store):
+    """Three accepted photos imported as IMG_1.jpg (p01), IMG_1.jpg (p02) and other.jpg (p02), with
+    their files in ``store`` and a box moved by fractions of a pixel."""
+    ids = []
+    with session_scope(url) as s:
+        for person, name in (("p01", "IMG_1.jpg"), ("p02", "IMG_1.jpg"), ("p02", "other.jpg")):
+            pid = add_photo(s, person)
+            photo = s.get(Photo, pid)
+            photo.original_name = name
+            store.put(photo.object_key, f"jpeg bytes of {pid}".encode(), "image/jpeg")
+            ids.append(pid)
+    with session_scope(url) as s:
+        for pid in ids:
+            ann.save_boxes(s, pid, 1, moved(AUTO, "jaw", 11.257, -3.3333), "ann", "accept")
+    return ids
+
+
+def test_coco_export_uses_original_names_and_rounds_to_hundredths(database_url, tmp_path):
+    from app.core.storage import LocalStore
+
+    ids = _named_project(database_url, LocalStore(tmp_path / "store"))
+    with session_scope(database_url) as s:
+        data = coco.export_coco(s)
+    assert [im["file_name"] for im in data["images"]] == ["p01/IMG_1.jpg", "p02/IMG_1.jpg", "other.jpg"]
+    for annotation in data["annotations"]:
+        assert all(round(v, 2) == v for v in [*annotation["bbox"], annotation["area"]]), annotation
+    jaw = next(a for a in data["annotations"] if a["image_id"] == ids[0] and a["category_id"] == 3)
+    x0, y0, x1, y1 = moved(AUTO, "jaw", 11.257, -3.3333)["jaw"]
+    assert jaw["bbox"] == [round(x0, 2), round(y0, 2), round(x1 - x0, 2), round(y1 - y0, 2)]
+
+
+def test_coco_zip_holds_the_images_under_the_exported_names(database_url, tmp_path):
+    import zipfile
+
+    from pycocotools.coco import COCO
+
+    from app.core.storage import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    ids = _named_project(database_url, store)
+    with session_scope(database_url) as s:
+        archive = zipfile.ZipFile(io.BytesIO(coco.export_zip(s, store)))
+    archive.extractall(tmp_path / "out")
+    with contextlib.redirect_stdout(io.StringIO()):
+        api = COCO(str(tmp_path / "out" / "annotations.json"))
+    assert sorted(api.getImgIds()) == ids and len(api.getAnnIds()) == 9
+    for image in api.loadImgs(ids):
+        assert (tmp_path / "out" / "images" / image["file_name"]).read_bytes() == f"jpeg bytes of {image['id']}".encode()
+    with session_scope(database_url) as s:
+        assert "images/other.jpg" not in zipfile.ZipFile(io.BytesIO(coco.export_zip(s))).namelist()
+
+
+def test_yolo_dataset_has_a_complete_data_yaml(database_url, tmp_path):
+    import zipfile
+
+    import yaml
+
+    from app.core.storage import LocalStore
+
+    store = LocalStore(tmp_path / "store")
+    with session_scope(database_url) as s:
+        for n in range(3):
+            add_photo(s, f"p{n:02d}")
+    ids = _named_project(database_url, store)
+    with session_scope(database_url) as s:
+        for pid in range(1, ids[0]):
+            photo = s.get(Photo, pid)
+            store.put(photo.object_key, b"x", "image/jpeg")
+            ann.save_boxes(s, pid, 1, AUTO, "ann", "accept")
+        archive = zipfile.ZipFile(io.BytesIO(coco.export_zip(s, store, yolo=True)))
+    archive.extractall(tmp_path / "yolo")
+    root = tmp_path / "yolo"
+    config = yaml.safe_load((root / "data.yaml").read_text())
+    assert config["path"] == "." and config["nc"] == 3
+    assert config["names"] == {0: "face", 1: "tzone", 2: "jaw"}
+    listed = {}
+    for split in ("train", "val"):
+        listed[split] = (root / config[split]).read_text().split()
+        for image in listed[split]:  # an Ultralytics loader finds each label by images/ -> labels/
+            assert (root / image).is_file(), image
+            label = root / image.replace("./images/", "labels/", 1)
+            assert label.with_suffix(".txt").read_text().count("\n") == 3
+    assert len(listed["train"]) == 5 and len(listed["val"]) == 1  # 6 photos, every 5th in val
+    assert not set(listed["train"]) & set(listed["val"])
+
+
+def test_an_annotator_cannot_import_annotations(database_url):
+    ids = _reviewed_project(database_url)
+    with session_scope(database_url) as s:
+        data = coco.export_coco(s)
+        before = coco.current_box_map(s, ids[0])
+    data["annotations"][0]["bbox"][0] += 20
+    for account in (None, Account("ana", "annotator", "unused")):
+        with pytest.raises(PermissionDenied, match="import annotations needs the lead role"):
+            with session_scope(database_url) as s:
+                coco.import_coco(s, data, account)
+    with session_scope(database_url) as s:
+        assert coco.current_box_map(s, ids[0]) == before

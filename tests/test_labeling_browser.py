@@ -17,7 +17,7 @@ from sqlmodel import select
 from app.core.storage import LocalStore, get_store
 from labeling import annotations as ann
 from labeling import queue
-from tests.browser import sign_in
+from tests.browser import assert_still_signed_in, sign_in
 from tests.conftest import var_env
 from tests.servers import StreamlitServer
 
@@ -125,7 +125,7 @@ def test_drag_jaw_box_accept_reload(labeling_app, browser):
         expect(page.get_by_text(re.compile(r"accept saved as version 2"))).to_be_visible(timeout=20_000)
 
         page.reload()
-        sign_in(page, server.url, "ana", path=None)
+        assert_still_signed_in(page, "ana")
         expect(page.get_by_text(re.compile(r"status accepted"))).to_be_visible(timeout=60_000)
         expect(page.get_by_text(_fmt(moved)).first).to_be_visible(timeout=20_000)
         expect(page.locator("canvas.upper-canvas")).to_be_visible()
@@ -276,7 +276,7 @@ def test_import_photos_has_no_default_person(app_env):
     assert button.disabled
 
 
-def test_retrain_button_trains_on_the_corrected_boxes(served_app_env):
+def test_retrain_button_trains_on_the_corrected_boxes(served_app_env, monkeypatch):
     """Correct one photo's boxes, press Retrain: the new run finishes and its data snapshot takes
     that photo's human-reviewed box version, not the auto one."""
 
@@ -292,13 +292,13 @@ def test_retrain_button_trains_on_the_corrected_boxes(served_app_env):
         corrected_id = photo.id
     runs_before = {r.id for r in registry.list_runs()}
 
-    from app.core.auth import Account
+    from app.core import auth
 
     # Through app/main.py, as a signed-in annotator: the page links to the Models page, which
-    # only resolves under the app's navigation.
+    # only resolves under the app's navigation. AppTest sends no cookies: main.py's cookie check
+    # answers with the annotator (the cookie itself is tested in test_auth and test_sessions_browser).
+    monkeypatch.setattr(auth, "account_for_cookie", lambda *_a, **_k: auth.Account("ana", "annotator", "unused"))
     at = AppTest.from_file("app/main.py", default_timeout=60)
-    at.session_state["account"] = Account("ana", "annotator", "unused")
-    at.session_state["annotator"] = "ana"
     at.switch_page("../pages/labeling_retrain.py")
     at.run()
     assert any(m.value.startswith("**1** reviewed") for m in at.markdown)

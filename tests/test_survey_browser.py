@@ -10,7 +10,7 @@ from app.core.db import ReferencePerson, get_engine, session_scope
 from app.core.settings import get_settings
 from app.core.vocabulary import TYPES
 from labeling import survey
-from tests.browser import exceptions_shown, screenshot, sign_in, wait_for_app
+from tests.browser import assert_still_signed_in, exceptions_shown, screenshot, sign_in, wait_for_app
 
 SHARES = [21.8, 21.4, 22.5, 19.2, 15.2]
 
@@ -52,7 +52,7 @@ def test_upload_apply_reload_keeps_the_labels(page, streamlit_app, tmp_path):
     assert exceptions_shown(page) == []
 
     page.reload()
-    sign_in(page, streamlit_app.url, "admin", path=None)
+    assert_still_signed_in(page, "admin")
     # The page now compares the database's (stored, unreversed) ratings with the applied labels.
     assert moves_announced(page) == moved
     screenshot(page, "survey-after-reload")

@@ -6,7 +6,7 @@ import pytest
 from sqlmodel import select
 from streamlit.testing.v1 import AppTest
 
-from app.core import db, settings
+from app.core import auth, db, settings
 from app.core.db import ReferencePerson, SurveyRating, TypeProfile, migrate, session_scope
 from app.core.vocabulary import TYPES
 from labeling import survey, survey_store
@@ -33,6 +33,7 @@ def env(tmp_path, monkeypatch):
     monkeypatch.setenv("FACETYPE_SAMPLE_DIR", str(sample))
     _clear_caches()
     migrate()
+    sign_in_as(monkeypatch, "lead")
     with session_scope() as session:
         for i, (name, share) in enumerate(zip(TYPES, SHARES)):
             session.add(TypeProfile(name=name, order=i, description=name, share_percent=share))
@@ -47,6 +48,12 @@ def env(tmp_path, monkeypatch):
     yield sample
     db.get_engine().dispose()
     _clear_caches()
+
+
+def sign_in_as(monkeypatch, role: str | None) -> None:
+    """AppTest sends no cookies: the page's cookie check answers with an account of ``role``."""
+    account = auth.Account(f"{role}-1", role, "unused") if role else None
+    monkeypatch.setattr(auth, "account_for_cookie", lambda *_a, **_k: account)
 
 
 def run_page() -> AppTest:
@@ -78,7 +85,7 @@ def test_page_renders_the_sample_survey(env):
 def test_page_prefers_ratings_in_the_database(env):
     ratings = survey.parse_ratings(env / "ratings.csv")
     with session_scope() as session:
-        survey_store.import_ratings(session, ratings, (1, 5))
+        survey_store.store_ratings(session, auth.SYSTEM, ratings, (1, 5), "ratings.csv")
     (env / "ratings.csv").unlink()
     at = run_page()
     assert any("stored in the database" in c.value for c in at.caption)
@@ -128,3 +135,59 @@ def test_entered_shares_must_sum_to_100(env):
     at.number_input(key="share_Alpha").set_value(40.0).run()
     assert at.error and "Type shares" in at.error[0].value
     assert "not 100 ± 0.5" in at.dataframe[0].value["problem"][0]
+
+
+@pytest.mark.parametrize("role", [None, "annotator"])
+def test_apply_and_store_are_not_offered_below_lead(env, monkeypatch, role):
+    sign_in_as(monkeypatch, role)
+    at = run_page()
+    assert len(at.get("plotly_chart")) == 4  # the dashboard is there
+    assert not [b for b in at.button if b.key in {"apply", "store_ratings", "restore"}]
+    assert any("for the lead role" in i.value for i in at.info)
+
+
+def test_a_confirm_replayed_after_the_sign_in_ended_applies_nothing(env, monkeypatch):
+    at = run_page()
+    at.button(key="apply").click().run()
+    sign_in_as(monkeypatch, "annotator")  # the session cookie now names an annotator
+    at.button(key="confirm").click().run()
+    assert set(stored_types().values()) == {"Omega"}
+    assert any("needs the lead role" in e.value for e in at.error)
+
+
+def test_low_agreement_gives_a_caution_at_apply(env, monkeypatch):
+    lines = ["rater_id,person_id,score"] + [f"r1,p{i:02d},{1 + i % 5}" for i in range(1, 11)] + [
+        f"r2,p{i:02d},{5 - i % 5}" for i in range(1, 11)]
+    (env / "ratings.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    at = run_page()
+    at.button(key="apply").click().run()
+    assert any("Caution: the raters agree little" in w.value for w in at.warning)
+
+
+def test_intervals_are_clipped_to_the_scale(env):
+    at = run_page()
+    ranking = next(df.value for df in at.dataframe if "tie_note" in df.value.columns)
+    assert ranking["ci_low"].min() >= 1 and ranking["ci_high"].max() <= 5
+    # Two ratings (5, 4) give a Student-t interval far wider than the scale: it was cut at 5.
+    assert ranking.set_index("person_id").loc["p02", "ci_high"] == 5
+
+
+def test_ranking_legend_shows_circles_for_the_types(env):
+    import json
+
+    at = run_page()
+    figure = json.loads(at.get("plotly_chart")[0].proto.spec)
+    in_legend = [t for t in figure["data"] if t.get("showlegend", True)]
+    assert {t["name"] for t in in_legend} >= set(TYPES[:5])
+    for trace in in_legend:
+        symbol = trace["marker"]["symbol"]
+        assert symbol == "circle" or trace["name"] == "tie across a quota boundary", trace["name"]
+
+
+def test_question_csv_without_a_file_says_the_sample_is_used(env):
+    (env / "type_choices.csv").write_text("rater_id,type\n" + "".join(
+        f"r{i},{TYPES[i % 5]}\n" for i in range(20)), encoding="utf-8")
+    at = run_page()
+    at.radio[0].set_value("Question CSV").run()
+    assert not at.exception
+    assert any("No question CSV uploaded" in i.value and "type_choices.csv" in i.value for i in at.info)

@@ -49,6 +49,8 @@ class Photo(SQLModel, table=True):
     width: int
     height: int
     source: str = Field(max_length=16, index=True)  # "reference" or "visitor"
+    #: The uploaded file's own name (reference photos), for exports; never a path.
+    original_name: Optional[str] = Field(default=None, max_length=255)
     person_id: Optional[int] = Field(default=None, foreign_key="referenceperson.id", index=True)
     consent_store: bool = False
     consent_training: bool = False
@@ -108,6 +110,36 @@ class SurveyRating(SQLModel, table=True):
     scale_max: float
     age_group: Optional[str] = Field(default=None, max_length=32)
     gender: Optional[str] = Field(default=None, max_length=32)
+
+
+class RatingBatch(SQLModel, table=True):
+    """One stored upload of survey ratings. ``SurveyRating`` holds the active batch's rows; every batch
+    keeps its own rows in ``ratings`` so an earlier one can be restored."""
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    stored_by: str = Field(max_length=64)
+    stored_at: datetime = Field(default_factory=utcnow)
+    file_name: str = Field(max_length=255)
+    n_ratings: int
+    n_raters: int
+    n_people: int
+    scale_min: float
+    scale_max: float
+    #: ``[rater_id, person_key, score, age_group, gender]`` per rating.
+    ratings: Any = Field(default=None, sa_column=Column(JSON))
+    active: bool = Field(default=False, index=True)
+
+
+class TeamSession(SQLModel, table=True):
+    """A team member's sign-in. The browser holds the token in a signed HttpOnly cookie; the table
+    holds only its SHA-256, so a copy of the database cannot be replayed as a cookie."""
+
+    token_sha256: str = Field(primary_key=True, max_length=64)
+    account: str = Field(max_length=64, index=True)
+    created_at: datetime = Field(default_factory=utcnow)
+    expires_at: datetime = Field(index=True)
+    revoked_at: Optional[datetime] = None
+    client: Optional[str] = Field(default=None, max_length=64)
 
 
 class Submission(SQLModel, table=True):

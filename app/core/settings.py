@@ -86,6 +86,20 @@ class Settings:
     #: uvicorn worker processes of ``make api`` (each holds its own gate and model, ~0.4 GB).
     api_workers: int = 2
 
+    # Team sign-in (app.core.auth).
+    #: How long a sign-in lasts, in hours (the session cookie and its server-side record expire together).
+    session_hours: float = 12.0
+    #: Key that signs the session cookie; empty means a random one kept in ``<var_dir>/session_secret``.
+    session_secret: str = ""
+    #: Mark the session cookie Secure (send it over HTTPS only); turn on behind TLS.
+    session_cookie_secure: bool = False
+    #: Failed sign-ins allowed per account name, and per client address, within the lockout window.
+    sign_in_failures_per_account: int = 5
+    sign_in_failures_per_client: int = 20
+    sign_in_lockout_minutes: float = 15.0
+    #: Seconds every failed sign-in waits before it is answered.
+    sign_in_failure_delay_s: float = 1.0
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'facetype.db'}"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
+from app.core import auth
 from app.core.db import (
     ReferencePerson,
     SurveyRating,
@@ -70,12 +71,13 @@ def load_sample_project(
             ratings = survey.parse_ratings(
                 sample_dir / "ratings.csv", SAMPLE_SCALE, known_people=[row["person_id"] for row in people]
             )
-            report.ratings_added = survey_store.import_ratings(session, ratings, SAMPLE_SCALE)
+            report.ratings_added = survey_store.store_ratings(session, auth.SYSTEM, ratings, SAMPLE_SCALE,
+                                                              "sample ratings.csv").n_ratings
             ordered = sorted(profiles, key=lambda p: p["order"])
             result = survey.label_people(
                 ratings, [p["name"] for p in ordered], [p["share_percent"] for p in ordered]
             )
-            report.people_labeled = len(survey_store.apply_labels(session, result.label_csv()))
+            report.people_labeled = len(survey_store.apply_labels(session, auth.SYSTEM, result.label_csv()))
 
     photo_files = sorted((sample_dir / "photos").glob("*/*.jpg"))
     for done, path in enumerate(photo_files, start=1):
