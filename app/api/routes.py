@@ -274,7 +274,11 @@ def reference_image(photo_id: int = Path(ge=1, le=2**31 - 1)):
     """A reference person's photo (only reference photos; visitor photos are never served)."""
     try:
         data = reference_bytes(photo_id)
-    except (sa.exc.SQLAlchemyError, StorageError):
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("reference image %s: database unavailable (%s)", photo_id, type(exc).__name__)
+        raise ApiError(503, "unavailable", "The database cannot be reached. Please try again later.") from None
+    except StorageError as exc:
+        log.error("reference image %s: store unavailable (%s)", photo_id, type(exc).__name__)
         raise ApiError(503, "unavailable", "The photo store cannot be reached. Please try again later.") from None
     if data is None:
         raise ApiError(404, "not_found", "No reference photo has this id.")
@@ -307,7 +311,7 @@ def healthz(request: Request):
     except Exception as exc:
         database = f"unreachable ({type(exc).__name__})"
     try:
-        storage.get_store().ping()
+        storage.get_visitor_store().ping()
     except Exception as exc:
         store = f"unreachable ({type(exc).__name__})"
     model = None

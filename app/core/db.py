@@ -15,6 +15,7 @@ from typing import Any, Iterator, Optional
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, Session, SQLModel, create_engine
 
+from app.core.private_files import private_file, private_folder
 from app.core.settings import PROJECT_ROOT, get_settings
 
 
@@ -160,7 +161,8 @@ def get_engine(url: str | None = None) -> sa.Engine:
         if path and path != ":memory:":
             from pathlib import Path
 
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_folder(Path(path).parent)
+            private_file(Path(path))  # SQLite gives its -wal and -shm files the database file's mode
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @sa.event.listens_for(engine, "connect")

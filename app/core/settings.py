@@ -35,6 +35,10 @@ class Settings:
     aws_secret_access_key: str = ""
     #: Seconds before a presigned S3 URL for display expires.
     url_expiry_s: int = 3600
+    #: What a visitor waits on: each store call times out after this many seconds (one attempt),
+    #: and the reference photos beside a result are given up after the deadline.
+    visitor_store_timeout_s: float = 2.0
+    visitor_deadline_s: float = 5.0
     #: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     device: str = "auto"
     sample_dir: Path = PROJECT_ROOT / "data" / "sample"

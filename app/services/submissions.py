@@ -54,7 +54,7 @@ from app.core.storage import (
     ObjectStore,
     StorageError,
     check_key,
-    get_store,
+    get_visitor_store,
 )
 from app.services.analysis import (
     DeleteFailed,
@@ -222,7 +222,7 @@ def store_submission(
         raise NotStored(f"Not stored: {exc}.", "invalid") from None
     settings = get_settings()
     try:
-        store = store or get_store()
+        store = store or get_visitor_store()
     except (StorageError, ValueError) as exc:
         log.error("visitor submission not stored: store unavailable (%s)", type(exc).__name__)
         raise NotStored("The photo store cannot be reached, so nothing was kept.", "store") from exc
@@ -365,7 +365,7 @@ def delete_submission(
         _burn_time(delete_code)
         return False
     try:
-        store = store or get_store()
+        store = store or get_visitor_store()
         with session_scope(url) as session:
             row = session.exec(select(Submission).where(Submission.result_code == code_result)).first()
             if row is None or not verify_delete_code(delete_code, row.delete_code_hash):
