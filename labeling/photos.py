@@ -14,11 +14,11 @@ from sqlmodel import Session, select
 from app.core.db import Photo, ReferencePerson, RegionBox, session_scope
 from app.core.settings import get_settings
 from app.core.storage import ObjectStore, get_store
+from labeling.annotations import team_photo
 from models.gate import FaceGate, get_face_gate
 from models.intake import IntakeError, decode_image, photo_file_type
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,14 @@ def import_reference_photo(
         store.delete(key)
         raise
     return ImportOutcome(filename, "added", photo_id=photo.id)
+
+
+def team_photo_bytes(photo_id: int, url: str | None = None, store: ObjectStore | None = None) -> tuple[Photo, bytes]:
+    """A photo's row and file for team tools (the Labeling canvas and previews): only photos
+    :func:`labeling.annotations.team_photo` allows; :class:`PhotoNotAvailable` for any other id."""
+    with session_scope(url) as session:
+        photo = team_photo(session, photo_id)
+    return photo, (store or get_store()).get(photo.object_key)
 
 
 class BatchTooLarge(ValueError):
