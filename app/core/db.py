@@ -170,10 +170,21 @@ def get_engine(url: str | None = None) -> sa.Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
             cursor.close()
 
         return engine
     return create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
+
+
+def checkpoint(url: str | None = None) -> None:
+    """SQLite: move the write-ahead log into the database file and truncate it, so deleted rows
+    do not stay readable in ``-wal`` until later writes (call after deleting visitor data)."""
+    engine = get_engine(url)
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _connect_args(url: str) -> dict:

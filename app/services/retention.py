@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import select
 
-from app.core.db import Photo, Submission, migrate, session_scope, utcnow
+from app.core.db import Photo, Submission, checkpoint, migrate, session_scope, utcnow
 from app.core.storage import ObjectStore, StorageError, get_store
 from app.services.submissions import (
     VISITOR_PREFIX,
@@ -81,8 +81,12 @@ def purge_expired(now: datetime | None = None, url: str | None = None, store: Ob
         log.warning("orphan sweep skipped (%s)", type(exc).__name__)
         swept = 0
     try:
+        checkpoint(url)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("WAL checkpoint skipped (%s)", type(exc).__name__)
+    try:
         partial = store.sweep_partial()
-    except OSError as exc:
+    except (StorageError, OSError) as exc:
         log.warning("partial-file sweep skipped (%s)", type(exc).__name__)
         partial = 0
     log.info("purge: %d expired submission(s) removed, %d orphan object(s) and %d partial file(s) removed",

@@ -45,6 +45,7 @@ from app.core.db import (
     RegionBox,
     Submission,
     TypeProfile,
+    checkpoint,
     session_scope,
     utcnow,
 )
@@ -377,10 +378,40 @@ def delete_submission(
             delete_rows_and_object(session, store, row, photo)
     except (StorageError, ValueError) as exc:
         log.error("deleting a submission failed: store unavailable (%s)", type(exc).__name__)
-        raise DeleteFailed("The photo store cannot be reached, so nothing was deleted. Please try again later.") from exc
+        finish_at_purge = _expire_soon(code_result, url)
+        raise DeleteFailed(
+            "The photo store cannot be reached, so nothing was deleted yet. Please try again later"
+            + (f"; if you do not, the purge deletes it within {DELETE_RETRY_GRACE.seconds // 60} minutes."
+               if finish_at_purge else ".")) from exc
     except sa.exc.SQLAlchemyError as exc:
         log.error("deleting a submission failed: database error (%s)", type(exc).__name__)
         raise DeleteFailed("The database could not be used just now, so nothing was deleted. "
                            "Please try again later.") from exc
+    checkpoint(url)
     log.info("visitor submission %s deleted by its owner", submission_id)
+    return True
+
+
+#: After a delete the store failed (it may still have removed the object), the submission expires
+#: this soon, so the first purge after it finishes the delete if the visitor does not retry.
+DELETE_RETRY_GRACE = timedelta(minutes=10)
+
+
+def _expire_soon(result_code: str, url: str | None) -> bool:
+    """Move a submission's (and its photo's) expiry to ``DELETE_RETRY_GRACE`` from now; False when
+    the database cannot be written either."""
+    soon = utcnow() + DELETE_RETRY_GRACE
+    try:
+        with session_scope(url) as session:
+            row = session.exec(select(Submission).where(Submission.result_code == result_code)).first()
+            if row is None:
+                return False
+            row.expires_at = min(as_utc(row.expires_at), as_utc(soon))
+            photo = session.get(Photo, row.photo_id) if row.photo_id else None
+            if photo is not None:
+                photo.expires_at = row.expires_at
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("could not mark a failed delete for the purge (%s)", type(exc).__name__)
+        return False
+    log.info("visitor submission %s: delete unfinished, expires in %s", row.id, DELETE_RETRY_GRACE)
     return True

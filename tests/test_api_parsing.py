@@ -1,0 +1,32 @@
+"""The classify body parser on hostile JSON (no server, no model)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from starlette.requests import Request
+
+from app.api.errors import ApiError
+from app.api.parsing import parse_classify_request
+
+
+def parse(body: bytes, content_type: str = "application/json"):
+    async def receive():
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    scope = {"type": "http", "method": "POST", "path": "/v1/classify", "headers": [(b"content-type", content_type.encode())]}
+    return asyncio.run(parse_classify_request(Request(scope, receive)))
+
+
+@pytest.mark.parametrize("body", [
+    b"[" * 1000 + b"]" * 1000,
+    b'{"user_img": ' + b"[" * 1000 + b"]" * 1000 + b"}",
+    b'{"a":' * 1000 + b"1" + b"}" * 1000,
+    b"[" * 200000,
+])
+@pytest.mark.parametrize("content_type", ["application/json", "text/plain", "application/vnd.x+json"])
+def test_deeply_nested_json_is_400_invalid_json(body, content_type):
+    with pytest.raises(ApiError) as info:
+        parse(body, content_type)
+    assert (info.value.status, info.value.error) == (400, "invalid_json")
