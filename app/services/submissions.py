@@ -7,7 +7,8 @@ Privacy rules kept here
 -----------------------
 * :func:`analyse_photo` works in memory only: it writes nothing to the database, the object store
   or the logs. Without opt-in nothing about a visit is written anywhere.
-* :func:`store_submission` (opt-in only) writes the photo object **first**, then the Photo and
+* :func:`store_submission` (opt-in only) keeps the photo upright and without metadata (no EXIF
+  GPS position or camera serial: see :func:`without_metadata`); it writes the photo object **first**, then the Photo and
   Submission rows in **one** transaction; when the rows fail the object is deleted again. If that
   delete fails too (the store went away in between), the object is an *orphan*: its key carries
   its creation time (``visitor/photos/<YYYYmmddTHHMMSS>-<random>.<ext>``) and
@@ -31,12 +32,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import logging
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from PIL import Image
 from sqlmodel import select
 
 from app.core.db import (
@@ -64,7 +67,7 @@ from app.services.analysis import (
     VisitResult,
     check_answers,
 )
-from models.intake import photo_file_type
+from models.intake import IntakeError, decode_image, photo_file_type
 
 log = logging.getLogger(__name__)
 
@@ -200,6 +203,19 @@ def visitor_digest(key: str, data: bytes) -> str:
     return hashlib.sha256(key.encode() + data).hexdigest()
 
 
+def without_metadata(data: bytes) -> bytes:
+    """The photo as it is kept: turned upright by its EXIF orientation, then written again from
+    its pixels alone, so no EXIF (GPS position, camera serial, times), XMP, comments or thumbnails
+    are kept. JPEGs stay JPEG (quality 95); every other format becomes PNG (lossless)."""
+    upright = Image.fromarray(decode_image(data))
+    out = io.BytesIO()
+    if photo_file_type(data)[0] == "jpg":
+        upright.save(out, format="JPEG", quality=95)
+    else:
+        upright.save(out, format="PNG")
+    return out.getvalue()
+
+
 def store_submission(
     visit: VisitResult,
     data: bytes,
@@ -227,6 +243,10 @@ def store_submission(
     except (StorageError, ValueError) as exc:
         log.error("visitor submission not stored: store unavailable (%s)", type(exc).__name__)
         raise NotStored("The photo store cannot be reached, so nothing was kept.", "store") from exc
+    try:
+        data = without_metadata(data)
+    except IntakeError as exc:
+        raise NotStored("Only a readable photo can be kept.", "invalid") from exc
     extension, content_type = photo_file_type(data)
     key = visitor_key(extension)
     now = utcnow()
