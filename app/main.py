@@ -1,5 +1,6 @@
 """facetype: the Streamlit entry point (``streamlit run app/main.py``)."""
 
+import logging
 from pathlib import Path
 
 import streamlit as st
@@ -22,7 +23,9 @@ settings = get_settings()
 try:
     prepare_once(settings.resolved_database_url, settings.resolved_storage_url)
 except ConfigurationError as error:
-    st.error(f"**facetype cannot start.** {error}", icon=":material/error:")
+    logging.getLogger("facetype").error("facetype cannot start: %s", error)  # the detail: operators only
+    st.error(f"**facetype cannot start.** {error.public_message} The server log has the details.",
+             icon=":material/error:")
     st.info("Fix the setting named above (environment variable or .streamlit/secrets.toml) and reload.")
     st.stop()
 

@@ -39,7 +39,7 @@ from app.core import db, storage
 from app.core.db import TypeProfile, session_scope
 from app.core.storage import StorageError
 from app.services import analysis, submissions
-from app.services.bootstrap import ConfigurationError, prepare
+from app.services.bootstrap import ConfigurationError, prepare, public_message
 from models.gate import get_face_gate
 from models.intake import photo_file_type
 
@@ -58,7 +58,7 @@ async def _startup(app: FastAPI) -> None:
     try:
         await run_in_threadpool(prepare)
     except (ConfigurationError, ValueError) as exc:  # ValueError: a storage URL of an unknown kind
-        app.state.config_error = str(exc)
+        app.state.config_error = public_message(exc)
         log.error("facetype API is not ready: %s", exc)
         return
     try:  # load the face gate and the served model now, not on the first visitor's request
@@ -298,8 +298,10 @@ def healthz(request: Request):
                 prepare()
                 state.config_error = None
             except (ConfigurationError, ValueError) as exc:
-                state.config_error = str(exc)
+                log.error("facetype API is still not ready: %s", exc)
+                state.config_error = public_message(exc)
             except Exception as exc:
+                log.error("facetype API is still not ready: %s", exc)
                 state.config_error = f"startup failed ({type(exc).__name__})"
     if getattr(state, "config_error", None):
         return JSONResponse(HealthResponse(status="unavailable", message=state.config_error).model_dump(mode="json"),
