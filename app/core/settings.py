@@ -74,6 +74,9 @@ class Settings:
     #: API rate limit per client IP (token bucket); 0 turns it off.
     api_rate_per_minute: int = 30
     api_rate_burst: int = 10
+    #: Comma-separated addresses of the reverse proxies in front of the API whose X-Forwarded-For
+    #: the rate limit believes; empty: none (the limit counts the connecting peer).
+    trusted_proxies: str = ""
 
     @property
     def resolved_database_url(self) -> str:
