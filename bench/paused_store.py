@@ -2,59 +2,40 @@
 
 ``.venv/bin/python -m bench.paused_store``
 
-Builds a throwaway project on a real SeaweedFS S3 server (the sample project and a head trained
-for 1 epoch; SQLite for the database), starts the JSON API (``uvicorn app.api:api``, its own
-process), then pauses the SeaweedFS process with SIGSTOP (it keeps its sockets: connections open
-and then nothing answers, the worst case for a client) and times, each once, seconds until the
-visitor has an answer:
+Starts a real SeaweedFS S3 server and a throwaway SQLite project holding one type's reference
+photos (66, as many as a type has in the sample project; made-up pictures, no faces), then pauses
+the SeaweedFS process with SIGSTOP (its sockets stay open and nothing answers: the worst case
+for a client) and times, each once, the store-touching calls a visitor waits on:
 
-* Try it without consent: the page's calls after the upload (``analysis.analyse_photo`` then
-  ``gallery.reference_images``) in a process that loaded the model while the store was up;
-* API ``POST /v1/classify`` with ``consent_store: true``;
-* API ``GET /healthz`` and ``GET /v1/reference-images/{id}``.
+* Try it's reference photos beside a result (``gallery.reference_images``; the page calls it
+  after the analysis, which does not touch the store once the model is loaded);
+* keeping a result with consent (``submissions.store_submission``, as ``POST /v1/classify`` with
+  ``consent_store`` and the Try it page call it);
+* ``GET /healthz`` and ``GET /v1/reference-images/{id}`` (the API's handlers, in process).
 
-The store is resumed (SIGCONT) after each measurement. Every call is bounded (client timeout
-400 s: a call still waiting then is shown as ``> 400``). Prints one table with the outcome of each call. Run it on two commits to compare.
+The store is resumed (SIGCONT) after each call. A call still running after ``--give-up`` seconds
+(default 300) is shown as ``> 300``. Run it on two commits to compare; it prints the commit, the
+core count and the load average (what ran beside it).
 """
 
 from __future__ import annotations
 
-import base64
-import json
+import argparse
 import os
 import signal
 import subprocess
-import sys
 import tempfile
+import threading
 import time
+from datetime import date
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PHOTO = ROOT / "tests" / "data" / "faces" / "obama.jpg"
-CLIENT_TIMEOUT_S = 400
-
-TRY_IT = """
-import json, os, signal, sys, time
-from app.services import analysis, gallery
-weed_pid = int(sys.argv[1])
-data = open(sys.argv[2], "rb").read()
-visit = analysis.analyse_photo(data)  # loads the gate and the served model while the store is up
-os.kill(weed_pid, signal.SIGSTOP)
-try:
-    t0 = time.perf_counter()
-    visit = analysis.analyse_photo(data)
-    refs = gallery.reference_images(visit.type_name)
-    seconds = time.perf_counter() - t0
-finally:
-    os.kill(weed_pid, signal.SIGCONT)
-print(json.dumps({"seconds": seconds, "outcome": f"type {visit.type_name}, {len(refs)} reference photos; "
-                  + str(getattr(refs, "missing", None) or "no message")}))
-"""
+REFERENCE_PHOTOS = 66
 
 
-def project_env(var: Path, weed) -> dict:
-    return {
-        **os.environ,
+def project(var: Path, weed) -> None:
+    os.environ.update({
         "FACETYPE_VAR_DIR": str(var),
         "FACETYPE_DATABASE_URL": f"sqlite:///{var / 'facetype.db'}",
         "FACETYPE_STORAGE_URL": "s3://bench/facetype",
@@ -62,105 +43,108 @@ def project_env(var: Path, weed) -> dict:
         "FACETYPE_AWS_ACCESS_KEY_ID": weed.access_key,
         "FACETYPE_AWS_SECRET_ACCESS_KEY": weed.secret_key,
         "FACETYPE_API_RATE_PER_MINUTE": "0",
-    }
+    })
+    from app.core import db, storage
+    from app.core.db import Photo, ReferencePerson, TypeProfile, session_scope
+    from tests.visit_helpers import synthetic_jpeg
+
+    db.migrate()
+    store = storage.get_store()
+    store.create_bucket()
+    with session_scope() as session:
+        session.add(TypeProfile(name="Alpha", order=0, description="Alpha", share_percent=20))
+        session.flush()
+        for n in range(REFERENCE_PHOTOS):
+            person = ReferencePerson(person_key=f"p{n:03d}", pseudonym=f"Person {n}", type_name="Alpha")
+            session.add(person)
+            session.flush()
+            data = synthetic_jpeg(n, size=(400, 500))
+            key = f"reference/{person.id}/{n}.jpg"
+            store.put(key, data, "image/jpeg")
+            session.add(Photo(object_key=key, size_bytes=len(data), sha256=f"{n:064d}", width=400, height=500,
+                              source="reference", person_id=person.id))
 
 
-def build_project(env: dict) -> None:
-    code = (
-        "from app.core import storage\n"
-        "storage.get_store().create_bucket()\n"
-        "from app.services.bootstrap import prepare\n"
-        "from models.training.train import ensure_served_model\n"
-        "prepare()\n"
-        "ensure_served_model(epochs=1)\n"
-    )
-    subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, check=True, timeout=900,
-                   stdout=subprocess.DEVNULL)
+def timed_while_paused(weed_pid: int, call, give_up: float):
+    """(seconds or None, outcome) of ``call()`` with the store paused."""
+    result: dict = {}
 
-
-def paused(weed_pid: int, call):
-    import httpx
-
-    os.kill(weed_pid, signal.SIGSTOP)
-    try:
+    def run():
         t0 = time.perf_counter()
         try:
-            outcome = call()
-        except httpx.TimeoutException:
-            return None, "no answer yet: gave up"
-        return time.perf_counter() - t0, outcome
+            result["outcome"] = call()
+        except Exception as exc:  # the outcome a visitor would get: shown, not raised
+            result["outcome"] = f"raised {type(exc).__name__}: {str(exc)[:70]}"
+        result["seconds"] = time.perf_counter() - t0
+
+    os.kill(weed_pid, signal.SIGSTOP)
+    worker = threading.Thread(target=run, daemon=True)
+    try:
+        worker.start()
+        worker.join(give_up)
     finally:
         os.kill(weed_pid, signal.SIGCONT)
+    if worker.is_alive():
+        worker.join(600)
+        return None, "no answer before giving up"
+    return result["seconds"], result["outcome"]
 
 
-def main() -> int:
-    import httpx
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--give-up", type=float, default=300.0)
+    args = parser.parse_args(argv)
 
-    from bench.api_load import free_port, wait_ready
-    from tests.servers import SeaweedServer, stop_process
+    from tests.servers import SeaweedServer
 
     weed = SeaweedServer().start()
-    work = Path(tempfile.mkdtemp(prefix="facetype-paused-"))
-    env = project_env(work / "var", weed)
-    api = None
     rows = []
     try:
-        build_project(env)
-        name = "Try it, no consent (analyse + reference photos)"
-        try:
-            try_it = subprocess.run([sys.executable, "-c", TRY_IT, str(weed.process.pid), str(PHOTO)], cwd=ROOT,
-                                    env=env, capture_output=True, text=True, timeout=CLIENT_TIMEOUT_S + 60)
-        except subprocess.TimeoutExpired:  # includes ~60 s of loading before the pause
-            os.kill(weed.process.pid, signal.SIGCONT)
-            rows.append((name, None, "no result yet: gave up"))
-        else:
-            if try_it.returncode:
-                raise RuntimeError(try_it.stderr[-3000:])
-            measured = json.loads(try_it.stdout.strip().splitlines()[-1])
-            rows.append((name, measured["seconds"], measured["outcome"]))
+        project(Path(tempfile.mkdtemp(prefix="facetype-paused-")) / "var", weed)
+        from fastapi.testclient import TestClient
 
-        port = free_port()
-        api = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "app.api:api", "--host", "127.0.0.1", "--port", str(port),
-             "--no-access-log", "--log-level", "warning"],
-            cwd=ROOT, env=env, stdout=(work / "api.log").open("wb"), stderr=subprocess.STDOUT)
-        base = f"http://127.0.0.1:{port}"
-        wait_ready(base, api)
-        http = httpx.Client(base_url=base, timeout=CLIENT_TIMEOUT_S)
-        body = {"user_img": base64.b64encode(PHOTO.read_bytes()).decode(), "age": "1990-01-01", "mbti": "INFP",
-                "consent_store": True}
-        http.post("/v1/classify", json={**body, "consent_store": False}).raise_for_status()  # warm
+        from app.api import api
+        from app.services import gallery, submissions
+        from tests.visit_helpers import fake_visit, synthetic_jpeg
 
-        def classify():
-            r = http.post("/v1/classify", json=body)
-            j = r.json()
-            return f"{r.status_code} stored={j.get('stored')} {j.get('store_message') or j.get('message') or ''}"
+        http = TestClient(api)  # no lifespan: the handlers alone, on the project above
+
+        def references():
+            refs = gallery.reference_images("Alpha")
+            return f"{len(refs)} photos; {getattr(refs, 'missing', None) or 'no message'}"
+
+        def keep():
+            try:
+                submissions.store_submission(fake_visit("Alpha"), synthetic_jpeg(1), "INTJ", date(1990, 1, 1), False)
+            except Exception as exc:
+                return f"not kept: {getattr(exc, 'message', exc)}"
+            return "kept"
 
         def health():
             r = http.get("/healthz")
-            j = r.json()
-            return f"{r.status_code} store={j.get('store')!s:.40}"
+            return f"{r.status_code} store: {r.json().get('store')!s:.50}"
 
         def reference():
             r = http.get("/v1/reference-images/1")
             return f"{r.status_code} {r.json().get('message') if r.status_code != 200 else 'image'}"
 
-        for name, call in (("API classify with consent", classify), ("API /healthz", health),
-                           ("API /v1/reference-images/1", reference)):
-            seconds, outcome = paused(weed.process.pid, call)
-            rows.append((name, seconds, outcome))
+        for name, call in (("Try it: reference photos beside a result", references),
+                           ("Keep a result (consent; API and Try it)", keep),
+                           ("API GET /healthz", health),
+                           ("API GET /v1/reference-images/1", reference)):
+            call()  # once with the store up: connections and caches warm
+            rows.append((name, *timed_while_paused(weed.process.pid, call, args.give_up)))
     finally:
-        stop_process(api)
         weed.stop()
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
+                            text=True).stdout.strip() or "(not a git checkout)"
     print(f"\nPaused store (SeaweedFS SIGSTOP), commit {commit}, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f} (other work beside it)")
-    print(f"{'path':52} {'seconds':>8}  outcome")
+    print(f"{'path':44} {'seconds':>8}  outcome")
     for name, seconds, outcome in rows:
-        shown = f"{seconds:8.1f}" if seconds is not None else f"> {CLIENT_TIMEOUT_S:>6}"
-        print(f"{name:52} {shown}  {outcome}")
+        shown = f"{seconds:8.1f}" if seconds is not None else f"> {args.give_up:>6.0f}"
+        print(f"{name:44} {shown}  {outcome}")
     return 0
 
 

@@ -30,3 +30,24 @@ def test_deeply_nested_json_is_400_invalid_json(body, content_type):
     with pytest.raises(ApiError) as info:
         parse(body, content_type)
     assert (info.value.status, info.value.error) == (400, "invalid_json")
+
+
+@pytest.mark.parametrize("failure, blamed", [
+    ("database", "The database cannot be reached"),
+    ("store", "The photo store cannot be reached"),
+])
+def test_reference_images_blame_the_part_that_failed(monkeypatch, failure, blamed):
+    import sqlalchemy as sa
+    from fastapi.testclient import TestClient
+
+    from app.api import api, routes
+    from app.core.storage import StorageError
+
+    def broken(photo_id):
+        if failure == "database":
+            raise sa.exc.OperationalError("SELECT", {}, Exception("down (test)"))
+        raise StorageError("timed out (test)")
+
+    monkeypatch.setattr(routes, "reference_bytes", broken)
+    answer = TestClient(api).get("/v1/reference-images/1")  # no lifespan: the handler alone
+    assert answer.status_code == 503 and answer.json()["message"].startswith(blamed)
