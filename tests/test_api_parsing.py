@@ -49,5 +49,6 @@ def test_reference_images_blame_the_part_that_failed(monkeypatch, failure, blame
         raise StorageError("timed out (test)")
 
     monkeypatch.setattr(routes, "reference_bytes", broken)
+    monkeypatch.setattr(api.state, "config_error", None, raising=False)  # whatever an earlier test's start left
     answer = TestClient(api).get("/v1/reference-images/1")  # no lifespan: the handler alone
     assert answer.status_code == 503 and answer.json()["message"].startswith(blamed)
