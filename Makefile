@@ -65,6 +65,7 @@ bench: setup system-packages
 	$(PY) -m bench.api_load
 	$(PY) -m bench.try_it_browser
 	$(PY) -m bench.labeling_loop --seeds 0 1 2
+	$(PY) -m bench.paused_store
 
 clean:
 	rm -rf var tests/artifacts .pytest_cache
