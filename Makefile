@@ -77,6 +77,7 @@ bench: setup system-packages
 	$(PY) -m bench.models
 	$(PY) -m bench.labeling_loop --seeds 0 1 2
 	$(PY) -m bench.labeling_browser --accept enter
+	$(PY) -m bench.paused_store
 
 clean:
 	rm -rf var tests/artifacts .pytest_cache

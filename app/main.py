@@ -4,6 +4,7 @@ Who is signed in comes from the session cookie on every run (``auth.account_for_
 from the Streamlit session alone; the sidebar lists only the pages the visitor's role may open.
 """
 
+import logging
 from html import escape
 from pathlib import Path
 from urllib.parse import urlencode
@@ -35,7 +36,9 @@ settings = get_settings()
 try:
     prepare_once(settings.resolved_database_url, settings.resolved_storage_url)
 except ConfigurationError as error:
-    st.error(f"**facetype cannot start.** {error}", icon=":material/error:")
+    logging.getLogger("facetype").error("facetype cannot start: %s", error)  # the detail: operators only
+    st.error(f"**facetype cannot start.** {error.public_message} The server log has the details.",
+             icon=":material/error:")
     st.info("Fix the setting named above (environment variable or .streamlit/secrets.toml) and reload.")
     st.stop()
 

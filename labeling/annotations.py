@@ -26,6 +26,7 @@ A second ``accept`` of an already accepted photo by another annotator is recorde
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterable, Mapping
@@ -40,10 +41,39 @@ DECISIONS = ("accept", "reject", "flag", "save")
 STATUS_FOR_DECISION = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}
 #: Coordinates closer than this (pixels) count as unchanged.
 SAME_PX = 0.01
+#: Boxes may reach this many pixels past the photo's edge (tools round differently).
+EDGE_PX = 1.0
 
 
 class AnnotationError(ValueError):
     """A save that cannot be done as asked (bad boxes, missing reason, unknown photo)."""
+
+
+class PhotoNotAvailable(AnnotationError):
+    """No photo of this id that team tools may use (unknown, or a visitor's photo without
+    consent to training; the message does not say which)."""
+
+
+def team_photo_clause():
+    """The photos team tools may open, label, import to and export: reference photos, and
+    visitors' photos only where the visitor consented to training use."""
+    return sa.or_(Photo.source == "reference",
+                  sa.and_(Photo.source == "visitor", Photo.consent_training.is_(True)))
+
+
+def team_photo(session: Session, photo_id: int, fresh: bool = False) -> Photo:
+    """The photo ``photo_id`` if team tools may use it, else :class:`PhotoNotAvailable`."""
+    try:
+        photo_id = int(photo_id)
+    except (TypeError, ValueError):
+        raise PhotoNotAvailable(f"no photo {photo_id!r} is open to team tools") from None
+    query = select(Photo).where(Photo.id == photo_id, team_photo_clause())
+    if fresh:
+        query = query.execution_options(populate_existing=True)
+    photo = session.exec(query).first()
+    if photo is None:
+        raise PhotoNotAvailable(f"no photo {photo_id} is open to team tools")
+    return photo
 
 
 @dataclass(frozen=True)
@@ -122,9 +152,14 @@ def normalize_boxes(boxes: Mapping[str, Iterable[float]]) -> dict[str, tuple[flo
     for region, box in boxes.items():
         if region not in REGIONS:
             raise AnnotationError(f"unknown region {region!r}; regions are {', '.join(REGIONS)}")
-        values = [float(v) for v in box]
-        if len(values) != 4 or any(v != v for v in values):
-            raise AnnotationError(f"the {region} box needs four numbers, got {box!r}")
+        try:
+            values = [float(v) for v in box]
+        except (TypeError, ValueError):
+            values = []
+        if len(values) != 4 or not all(math.isfinite(v) for v in values):
+            raise AnnotationError(f"the {region} box needs four finite numbers, got {box!r}")
+        if min(values) < 0:
+            raise AnnotationError(f"the {region} box has a negative coordinate: {box!r}")
         x0, y0, x1, y1 = values
         x0, x1 = sorted((x0, x1))
         y0, y1 = sorted((y0, y1))
@@ -203,11 +238,10 @@ def save_boxes(
                 f"accepting needs all three regions: no {' or '.join(absent)} box. Draw it, or mark it "
                 "\"not visible\" if the photo does not show it.")
 
-    photo = session.exec(
-        select(Photo).where(Photo.id == photo_id).execution_options(populate_existing=True)
-    ).first()
-    if photo is None:
-        raise AnnotationError(f"no photo {photo_id}")
+    photo = team_photo(session, photo_id, fresh=True)
+    for region, (_x0, _y0, x1, y1) in mine.items():
+        if x1 > photo.width + EDGE_PX or y1 > photo.height + EDGE_PX:
+            raise AnnotationError(f"the {region} box reaches outside the {photo.width}×{photo.height} photo")
     before_status, before_note = photo.review_status, photo.review_note
     new_status = STATUS_FOR_DECISION.get(decision, before_status)
     new_note = note if decision in ("reject", "flag") else (note or (None if decision == "accept" else before_note))

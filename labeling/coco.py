@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,7 +32,18 @@ from app.core.auth import Account, require
 from app.core.db import Photo, ReferencePerson, RegionBox
 from app.core.storage import ObjectStore
 from app.core.vocabulary import REGIONS
-from labeling.annotations import Conflict, AnnotationError, box_map, boxes_at, same_box, save_boxes
+from labeling.annotations import (
+    EDGE_PX,
+    AnnotationError,
+    Conflict,
+    PhotoNotAvailable,
+    box_map,
+    boxes_at,
+    same_box,
+    save_boxes,
+    team_photo,
+    team_photo_clause,
+)
 from labeling.autolabel import CATEGORIES
 
 CATEGORY_ID = {c["name"]: c["id"] for c in CATEGORIES}
@@ -228,27 +240,91 @@ class CocoImportReport:
 
 
 def load_coco(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
+    """The COCO dict, with its shape checked: :class:`CocoFormatError` naming the line (bad JSON)
+    or the field (``images[3]``) that is wrong."""
     if isinstance(data, Mapping):
         coco = dict(data)
     else:
         try:
             coco = json.loads(data)
+        except json.JSONDecodeError as exc:
+            raise CocoFormatError(f"not a JSON file: {exc.msg} at line {exc.lineno}, column {exc.colno}") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise CocoFormatError(f"not a JSON file: {exc}") from None
+        except RecursionError:
+            raise CocoFormatError("not a COCO file: the JSON is nested too deeply") from None
     if not isinstance(coco, dict):
         raise CocoFormatError("a COCO file is a JSON object with images, annotations and categories")
     for key in ("images", "annotations", "categories"):
         if not isinstance(coco.get(key), list):
             raise CocoFormatError(f"the COCO file has no {key!r} list")
+        for index, item in enumerate(coco[key]):
+            if not isinstance(item, dict):
+                raise CocoFormatError(f"{key}[{index}] is not a JSON object")
+            if key != "categories" and not isinstance(item.get("id"), (int, str, type(None))):
+                raise CocoFormatError(f"{key}[{index}].id must be a number or a string")
+    for index, ann in enumerate(coco["annotations"]):
+        if not isinstance(ann.get("image_id"), (int, str)):
+            raise CocoFormatError(f"annotations[{index}].image_id must be a number or a string")
     return coco
 
 
-def _match_photo(session: Session, image: Mapping[str, Any], by_key: dict, by_name: dict) -> Photo | None:
-    attributes = image.get("attributes") or {}
-    if isinstance(attributes, Mapping) and attributes.get("photo_id") is not None:
-        photo = session.get(Photo, int(attributes["photo_id"]))
-        if photo is not None:
-            return photo
+def _number(value: Any) -> float | None:
+    """A finite JSON number (not a bool, not NaN or infinite), else None."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def _whole(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _image_size(image: Mapping[str, Any], where: str, photo: Photo) -> tuple[float, float]:
+    """The image's width and height in the file (the photo's when the file has none)."""
+    size = []
+    for name, own in (("width", photo.width), ("height", photo.height)):
+        if image.get(name) is None:
+            size.append(float(own))
+            continue
+        value = _number(image.get(name))
+        if value is None or value <= 0:
+            raise CocoFormatError(f"{where}.{name} must be a positive number, not {image.get(name)!r}")
+        size.append(value)
+    return size[0], size[1]
+
+
+def _bbox(ann: Mapping[str, Any], where: str, width: float, height: float) -> tuple[float, float, float, float]:
+    """``[x, y, w, h]`` checked: four finite numbers, a box of positive size inside the image."""
+    raw = ann.get("bbox")
+    if not isinstance(raw, list) or len(raw) != 4:
+        raise CocoFormatError(f"{where}.bbox must be a list [x, y, width, height]")
+    values = [_number(v) for v in raw]
+    if any(v is None for v in values):
+        raise CocoFormatError(f"{where}.bbox must hold four finite numbers, not {raw!r}")
+    x, y, w, h = values
+    if w <= 0 or h <= 0:
+        raise CocoFormatError(f"{where}.bbox has no area (width {w:g}, height {h:g})")
+    tol = EDGE_PX
+    if x < -tol or y < -tol or x + w > width + tol or y + h > height + tol:
+        raise CocoFormatError(f"{where}.bbox {raw!r} lies outside the {width:g}×{height:g} image")
+    return x, y, w, h
+
+
+def _match_photo(session: Session, image: Mapping[str, Any], where: str, by_key: dict, by_name: dict) -> Photo | None:
+    """The team photo an image names (only photos team tools may use: see
+    :func:`labeling.annotations.team_photo`)."""
+    attributes = {} if image.get("attributes") is None else image.get("attributes")
+    if not isinstance(attributes, Mapping):
+        raise CocoFormatError(f"{where}.attributes must be a JSON object")
+    if attributes.get("photo_id") is not None:
+        photo_id = _whole(attributes.get("photo_id"))
+        if photo_id is None:
+            raise CocoFormatError(f"{where}.attributes.photo_id must be a whole number")
+        try:
+            return team_photo(session, photo_id)
+        except PhotoNotAvailable:
+            pass
     file_name = str(image.get("file_name", ""))
     if file_name in by_key:
         return by_key[file_name]
@@ -268,7 +344,11 @@ def import_coco(session: Session, data: bytes | str | Mapping[str, Any], account
     saved against that version, so a save made since the export is a conflict (reported, not
     overwritten); images without it are saved against the current version. ``missing``:
     ``keep`` keeps regions the file has no box for, ``delete`` drops them. Images whose boxes
-    equal the current ones are left alone (``unchanged``)."""
+    equal the current ones are left alone (``unchanged``).
+
+    Only photos team tools may use are matched. Every box is checked (finite, of positive size,
+    inside the image); an image with a bad box or field is reported ``invalid`` with the field,
+    and a photo gets at most one new version per file (a repeated image is ``invalid``)."""
     require(account, "import_annotations")
     annotator = account.name
     coco = load_coco(data)
@@ -276,51 +356,72 @@ def import_coco(session: Session, data: bytes | str | Mapping[str, Any], account
     for category in coco["categories"]:
         name = str(category.get("name", "")).strip().lower().replace("-", "").replace("_", "")
         name = {"tzone": "tzone", "t zone": "tzone"}.get(name, name)
-        if name in REGIONS:
+        if name in REGIONS and isinstance(category.get("id"), (int, str)):
             category_region[category.get("id")] = name
     if not category_region:
         raise CocoFormatError(f"no category of the file is a region ({', '.join(REGIONS)})")
-    photos = list(session.exec(select(Photo).where(Photo.source == "reference")))
+    photos = list(session.exec(select(Photo).where(team_photo_clause())))
     by_key = {p.object_key: p for p in photos}
     by_name = {PurePosixPath(p.object_key).name: p for p in photos}
     originals = Counter(p.original_name for p in photos if p.original_name)
     by_name.update({p.original_name: p for p in photos
                     if p.original_name and originals[p.original_name] == 1 and p.original_name not in by_name})
     annotations_by_image: dict[Any, list] = {}
-    for ann in coco["annotations"]:
-        annotations_by_image.setdefault(ann.get("image_id"), []).append(ann)
+    for index, ann in enumerate(coco["annotations"]):
+        annotations_by_image.setdefault(ann.get("image_id"), []).append((index, ann))
 
     report = CocoImportReport()
-    for image in coco["images"]:
+    seen: dict[int, int] = {}
+    for index, image in enumerate(coco["images"]):
+        where = f"images[{index}]"
         file_name = str(image.get("file_name", image.get("id")))
-        photo = _match_photo(session, image, by_key, by_name)
+        try:
+            photo = _match_photo(session, image, where, by_key, by_name)
+        except CocoFormatError as exc:
+            report.outcomes.append(ImageOutcome(file_name, "invalid", message=str(exc)))
+            continue
         if photo is None:
             report.outcomes.append(ImageOutcome(file_name, "unmatched", message="no stored photo has this file name or id"))
             continue
+        if photo.id in seen:
+            report.outcomes.append(ImageOutcome(
+                file_name, "invalid", photo.id,
+                f"{where} is photo {photo.id} again (already images[{seen[photo.id]}]); one version per photo per file"))
+            continue
+        seen[photo.id] = index
         boxes, problems = {}, []
-        sx = photo.width / float(image.get("width") or photo.width)
-        sy = photo.height / float(image.get("height") or photo.height)
-        for ann in annotations_by_image.get(image.get("id"), []):
-            region = category_region.get(ann.get("category_id"))
+        try:
+            width, height = _image_size(image, where, photo)
+        except CocoFormatError as exc:
+            report.outcomes.append(ImageOutcome(file_name, "invalid", photo.id, str(exc)))
+            continue
+        sx, sy = photo.width / width, photo.height / height
+        for ann_index, ann in annotations_by_image.get(image.get("id"), []):
+            region = category_region.get(ann.get("category_id")) if isinstance(ann.get("category_id"), (int, str)) else None
             if region is None:
                 continue
             try:
-                x, y, w, h = (float(v) for v in ann["bbox"])
-            except (KeyError, TypeError, ValueError):
-                problems.append(f"annotation {ann.get('id')} has no valid bbox")
+                x, y, w, h = _bbox(ann, f"annotations[{ann_index}]", width, height)
+            except CocoFormatError as exc:
+                problems.append(str(exc))
                 continue
             if region in boxes:
                 problems.append(f"two {region} boxes")
                 continue
-            boxes[region] = (x * sx, y * sy, (x + w) * sx, (y + h) * sy)
+            boxes[region] = (max(0.0, x * sx), max(0.0, y * sy), min(photo.width, (x + w) * sx),
+                             min(photo.height, (y + h) * sy))
         if problems:
             report.outcomes.append(ImageOutcome(file_name, "invalid", photo.id, "; ".join(problems)))
             continue
         session.refresh(photo)
         attributes = image.get("attributes") or {}
         expected = photo.boxes_version
-        if use_file_versions and isinstance(attributes, Mapping) and attributes.get("boxes_version") is not None:
-            expected = int(attributes["boxes_version"])
+        if use_file_versions and attributes.get("boxes_version") is not None:
+            expected = _whole(attributes.get("boxes_version"))
+            if expected is None:
+                report.outcomes.append(ImageOutcome(file_name, "invalid", photo.id,
+                                                    f"{where}.attributes.boxes_version must be a whole number"))
+                continue
         current = box_map(boxes_at(session, photo.id, expected))
         merged = dict(boxes) if missing == "delete" else {**current, **boxes}
         if not boxes:

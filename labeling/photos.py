@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Callable, Sequence
@@ -15,11 +17,11 @@ from app.core import auth
 from app.core.db import Photo, ReferencePerson, RegionBox, session_scope
 from app.core.settings import get_settings
 from app.core.storage import ObjectStore, get_store
+from labeling.annotations import team_photo
 from models.gate import FaceGate, get_face_gate
 from models.intake import IntakeError, decode_image, photo_file_type
 
 log = logging.getLogger(__name__)
-
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,58 @@ def import_reference_photo(
     return ImportOutcome(filename, "added", photo_id=photo.id)
 
 
+def team_photo_bytes(photo_id: int, url: str | None = None, store: ObjectStore | None = None) -> tuple[Photo, bytes]:
+    """A photo's row and file for team tools (the Labeling canvas and previews): only photos
+    :func:`labeling.annotations.team_photo` allows; :class:`PhotoNotAvailable` for any other id."""
+    with session_scope(url) as session:
+        photo = team_photo(session, photo_id)
+    return photo, (store or get_store()).get(photo.object_key)
+
+
 class BatchTooLarge(ValueError):
     """More files than ``settings.max_batch_files`` in one import."""
 
 
 class NoSuchPerson(ValueError):
     """The import names no reference person, or one that does not exist: photos are never filed by default."""
+
+
+class FileTooLarge(ValueError):
+    """A file over ``settings.max_upload_mb``."""
+
+
+def server_folder_files(folder: str | Path, limit: int | None = None) -> list[tuple[str, Path]]:
+    """The photo files under a folder on the server, for an admin's import: regular files only,
+    hidden ones skipped, sorted; symbolic links are never followed (a link could lead anywhere
+    the app's process may read). Stops walking at the limit (``max_batch_files``) and raises
+    :class:`BatchTooLarge` instead of listing a whole tree."""
+    limit = get_settings().max_batch_files if limit is None else limit
+    root = Path(folder).expanduser()
+    if root.is_symlink() or not root.is_dir():
+        raise NotADirectoryError(f"{root} is not a folder on the server")
+    found: list[tuple[str, Path]] = []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            if name.startswith(".") or path.is_symlink() or not path.is_file():
+                continue
+            found.append((str(path), path))
+            if len(found) > limit:
+                raise BatchTooLarge(
+                    f"{root} holds more than the {limit} files allowed in one import (setting "
+                    "FACETYPE_MAX_BATCH_FILES); import a smaller folder.")
+    return found
+
+
+def read_server_file(path: Path, max_bytes: int) -> bytes:
+    """A regular file's bytes, at most ``max_bytes + 1`` of them read; a symbolic link, a device
+    or a pipe is refused (OSError) without reading."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+            raise OSError(f"{path.name} is not a regular file")
+        return f.read(max_bytes + 1)
 
 
 def import_reference_batch(
@@ -127,13 +175,18 @@ def import_reference_batch(
         if session.get(ReferencePerson, person_id) is None:
             raise NoSuchPerson(f"there is no reference person {person_id}")
     store = store or get_store()
+    max_bytes = get_settings().max_upload_mb * 1024 * 1024
     outcomes = []
     for done, (name, source) in enumerate(files, start=1):
         try:
-            data = source.read_bytes() if isinstance(source, Path) else source
+            data = read_server_file(source, max_bytes) if isinstance(source, Path) else source
+            if len(data) > max_bytes:
+                raise FileTooLarge(f"larger than {max_bytes // (1024 * 1024)} MB (setting FACETYPE_MAX_UPLOAD_MB)")
             with session_scope(url) as session:
                 person = session.get(ReferencePerson, person_id)
                 outcomes.append(import_reference_photo(session, store, person, data, name))
+        except FileTooLarge as error:
+            outcomes.append(ImportOutcome(name, "skipped", "too_large", str(error)))
         except OSError as error:
             outcomes.append(ImportOutcome(name, "skipped", "unreadable", str(error)))
         except Exception as error:  # one bad file must not stop the batch

@@ -166,8 +166,23 @@ class SurveyResult:
     unrated: list[str]  # people known but without ratings (not labeled)
 
     def label_csv(self) -> pd.DataFrame:
+        """The labels as written to a CSV file, text cells made safe for spreadsheets."""
         cols = ["person_id", "name", "mean_score", "n_ratings", "ci_low", "ci_high", "rank", "type", "boundary_tie"]
-        return self.labels[cols]
+        out = self.labels[cols].copy()
+        for col in ("person_id", "name", "type"):
+            out[col] = out[col].map(spreadsheet_safe)
+        return out
+
+
+#: A cell starting with one of these is run as a formula by spreadsheet programs.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(value):
+    """Text that a spreadsheet would run as a formula, prefixed with ``'`` so it shows as text."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
 
 
 def label_people(

@@ -69,7 +69,8 @@ class SurveyValidationError(ValueError):
 
 
 def decode_text(data: bytes | str) -> str:
-    """Decode a survey file: UTF-8 (with or without BOM), else CP949 (a superset of EUC-KR)."""
+    """Decode a survey file: UTF-8 (with or without BOM), else CP949 (a superset of EUC-KR).
+    Shift-JIS (Japanese) text, which CP949 would also decode into nonsense, is refused by name."""
     if isinstance(data, str):
         return data.removeprefix("\ufeff")
     if data.startswith(b"\xef\xbb\xbf"):
@@ -77,14 +78,36 @@ def decode_text(data: bytes | str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as utf8_error:
+        line = data[: utf8_error.start].count(b"\n") + 1
+        if _looks_like_shift_jis(data):
+            raise SurveyValidationError(
+                [Problem(None, "the file looks like Shift-JIS (Japanese) text, which this app does not read; "
+                               "save it as UTF-8 and upload it again")]
+            ) from None
         try:
             return data.decode("cp949")
         except UnicodeDecodeError:
-            line = data[: utf8_error.start].count(b"\n") + 1
             raise SurveyValidationError(
                 [Problem(line, "the file is neither UTF-8 nor CP949/EUC-KR text "
                                f"(byte 0x{data[utf8_error.start]:02x})")]
             ) from None
+
+
+def _looks_like_shift_jis(data: bytes) -> bool:
+    """Not EUC-KR, but Shift-JIS with full-width kana among its non-ASCII characters (Korean
+    bytes read as Shift-JIS give half-width katakana, not these)."""
+    try:
+        data.decode("euc_kr")
+        return False
+    except UnicodeDecodeError:
+        pass
+    try:
+        text = data.decode("cp932")
+    except UnicodeDecodeError:
+        return False
+    wide = [c for c in text if ord(c) > 0x7F]
+    kana = sum("\u3040" <= c <= "\u30ff" for c in wide)
+    return kana > 0 and kana >= 0.1 * len(wide)
 
 
 def read_bytes(source: bytes | str | Path | io.IOBase) -> bytes | str:

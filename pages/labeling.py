@@ -220,11 +220,12 @@ def review() -> None:
     if pid is None:
         st.success("Nothing left to review here.")
         return
-    with session_scope() as s:
-        photo = s.get(Photo, pid)
-        person = s.get(ReferencePerson, photo.person_id) if photo and photo.person_id else None
-    if photo is None:
-        st.error(f"There is no photo {pid}.")
+    try:
+        with session_scope() as s:  # reference photos, and visitors' only with consent to training
+            photo = ann.team_photo(s, pid)
+            person = s.get(ReferencePerson, photo.person_id) if photo.person_id else None
+    except ann.PhotoNotAvailable:
+        st.error(f"There is no photo {pid} open to team tools.")
         st.query_params.pop("photo", None)
         return
     ids = [q.photo_id for q in pending]

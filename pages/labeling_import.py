@@ -13,7 +13,7 @@ from sqlmodel import select
 
 from app.core import auth
 from app.core.db import ReferencePerson, session_scope
-from labeling.photos import BatchTooLarge, NoSuchPerson, import_reference_batch
+from labeling.photos import BatchTooLarge, NoSuchPerson, import_reference_batch, server_folder_files
 from pages.labeling_widgets import annotator_name
 
 st.title("Import photos")
@@ -43,11 +43,11 @@ if not st.button("Import and auto-label", type="primary",
 
 items: list[tuple[str, bytes | Path]] = [(u.name, u.getvalue()) for u in uploads or []]
 if folder.strip():
-    root = Path(folder.strip()).expanduser()
-    if not root.is_dir():
-        st.error(f"{root} is not a folder on the server.")
+    try:  # regular files only, no links followed, stops at the batch limit
+        items += server_folder_files(folder.strip())
+    except (NotADirectoryError, BatchTooLarge) as error:
+        st.error(str(error))
         st.stop()
-    items += [(str(p), p) for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".")]
 bar = st.progress(0.0, text=f"0 of {len(items)}")
 try:
     results = import_reference_batch(

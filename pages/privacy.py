@@ -34,7 +34,8 @@ st.markdown(
 * **Keeping** (the optional, off-by-default box "keep my photo and answers to improve the model"):
   we store your photo file, your MBTI type, your birth date and the result, so the team may use them
   to improve the model. You get a **result code** (reopens the result; the photo is not shown
-  through it) and a **delete code** (deletes everything, below).
+  through it) and a **delete code** (deletes everything, below). The photo is kept without its
+  metadata: location, camera serial number and other EXIF details are removed before it is stored.
 
 #### How long
 

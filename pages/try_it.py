@@ -143,8 +143,12 @@ def show_breakdown(per_region: dict) -> None:
 
 def show_references(type_name: str, refs: list) -> None:
     st.markdown(f"**Reference faces of type {type_name}**")
+    missing = getattr(refs, "missing", None)
+    if missing:
+        st.caption(missing)
     if not refs:
-        st.caption("There are no reference photos of this type yet.")
+        if not missing:
+            st.caption("There are no reference photos of this type yet.")
         return
     cols = st.columns(4)
     for col, ref in zip(cols, refs):

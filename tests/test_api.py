@@ -19,6 +19,7 @@ from app.core.vocabulary import REGIONS, TYPES
 from app.services import submissions
 from tests.api_helpers import EXPECTED, FACES, assert_error, source_request, visitor_rows
 from tests.conftest import clear_caches
+from tests.servers import free_port
 
 
 # ============================================================================ the source's contract
@@ -204,3 +205,19 @@ def test_configuration_error_is_503_on_healthz(app_env, monkeypatch, tmp_path, s
         assert "FACETYPE_STORAGE_URL" in health.json()["message"]
         assert_error(c.post("/v1/classify", json={"user_img": "x", "age": "1990-01-01", "mbti": "ESTJ"}), 503)
         assert c.get("/openapi.json").status_code == 200
+
+
+def test_an_unreachable_database_is_not_described_by_the_api(app_env, monkeypatch):
+    from app.api import api
+
+    port = free_port()
+    monkeypatch.setenv("FACETYPE_DATABASE_URL", f"postgresql+psycopg://secretuser@127.0.0.1:{port}/secretdb")
+    clear_caches()
+    with TestClient(api) as c:
+        answers = [c.get("/healthz"), c.post("/v1/classify", json={"user_img": "x", "age": "1990-01-01",
+                                                                    "mbti": "ESTJ"}), c.get("/v1/types")]
+    for answer in answers:
+        assert answer.status_code == 503
+        for detail in ("secretuser", "secretdb", str(port), "psycopg"):
+            assert detail not in answer.text, (answer.request.url, detail)
+    assert "FACETYPE_DATABASE_URL" in answers[0].json()["message"]

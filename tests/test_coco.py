@@ -239,3 +239,70 @@ def test_an_annotator_cannot_import_annotations(database_url):
                 coco.import_coco(s, data, account)
     with session_scope(database_url) as s:
         assert coco.current_box_map(s, ids[0]) == before
+
+
+def _one_jaw_file(key, bbox, **image):
+    return {"images": [{"id": 1, "file_name": key, "width": 640, "height": 640, **image}],
+            "categories": [{"id": 3, "name": "jaw"}],
+            "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": bbox}]}
+
+
+@pytest.mark.parametrize("bbox, message", [
+    ([float("inf"), 1, 50, 50], "finite"), ([float("nan"), 1, 50, 50], "finite"), ([-40, 1, 50, 50], "outside"),
+    ([600, 600, 100, 100], "outside"), ([1, 1, 0, 50], "no area"), ([1, 1, -5, 50], "no area"),
+    ([1, 1, 50], "list"), ("1,1,50,50", "list"), ([True, 1, 50, 50], "finite"), (["1", 1, 50, 50], "finite"),
+    (None, "list"),
+])
+def test_import_refuses_boxes_that_are_not_in_the_image(database_url, bbox, message):
+    with session_scope(database_url) as s:
+        pid = add_photo(s)
+        key = s.get(Photo, pid).object_key
+    with session_scope(database_url) as s:
+        (outcome,) = coco.import_coco(s, _one_jaw_file(key, bbox), LEAD).outcomes
+    assert outcome.status == "invalid" and "annotations[0].bbox" in outcome.message and message in outcome.message
+    with session_scope(database_url) as s:
+        assert s.get(Photo, pid).boxes_version == 1
+
+
+@pytest.mark.parametrize("image, message", [
+    ({"width": 0}, "images[0].width"), ({"height": "tall"}, "images[0].height"),
+    ({"width": float("inf")}, "images[0].width"), ({"attributes": []}, "images[0].attributes"),
+    ({"attributes": {"photo_id": "1; drop"}}, "photo_id"), ({"attributes": {"photo_id": 1.5}}, "photo_id"),
+    ({"attributes": {"boxes_version": "x"}}, "boxes_version"),
+])
+def test_import_names_the_bad_field(database_url, image, message):
+    with session_scope(database_url) as s:
+        pid = add_photo(s)
+        key = s.get(Photo, pid).object_key
+    with session_scope(database_url) as s:
+        (outcome,) = coco.import_coco(s, _one_jaw_file(key, [1, 1, 50, 50], **image), LEAD).outcomes
+    assert outcome.status == "invalid" and message in outcome.message
+
+
+@pytest.mark.parametrize("data, message", [
+    (b'{"images": [1], "annotations": [], "categories": []}', "images[0] is not a JSON object"),
+    (b'{"images": [], "annotations": [{"image_id": [1]}], "categories": []}', "annotations[0].image_id"),
+    (b'{"images": [{"id": {}}], "annotations": [], "categories": []}', "images[0].id"),
+    (b'{"images": [],\n "annotations": [,], "categories": []}', "line 2"),
+    (b"[" * 100000 + b"]" * 100000, "JSON"),
+    (b"\xff\xfe", "not a JSON file"),
+])
+def test_malformed_files_are_refused_with_a_message(data, message):
+    with pytest.raises(coco.CocoFormatError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        coco.load_coco(data)
+
+
+def test_one_file_makes_at_most_one_version_per_photo(database_url):
+    with session_scope(database_url) as s:
+        pid = add_photo(s)
+        key = s.get(Photo, pid).object_key
+    data = {"images": [{"id": i, "file_name": key, "width": 640, "height": 640} for i in range(1, 501)],
+            "categories": [{"id": 3, "name": "jaw"}],
+            "annotations": [{"id": i, "image_id": i, "category_id": 3, "bbox": [i % 50, 1, 50, 50]}
+                            for i in range(1, 501)]}
+    with session_scope(database_url) as s:
+        report = coco.import_coco(s, data, LEAD)
+    assert report.summary["updated"] == 1 and report.summary["invalid"] == 499
+    assert "one version per photo per file" in report.outcomes[1].message
+    with session_scope(database_url) as s:
+        assert s.get(Photo, pid).boxes_version == 2

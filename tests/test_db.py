@@ -87,3 +87,14 @@ def test_upgrading_an_existing_database_keeps_its_rows(postgres_server, tmp_path
             (row,) = s.exec(select(ModelVersion)).all()
             assert (row.kind, row.status, row.promoted, row.updated_at) == ("head", "done", True, None)
         db.get_engine(url).dispose()
+
+
+def test_the_sqlite_database_is_private(tmp_path):
+    from app.core import db as core_db
+
+    url = f"sqlite:///{tmp_path / 'var' / 'facetype.db'}"
+    core_db.migrate(url)
+    assert (tmp_path / "var").stat().st_mode & 0o777 == 0o700
+    files = [p for p in (tmp_path / "var").iterdir()]
+    assert files and all(p.stat().st_mode & 0o777 == 0o600 for p in files), [(p.name, oct(p.stat().st_mode)) for p in files]
+    core_db.get_engine(url).dispose()

@@ -68,3 +68,57 @@ def test_reference_images_are_upright(references):
     shapes = {p.photo_id: p.image.shape for p in picks}
     assert shapes[1] == (120, 150, 3)  # EXIF orientation 6: the 120x150 JPEG is shown rotated
     assert shapes[2] == (150, 120, 3)
+
+
+class CountingStore:
+    """Wraps a store, counting gets; ``fail`` maps a key to the exception its get raises."""
+
+    def __init__(self, inner, fail=None, delay_s: float = 0.0):
+        self.inner, self.fail, self.delay_s, self.gets = inner, fail or {}, delay_s, []
+
+    def get(self, key):
+        import time
+
+        self.gets.append(key)
+        time.sleep(self.delay_s)
+        if key in self.fail:
+            raise self.fail[key]
+        return self.inner.get(key)
+
+
+def test_reference_images_fetch_only_what_they_show(references):
+    url, store = references
+    counting = CountingStore(store)
+    picks = gallery.reference_images("Alpha", k=4, url=url, store=counting)
+    assert len(picks) == 4 and len(counting.gets) == 4 and picks.missing is None
+
+
+def test_a_missing_reference_photo_is_replaced_by_the_next(references):
+    url, store = references
+    order = [p.object_key for p in gallery.pick_reference_photos("Alpha", random.Random(3), url)]
+    counting = CountingStore(store, fail={order[0]: storage.ObjectNotFound(order[0])})
+    picks = gallery.reference_images("Alpha", k=4, rng=random.Random(3), url=url, store=counting)
+    assert len(picks) == 4 and len(counting.gets) == 5 and picks.missing is None
+
+
+def test_a_failing_store_ends_the_search_at_the_first_failure(references):
+    url, store = references
+    order = [p.object_key for p in gallery.pick_reference_photos("Alpha", random.Random(5), url)]
+    counting = CountingStore(store, fail={key: storage.StorageError("timed out (test)") for key in order[1:]})
+    picks = gallery.reference_images("Alpha", k=4, rng=random.Random(5), url=url, store=counting)
+    assert len(picks) == 1 and len(counting.gets) == 2  # not every reference photo at a timeout each
+    assert picks.missing == gallery.STORE_DOWN
+
+
+def test_the_deadline_ends_a_slow_store(references):
+    url, store = references
+    counting = CountingStore(store, delay_s=0.2)
+    picks = gallery.reference_images("Alpha", k=9, url=url, store=counting, deadline_s=0.3)
+    assert 1 <= len(counting.gets) <= 3 and len(picks) == len(counting.gets)
+    assert picks.missing == gallery.STORE_SLOW
+
+
+def test_an_unreachable_database_is_named(references):
+    _, store = references
+    picks = gallery.reference_images("Alpha", url=UNREACHABLE_DB, store=store)
+    assert picks == [] and picks.missing == gallery.DATABASE_DOWN

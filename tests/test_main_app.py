@@ -43,3 +43,16 @@ def test_the_app_starts_on_an_empty_database_with_the_sample_project(app_env):
 
     with session_scope() as session:
         assert session.exec(select(func.count(Photo.id))).one() == 330
+
+
+def test_an_unreachable_database_is_not_described_to_visitors(app_env, monkeypatch, caplog):
+    port = free_port()
+    monkeypatch.setenv("FACETYPE_DATABASE_URL", f"postgresql+psycopg://secretuser:pw@127.0.0.1:{port}/secretdb")
+    clear_caches()
+    with caplog.at_level("ERROR", logger="facetype"):
+        app = run_main()
+    shown = " ".join(e.value for e in app.error) + " ".join(i.value for i in app.info)
+    for detail in ("secretuser", "secretdb", str(port), "127.0.0.1", "psycopg", "postgresql"):
+        assert detail not in shown, detail
+    assert "FACETYPE_DATABASE_URL" in shown
+    assert any("secretdb" in r.getMessage() and str(port) in r.getMessage() for r in caplog.records)

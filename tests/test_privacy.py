@@ -48,6 +48,7 @@ def test_page_says_what_is_kept_and_for_how_long(app_env, monkeypatch):
     text = page_text(at)
     assert "**12 days**" in text
     assert "nothing" in text.lower() and "delete code" in text.lower()
+    assert "location, camera serial number" in text  # what submissions.without_metadata strips
 
 
 def test_delete_by_code_on_the_page(app_env):
@@ -80,7 +81,7 @@ def test_delete_with_the_store_down_deletes_nothing_and_says_so(app_env, monkeyp
     store = FlakyStore(storage.get_store())
     _, delete_code = keep_one(store=store)
     store.dead = True
-    monkeypatch.setattr(submissions, "get_store", lambda: store)
+    monkeypatch.setattr(submissions, "get_visitor_store", lambda: store)
     at = open_page()
     submit_code(at, delete_code)
     assert at.error and "nothing was deleted" in at.error[0].value
@@ -152,3 +153,19 @@ def test_purge_command(app_env):
     assert "removed 1 expired visitor submission(s)" in done.stdout
     assert "INTJ" not in done.stdout + done.stderr and "1990" not in done.stdout + done.stderr
     assert visitor_counts() == (1, 1, 1)
+
+
+def test_purge_removes_stale_partial_files(tmp_path):
+    import os
+
+    from app.services.retention import purge_expired
+
+    url = f"sqlite:///{tmp_path / 'facetype.db'}"
+    db.migrate(url)
+    store = storage.LocalStore(tmp_path / "store")
+    store.put("visitor/photos/x.jpg", b"x")
+    partial = tmp_path / "store" / "visitor" / "photos" / "20200101t000000-dead.jpg.part"
+    partial.write_bytes(b"most of a face")
+    os.utime(partial, (0, 0))
+    purge_expired(url=url, store=store)
+    assert not partial.exists()

@@ -83,3 +83,76 @@ def test_duplicate_names_the_person_the_stored_photo_belongs_to(database_url, ob
     (again,) = import_reference_batch(other_id, photo, url=database_url, store=object_store, account=LEAD)
     assert again.status == "duplicate" and again.photo_id == added.photo_id
     assert "x01 (Composite X)" in again.message and "not the person you chose" in again.message
+
+
+# ---------------------------------------------------------------------------- an admin's server folder
+
+
+def test_server_folder_never_follows_links_out(tmp_path):
+    import os
+
+    from labeling.photos import server_folder_files
+
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "secret.jpg").write_bytes(b"not for import")
+    folder = tmp_path / "photos"
+    (folder / "sub").mkdir(parents=True)
+    (folder / "a.jpg").write_bytes(b"a")
+    (folder / "sub" / "b.jpg").write_bytes(b"b")
+    (folder / ".hidden.jpg").write_bytes(b"h")
+    os.symlink(outside / "secret.jpg", folder / "link.jpg")
+    os.symlink(outside, folder / "linked-folder")
+    os.symlink("/etc/passwd", folder / "passwd.jpg")
+    os.symlink("/dev/zero", folder / "zero.jpg")
+    os.mkfifo(folder / "pipe.jpg")
+    assert [name for name, _ in server_folder_files(folder)] == [str(folder / "a.jpg"), str(folder / "sub" / "b.jpg")]
+    os.symlink(folder, tmp_path / "folder-link")
+    with pytest.raises(NotADirectoryError):
+        server_folder_files(tmp_path / "folder-link")
+
+
+def test_server_folder_stops_walking_at_the_limit(tmp_path, monkeypatch):
+    import os
+
+    from labeling import photos
+
+    for sub in range(5):
+        (tmp_path / f"d{sub}").mkdir()
+        for i in range(3):
+            (tmp_path / f"d{sub}" / f"{i}.jpg").write_bytes(b"x")
+    visited = []
+    real_walk = os.walk
+
+    def counting_walk(*args, **kwargs):
+        for entry in real_walk(*args, **kwargs):
+            visited.append(entry[0])
+            yield entry
+
+    monkeypatch.setattr(photos.os, "walk", counting_walk)
+    with pytest.raises(BatchTooLarge, match="FACETYPE_MAX_BATCH_FILES"):
+        photos.server_folder_files(tmp_path, limit=4)
+    assert len(visited) <= 3  # the root and two of the five folders, not the whole tree
+
+
+def test_server_files_over_the_size_cap_are_skipped_unread(tmp_path, monkeypatch, person_id, database_url, object_store):
+    import os
+
+    from labeling import photos
+
+    monkeypatch.setenv("FACETYPE_MAX_UPLOAD_MB", "1")
+    app_settings.get_settings.cache_clear()
+    try:
+        big = tmp_path / "big.jpg"
+        with big.open("wb") as f:
+            f.truncate(50 * 1024 * 1024)  # sparse: 50 MB claimed
+        pipe = tmp_path / "pipe.jpg"
+        os.mkfifo(pipe)
+        outcomes = import_reference_batch(person_id, [("big.jpg", big), ("pipe.jpg", pipe),
+                                                      ("link.jpg", tmp_path / "link.jpg")],
+                                          url=database_url, store=object_store, account=ADMIN)
+    finally:
+        app_settings.get_settings.cache_clear()
+    assert [(o.status, o.reason) for o in outcomes][:2] == [("skipped", "too_large"), ("skipped", "unreadable")]
+    assert "FACETYPE_MAX_UPLOAD_MB" in outcomes[0].message
+    assert len(photos.read_server_file(big, 1024)) == 1025

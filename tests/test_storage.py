@@ -89,3 +89,59 @@ def test_open_store_picks_backend_from_url(tmp_path, seaweed_server):
     assert isinstance(s3, storage.S3Store) and s3.bucket == "facetype-open" and s3.prefix == "facetype"
     with pytest.raises(ValueError, match="FACETYPE_STORAGE_URL"):
         open_store(dataclasses.replace(Settings(), storage_url="ftp://x/y"))
+
+
+def _disk_full_after_half(monkeypatch):
+    """Every file the store writes takes half the bytes, then fails as a full disk does."""
+    import errno
+    import os
+
+    real_fdopen = os.fdopen
+
+    class HalfWriter:
+        def __init__(self, f):
+            self.f = f
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(data[: len(data) // 2])
+            self.f.flush()
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(storage.os, "fdopen", lambda fd, mode: HalfWriter(real_fdopen(fd, mode)))
+
+
+def test_a_failed_write_leaves_no_partial_file(tmp_path, monkeypatch):
+    store = LocalStore(tmp_path / "store")
+    _disk_full_after_half(monkeypatch)
+    with pytest.raises(StorageError, match="No space left"):
+        store.put("visitor/photos/a.jpg", b"\xff\xd8" + b"face" * 1000)
+    assert [p for p in (tmp_path / "store").rglob("*") if p.is_file()] == []
+
+
+def test_the_sweep_removes_only_stale_partial_files(tmp_path):
+    import os
+
+    store = LocalStore(tmp_path / "store")
+    store.put("visitor/photos/kept.jpg", b"kept")
+    stale = tmp_path / "store" / "visitor" / "photos" / "old.jpg.part"
+    fresh = tmp_path / "store" / "visitor" / "photos" / "writing.jpg.part"
+    stale.write_bytes(b"half a face")
+    fresh.write_bytes(b"being written")
+    os.utime(stale, (0, 0))
+    assert store.sweep_partial() == 1
+    assert not stale.exists() and fresh.exists()
+    assert store.list() == ["visitor/photos/kept.jpg"]
+
+
+def test_the_folder_store_is_private(tmp_path):
+    store = LocalStore(tmp_path / "var" / "store")
+    store.put("visitor/photos/a.jpg", b"face")
+    assert (tmp_path / "var" / "store" / "visitor" / "photos" / "a.jpg").stat().st_mode & 0o777 == 0o600
+    for folder in ("var", "var/store", "var/store/visitor", "var/store/visitor/photos"):
+        assert (tmp_path / folder).stat().st_mode & 0o777 == 0o700, folder

@@ -12,7 +12,8 @@ import pytest
 
 from app.services import analysis, gallery, retention, submissions
 from app.core import db, settings, storage
-from app.core.db import utcnow
+from app.core.db import Submission, session_scope, utcnow
+from sqlmodel import select
 from tests.servers import SeaweedServer
 from tests.visit_helpers import (
     PASSING,
@@ -168,3 +169,50 @@ def test_database_down_during_a_visit_still_gives_the_result(served_app_env, mon
     assert gallery.reference_images(visit.type_name) == []
     with pytest.raises(analysis.ResultsUnavailable):
         submissions.load_submission("ZZZZZZZZ")
+
+
+class DeletesThenTimesOut(FlakyStore):
+    """The store removes the object but the answer never arrives (a timeout after the effect)."""
+
+    def delete(self, key):
+        self.inner.delete(key)
+        raise storage.StorageError("read timeout (test)")
+
+
+def test_a_delete_that_timed_out_finishes_on_retry(database_url, tmp_path):
+    inner = storage.LocalStore(tmp_path / "s")
+    _, delete_code = submissions.store_submission(fake_visit(), synthetic_jpeg(), "INTJ", date(1990, 1, 1), True,
+                                                  url=database_url, store=inner)
+    with pytest.raises(analysis.DeleteFailed, match="nothing was deleted"):
+        submissions.delete_submission(None, delete_code, url=database_url, store=DeletesThenTimesOut(inner))
+    assert visitor_counts(database_url, inner) == (1, 1, 0)  # the row without its object
+    assert submissions.delete_submission(None, delete_code, url=database_url, store=inner)
+    assert visitor_counts(database_url, inner) == (0, 0, 0)
+
+
+def test_a_delete_that_timed_out_is_finished_by_the_purge(database_url, tmp_path):
+    inner = storage.LocalStore(tmp_path / "s")
+    result_code, delete_code = submissions.store_submission(fake_visit(), synthetic_jpeg(), "INTJ", date(1990, 1, 1),
+                                                            True, url=database_url, store=inner)
+    with pytest.raises(analysis.DeleteFailed, match="purge deletes it"):
+        submissions.delete_submission(None, delete_code, url=database_url, store=DeletesThenTimesOut(inner))
+    assert retention.purge_expired(url=database_url, store=inner) == 0  # not before the grace
+    later = utcnow() + submissions.DELETE_RETRY_GRACE + timedelta(minutes=1)
+    assert retention.purge_expired(now=later, url=database_url, store=inner) == 1
+    assert visitor_counts(database_url, inner) == (0, 0, 0)
+
+
+def test_deleted_answers_do_not_stay_in_the_sqlite_files(tmp_path):
+    url = f"sqlite:///{tmp_path / 'facetype.db'}"
+    db.migrate(url)
+    store = storage.LocalStore(tmp_path / "s")
+    kept = [submissions.store_submission(fake_visit(), synthetic_jpeg(i), "INTJ", date(1990, 1, 1), True, url=url,
+                                         store=store) for i in range(2)]
+    assert submissions.delete_submission(None, kept[0][1], url=url, store=store)
+    with session_scope(url) as session:  # the second expires and is purged
+        row = session.exec(select(Submission).where(Submission.result_code == kept[1][0])).one()
+        row.expires_at = utcnow() - timedelta(days=1)
+    retention.purge_expired(url=url, store=store)
+    files = list(tmp_path.glob("facetype.db*"))
+    for result_code, _ in kept:
+        assert not any(result_code.encode() in f.read_bytes() for f in files), result_code

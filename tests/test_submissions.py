@@ -52,8 +52,9 @@ def test_store_load_and_delete(database_url, object_store):
     days = settings.get_settings().retention_days
     assert abs(submissions.as_utc(row.expires_at) - (utcnow() + timedelta(days=days))) < timedelta(minutes=5)
     assert photo.expires_at is not None
-    assert object_store.get(photo.object_key) == data
-    assert photo.sha256 == submissions.visitor_digest(photo.object_key, data)
+    kept = submissions.without_metadata(data)  # the photo as kept: upright, without metadata
+    assert object_store.get(photo.object_key) == kept
+    assert photo.sha256 == submissions.visitor_digest(photo.object_key, kept)
 
     # The same photo may be kept twice (two visits), each with its own codes.
     second = submissions.store_submission(fake_visit(), data, "ENFP", date(1991, 1, 1), False, url=database_url,
@@ -126,3 +127,42 @@ def test_analysing_a_kept_photo_again_updates_the_one_submission(database_url, o
     assert submissions.delete_submission(None, delete_code, url=database_url, store=object_store)
     assert not submissions.update_submission(result_code, fake_visit(), "INTJ", date(1990, 1, 1), url=database_url)
     assert visitor_counts(database_url, object_store) == (0, 0, 0)
+
+
+def _jpeg_with_gps_and_serial(orientation: int = 6) -> bytes:
+    import io
+
+    from PIL import Image
+
+    image = Image.new("RGB", (120, 80), (200, 30, 30))
+    image.paste((30, 30, 200), (0, 0, 60, 80))  # left half blue: shows which way is up
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    exif[0xA431] = "SERIAL-1234567"  # BodySerialNumber
+    exif[0x8825] = {1: "N", 2: (37.0, 33.0, 59.0), 3: "E", 4: (126.0, 58.0, 41.0)}  # GPS
+    out = io.BytesIO()
+    image.save(out, format="JPEG", exif=exif, comment=b"taken at home")
+    return out.getvalue()
+
+
+def test_kept_photos_lose_their_metadata_but_stay_upright(database_url, tmp_path):
+    import io
+
+    from PIL import Image
+
+    from app.core.storage import LocalStore
+    from models.intake import decode_image
+
+    data = _jpeg_with_gps_and_serial()
+    assert b"SERIAL-1234567" in data and b"taken at home" in data
+    store = LocalStore(tmp_path / "store")
+    submissions.store_submission(fake_visit(size=(80, 120)), data, "INTJ", date(1990, 4, 5), False,
+                                 url=database_url, store=store)
+    (key,) = store.list("visitor/")
+    kept = store.get(key)
+    assert b"SERIAL-1234567" not in kept and b"taken at home" not in kept
+    with Image.open(io.BytesIO(kept)) as image:
+        assert not image.getexif() and "comment" not in image.info and "exif" not in image.info
+        assert image.size == (80, 120)  # orientation 6 applied before the EXIF went
+    upright = decode_image(kept)
+    assert abs(upright.astype(int) - decode_image(data).astype(int)).mean() < 3

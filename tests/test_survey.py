@@ -223,3 +223,37 @@ def test_cli_assign_with_question_csv(tmp_path):
 def test_cli_main_in_process(capsys):
     assert survey.main(["quotas", "--shares", "50,50", "--names", "A,B", "--total", "3"]) == 0
     assert capsys.readouterr().out == "A 2\nB 1\n"
+
+
+# ------------------------------------------------------------------------------ hostile files
+
+
+@pytest.mark.parametrize("text", [
+    "person_id,name\np01,たなか はなこ\np02,すずき\n",
+    "rater_id,person_id,score\nサトウ,p01,3\nタナカ,p02,4\n",
+])
+def test_shift_jis_files_are_refused_by_name(text):
+    with pytest.raises(SurveyValidationError, match="Shift-JIS"):
+        survey_csv_decode(text.encode("shift_jis"))
+
+
+def test_korean_with_rare_syllables_is_not_taken_for_shift_jis():
+    text = "person_id,name\np01,똠얌꿍\np02,쌰뱌\n"  # CP949 extension syllables (not in EUC-KR)
+    assert survey_csv_decode(text.encode("cp949")) == text
+
+
+def survey_csv_decode(data: bytes) -> str:
+    from labeling.survey_csv import decode_text
+
+    return decode_text(data)
+
+
+@pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\",\"click\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+def test_exported_labels_cannot_carry_formulas(name):
+    people = pd.DataFrame({"person_id": ["p01", "=cmd|' /C calc'!A0"], "name": [name, "Kim"]})
+    ratings = pd.DataFrame({"rater_id": ["r1", "r1", "r2", "r2"], "person_id": ["p01", "=cmd|' /C calc'!A0"] * 2,
+                            "score": [4.0, 2.0, 5.0, 1.0]})
+    out = survey.label_people(ratings, list(TYPES[:2]), [50, 50], people).label_csv()
+    cells = [str(c) for c in out[["person_id", "name", "type"]].to_numpy().ravel()]
+    assert not any(c.startswith(survey.FORMULA_STARTS) for c in cells)
+    assert "'" + name in cells and "'=cmd|' /C calc'!A0" in cells

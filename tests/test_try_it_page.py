@@ -290,8 +290,8 @@ def test_store_down_still_shows_the_result(served_app_env, monkeypatch):
 
             return fail
 
-    monkeypatch.setattr(submissions, "get_store", lambda: DeadStore())
-    monkeypatch.setattr(gallery, "get_store", lambda: DeadStore())
+    monkeypatch.setattr(submissions, "get_visitor_store", lambda: DeadStore())
+    monkeypatch.setattr(gallery, "get_visitor_store", lambda: DeadStore())
     at = open_page()
     give_photo(at, PASSING)
     fill_answers(at, keep=True)

@@ -139,6 +139,10 @@ class FlakyStore:
     def ping(self):
         self._check()
 
+    def sweep_partial(self, older_than: float = storage.PARTIAL_GRACE_S) -> int:
+        self._check()
+        return self.inner.sweep_partial(older_than)
+
 
 def fail_rows(monkeypatch):
     """Make the database part of store_submission fail after the Photo row was flushed."""

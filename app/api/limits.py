@@ -15,8 +15,6 @@ from app.core.settings import get_settings
 log = logging.getLogger("facetype.api")
 
 
-
-
 # ============================================================================ rate limiting
 
 
@@ -64,6 +62,37 @@ def limiter_from_settings() -> RateLimiter:
     return RateLimiter(max(0, settings.api_rate_per_minute), max(0, settings.api_rate_burst))
 
 
+FORWARDED_KEY = "forwarded-by-an-unconfigured-proxy"
+
+
+def client_key(scope, trusted_proxies: frozenset[str] = frozenset()) -> str:
+    """The address a request is counted under: the connecting peer, or, only behind proxies named
+    in ``trusted_proxies`` (FACETYPE_TRUSTED_PROXIES), the client their X-Forwarded-For names.
+
+    uvicorn itself replaces the peer with an X-Forwarded-For address when the peer is one it trusts
+    (FORWARDED_ALLOW_IPS, by default 127.0.0.1), before the app sees the request; so a peer that is
+    one of the header's addresses came from the header. Without configured proxies, all such
+    requests share one key: rotating the header buys nothing."""
+    client = scope.get("client") or ("unknown", 0)
+    host = str(client[0])
+    hops = [hop.strip() for name, value in scope.get("headers") or [] if name.lower() == b"x-forwarded-for"
+            for hop in value.decode("latin-1").split(",") if hop.strip()]
+    if not hops:
+        return host
+    if not trusted_proxies:
+        return FORWARDED_KEY if host in hops else host
+    if host in hops or host not in trusted_proxies:  # uvicorn did the walk already, or the peer is no proxy
+        return host
+    for hop in reversed(hops):
+        if hop not in trusted_proxies:
+            return hop
+    return host
+
+
+def trusted_proxies_from_settings() -> frozenset[str]:
+    return frozenset(h.strip() for h in get_settings().trusted_proxies.split(",") if h.strip())
+
+
 def _rate_limited(path: str) -> bool:
     """Classify costs CPU and the result endpoints must not be enumerated; the rest is cheap."""
     return path == "/RegisterResult" or path.startswith("/v1/classify") or path.startswith("/v1/results")
@@ -97,8 +126,7 @@ class LimitsMiddleware:
         if _rate_limited(path):
             limiter = getattr(app_state, "limiter", None)
             if limiter is not None:
-                client = scope.get("client") or ("unknown", 0)
-                wait = limiter.take(str(client[0]))
+                wait = limiter.take(client_key(scope, trusted_proxies_from_settings()))
                 if wait > 0:
                     retry = str(max(1, math.ceil(wait)))
                     return await error_response(

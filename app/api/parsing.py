@@ -75,6 +75,8 @@ async def parse_classify_request(request: Request) -> tuple[bytes, ClassifyReque
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError):
             raise ApiError(400, "invalid_json", "The request body is not valid JSON.") from None
+        except RecursionError:
+            raise ApiError(400, "invalid_json", "The request body is JSON nested too deeply.") from None
         if not isinstance(payload, dict):
             raise ApiError(422, "invalid_request", "The JSON body must be an object with user_img, age and mbti.")
         fields = _validated(ClassifyRequest, payload)

@@ -62,7 +62,7 @@ def reference_bytes(photo_id: int) -> bytes | None:
     if key is None:
         return None
     try:
-        return storage.get_store().get(key)
+        return storage.get_visitor_store().get(key)
     except ObjectNotFound:
         return None
 

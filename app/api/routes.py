@@ -39,7 +39,7 @@ from app.core import db, storage
 from app.core.db import TypeProfile, session_scope
 from app.core.storage import StorageError
 from app.services import analysis, submissions
-from app.services.bootstrap import ConfigurationError, prepare
+from app.services.bootstrap import ConfigurationError, prepare, public_message
 from models.intake import photo_file_type
 from models.serving import warm_load
 
@@ -58,7 +58,7 @@ async def _startup(app: FastAPI) -> None:
     try:
         await run_in_threadpool(prepare)
     except (ConfigurationError, ValueError) as exc:  # ValueError: a storage URL of an unknown kind
-        app.state.config_error = str(exc)
+        app.state.config_error = public_message(exc)
         log.error("facetype API is not ready: %s", exc)
         return
     try:  # threads, the face gate and the served model now, not on the first visitor's request
@@ -273,7 +273,11 @@ def reference_image(photo_id: int = Path(ge=1, le=2**31 - 1)):
     """A reference person's photo (only reference photos; visitor photos are never served)."""
     try:
         data = reference_bytes(photo_id)
-    except (sa.exc.SQLAlchemyError, StorageError):
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("reference image %s: database unavailable (%s)", photo_id, type(exc).__name__)
+        raise ApiError(503, "unavailable", "The database cannot be reached. Please try again later.") from None
+    except StorageError as exc:
+        log.error("reference image %s: store unavailable (%s)", photo_id, type(exc).__name__)
         raise ApiError(503, "unavailable", "The photo store cannot be reached. Please try again later.") from None
     if data is None:
         raise ApiError(404, "not_found", "No reference photo has this id.")
@@ -293,8 +297,10 @@ def healthz(request: Request):
                 prepare()
                 state.config_error = None
             except (ConfigurationError, ValueError) as exc:
-                state.config_error = str(exc)
+                log.error("facetype API is still not ready: %s", exc)
+                state.config_error = public_message(exc)
             except Exception as exc:
+                log.error("facetype API is still not ready: %s", exc)
                 state.config_error = f"startup failed ({type(exc).__name__})"
     if getattr(state, "config_error", None):
         return JSONResponse(HealthResponse(status="unavailable", message=state.config_error).model_dump(mode="json"),
@@ -306,7 +312,7 @@ def healthz(request: Request):
     except Exception as exc:
         database = f"unreachable ({type(exc).__name__})"
     try:
-        storage.get_store().ping()
+        storage.get_visitor_store().ping()
     except Exception as exc:
         store = f"unreachable ({type(exc).__name__})"
     model = None

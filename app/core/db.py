@@ -15,6 +15,7 @@ from typing import Any, Iterator, Optional
 import sqlalchemy as sa
 from sqlmodel import JSON, Column, Field, Session, SQLModel, create_engine
 
+from app.core.private_files import private_file, private_folder
 from app.core.settings import PROJECT_ROOT, get_settings
 
 
@@ -200,7 +201,8 @@ def get_engine(url: str | None = None) -> sa.Engine:
         if path and path != ":memory:":
             from pathlib import Path
 
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            private_folder(Path(path).parent)
+            private_file(Path(path))  # SQLite gives its -wal and -shm files the database file's mode
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
         @sa.event.listens_for(engine, "connect")
@@ -208,10 +210,21 @@ def get_engine(url: str | None = None) -> sa.Engine:
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA secure_delete=ON")  # deleted rows are overwritten, not left in free pages
             cursor.close()
 
         return engine
     return create_engine(url, pool_pre_ping=True, connect_args=_connect_args(url))
+
+
+def checkpoint(url: str | None = None) -> None:
+    """SQLite: move the write-ahead log into the database file and truncate it, so deleted rows
+    do not stay readable in ``-wal`` until later writes (call after deleting visitor data)."""
+    engine = get_engine(url)
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        conn.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
 
 
 def _connect_args(url: str) -> dict:

@@ -35,6 +35,10 @@ class Settings:
     aws_secret_access_key: str = ""
     #: Seconds before a presigned S3 URL for display expires.
     url_expiry_s: int = 3600
+    #: What a visitor waits on: each store call times out after this many seconds (one attempt),
+    #: and the reference photos beside a result are given up after the deadline.
+    visitor_store_timeout_s: float = 2.0
+    visitor_deadline_s: float = 5.0
     #: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
     device: str = "auto"
     #: torch intra-op threads of a serving process (app, API worker, CLI), set once at its start:
@@ -99,6 +103,10 @@ class Settings:
     sign_in_lockout_minutes: float = 15.0
     #: Seconds every failed sign-in waits before it is answered.
     sign_in_failure_delay_s: float = 1.0
+
+    #: Comma-separated addresses of the reverse proxies in front of the API whose X-Forwarded-For
+    #: the rate limit believes; empty: none (the limit counts the connecting peer).
+    trusted_proxies: str = ""
 
     @property
     def resolved_database_url(self) -> str:

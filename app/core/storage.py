@@ -6,15 +6,21 @@ so a key that came from outside can never name a path outside the store.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import os
 import re
 import secrets
+import time
 from pathlib import Path
 from typing import Protocol
 from urllib.parse import urlparse
 
+from app.core.private_files import FILE_MODE, private_folder
 from app.core.settings import Settings, get_settings
 
+PARTIAL_SUFFIX = ".part"
+PARTIAL_GRACE_S = 3600.0
 _KEY_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_.-]*)*$")
 
 
@@ -44,6 +50,7 @@ class ObjectStore(Protocol):
     def list(self, prefix: str = "") -> list[str]: ...
     def url(self, key: str) -> str: ...
     def ping(self) -> None: ...
+    def sweep_partial(self, older_than: float = PARTIAL_GRACE_S) -> int: ...
 
 
 class LocalStore:
@@ -58,13 +65,33 @@ class LocalStore:
 
     def put(self, key, data, content_type="application/octet-stream"):
         path = self._path(key)
+        tmp = path.with_name(path.name + PARTIAL_SUFFIX)
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(path.name + ".part")
-            tmp.write_bytes(data)
+            private_folder(path.parent)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
             tmp.replace(path)
         except OSError as exc:
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)  # a half-written photo must not stay behind
             raise StorageError(f"cannot write to the local store at {self.root}: {exc}") from exc
+
+    def sweep_partial(self, older_than: float = PARTIAL_GRACE_S) -> int:
+        """Remove temporary files of writes that died (power loss, killed process) and are older
+        than ``older_than`` seconds (younger ones may be writes in progress). Returns the count."""
+        if not self.root.is_dir():
+            return 0
+        cutoff = time.time() - older_than
+        removed = 0
+        for path in self.root.rglob("*" + PARTIAL_SUFFIX):
+            try:
+                if path.is_file() and path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     def get(self, key):
         try:
@@ -86,7 +113,7 @@ class LocalStore:
         keys = (
             p.relative_to(self.root).as_posix()
             for p in self.root.rglob("*")
-            if p.is_file() and not p.name.endswith(".part")
+            if p.is_file() and not p.name.endswith(PARTIAL_SUFFIX)
         )
         return sorted(k for k in keys if k.startswith(prefix))
 
@@ -95,7 +122,7 @@ class LocalStore:
 
     def ping(self):
         try:
-            self.root.mkdir(parents=True, exist_ok=True)
+            private_folder(self.root)
         except OSError as exc:
             raise StorageError(f"cannot use the local store folder {self.root}: {exc}") from exc
         if not self.root.is_dir():
@@ -108,6 +135,8 @@ class S3Store:
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         self.url_expiry_s = url_expiry_s
+        #: The same bucket through a client with short timeouts and one attempt (see get_visitor_store).
+        self.visitor_view: S3Store | None = None
 
     def _full(self, key: str) -> str:
         check_key(key)
@@ -167,11 +196,16 @@ class S3Store:
     def ping(self):
         self._call("head_bucket", self.client.head_bucket, Bucket=self.bucket)
 
+    def sweep_partial(self, older_than: float = PARTIAL_GRACE_S) -> int:
+        return 0  # an S3 put is all or nothing: no temporary objects
+
     def create_bucket(self):
         self._call("create_bucket", self.client.create_bucket, Bucket=self.bucket)
 
 
-def s3_client(settings: Settings):
+def s3_client(settings: Settings, timeout_s: float | None = None):
+    """A boto3 S3 client; with ``timeout_s``, connect and read time out after that long and a call
+    is tried once (for what a visitor waits on), else 3 s / 10 s and two attempts."""
     import boto3
     from botocore.config import Config
 
@@ -184,9 +218,9 @@ def s3_client(settings: Settings):
         config=Config(
             signature_version="s3v4",
             s3={"addressing_style": "path"},
-            connect_timeout=3,
-            read_timeout=10,
-            retries={"max_attempts": 2, "mode": "standard"},
+            connect_timeout=timeout_s or 3,
+            read_timeout=timeout_s or 10,
+            retries={"max_attempts": 1 if timeout_s else 2, "mode": "standard"},
         ),
     )
 
@@ -195,7 +229,10 @@ def open_store(settings: Settings) -> ObjectStore:
     url = settings.resolved_storage_url
     parsed = urlparse(url)
     if parsed.scheme == "s3":
-        return S3Store(s3_client(settings), parsed.netloc, parsed.path, settings.url_expiry_s)
+        store = S3Store(s3_client(settings), parsed.netloc, parsed.path, settings.url_expiry_s)
+        store.visitor_view = S3Store(s3_client(settings, settings.visitor_store_timeout_s), parsed.netloc,
+                                     parsed.path, settings.url_expiry_s)
+        return store
     if parsed.scheme == "file":
         return LocalStore(Path(parsed.path))
     if parsed.scheme:
@@ -207,3 +244,11 @@ def open_store(settings: Settings) -> ObjectStore:
 def get_store() -> ObjectStore:
     """The process-wide store from the settings."""
     return open_store(get_settings())
+
+
+def get_visitor_store() -> ObjectStore:
+    """The process-wide store for what a visitor waits on (Try it, the API, the Privacy page): the
+    same objects, but a hanging S3 server fails a call after ``visitor_store_timeout_s`` instead of
+    after retries of the team tools' longer timeouts."""
+    store = get_store()
+    return getattr(store, "visitor_view", None) or store

@@ -24,7 +24,18 @@ log = logging.getLogger(__name__)
 
 
 class ConfigurationError(RuntimeError):
-    """The app cannot start with the current settings; the message says which setting."""
+    """The app cannot start with the current settings. The message, for the operator's log, has
+    the detail (host, port, user, paths); ``public_message`` names only the part and the setting,
+    for visitors' pages and API answers."""
+
+    def __init__(self, message: str, public_message: str = "The service is not configured correctly."):
+        super().__init__(message)
+        self.public_message = public_message
+
+
+def public_message(error: Exception) -> str:
+    """What visitors may be told about a start-up failure (never hosts, users or paths)."""
+    return getattr(error, "public_message", "The service is not configured correctly.")
 
 
 def prepare(settings: Settings | None = None) -> None:
@@ -32,11 +43,12 @@ def prepare(settings: Settings | None = None) -> None:
     try:
         migrate()
     except DatabaseUnavailable as exc:
-        raise ConfigurationError(str(exc)) from exc
+        raise ConfigurationError(str(exc), "The database cannot be reached (setting FACETYPE_DATABASE_URL).") from exc
     try:
         get_store().ping()
     except (StorageError, ValueError) as exc:
-        raise ConfigurationError(f"{exc} (setting FACETYPE_STORAGE_URL = {settings.resolved_storage_url!r})") from exc
+        raise ConfigurationError(f"{exc} (setting FACETYPE_STORAGE_URL = {settings.resolved_storage_url!r})",
+                                 "The photo store cannot be used (setting FACETYPE_STORAGE_URL).") from exc
     with session_scope() as session:
         empty = session.exec(select(TypeProfile.id).limit(1)).first() is None
     if empty:

@@ -2,8 +2,9 @@
 
 Visitor submissions are kept for ``settings.retention_days`` (default 30) after they were made;
 this deletes every Submission past its ``expires_at`` together with its visitor Photo row and
-the photo object, visitor photos past their own ``expires_at``, and visitor objects that no row
-references (left behind when a store failed halfway through a save). Reference photos are never
+the photo object, visitor photos past their own ``expires_at``, visitor objects that no row
+references (left behind when a store failed halfway through a save), and the folder store's
+temporary ``.part`` files of writes that died. Reference photos are never
 touched. The app's startup calls :func:`purge_expired`; run this command from cron as well when
 the app may stay up for days.
 """
@@ -17,7 +18,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import select
 
-from app.core.db import Photo, Submission, migrate, session_scope, utcnow
+from app.core.db import Photo, Submission, checkpoint, migrate, session_scope, utcnow
 from app.core.storage import ObjectStore, StorageError, get_store
 from app.services.submissions import (
     VISITOR_PREFIX,
@@ -79,7 +80,17 @@ def purge_expired(now: datetime | None = None, url: str | None = None, store: Ob
     except (StorageError, sa.exc.SQLAlchemyError) as exc:
         log.warning("orphan sweep skipped (%s)", type(exc).__name__)
         swept = 0
-    log.info("purge: %d expired submission(s) removed, %d orphan object(s) removed", removed, swept)
+    try:
+        checkpoint(url)
+    except sa.exc.SQLAlchemyError as exc:
+        log.warning("WAL checkpoint skipped (%s)", type(exc).__name__)
+    try:
+        partial = store.sweep_partial()
+    except (StorageError, OSError) as exc:
+        log.warning("partial-file sweep skipped (%s)", type(exc).__name__)
+        partial = 0
+    log.info("purge: %d expired submission(s) removed, %d orphan object(s) and %d partial file(s) removed",
+             removed, swept, partial)
     return removed
 
 

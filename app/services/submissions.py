@@ -7,7 +7,8 @@ Privacy rules kept here
 -----------------------
 * :func:`analyse_photo` works in memory only: it writes nothing to the database, the object store
   or the logs. Without opt-in nothing about a visit is written anywhere.
-* :func:`store_submission` (opt-in only) writes the photo object **first**, then the Photo and
+* :func:`store_submission` (opt-in only) keeps the photo upright and without metadata (no EXIF
+  GPS position or camera serial: see :func:`without_metadata`); it writes the photo object **first**, then the Photo and
   Submission rows in **one** transaction; when the rows fail the object is deleted again. If that
   delete fails too (the store went away in between), the object is an *orphan*: its key carries
   its creation time (``visitor/photos/<YYYYmmddTHHMMSS>-<random>.<ext>``) and
@@ -31,12 +32,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import logging
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 
 import sqlalchemy as sa
+from PIL import Image
 from sqlmodel import select
 
 from app.core.db import (
@@ -45,6 +48,7 @@ from app.core.db import (
     RegionBox,
     Submission,
     TypeProfile,
+    checkpoint,
     session_scope,
     utcnow,
 )
@@ -54,7 +58,7 @@ from app.core.storage import (
     ObjectStore,
     StorageError,
     check_key,
-    get_store,
+    get_visitor_store,
 )
 from app.services.analysis import (
     DeleteFailed,
@@ -63,7 +67,7 @@ from app.services.analysis import (
     VisitResult,
     check_answers,
 )
-from models.intake import photo_file_type
+from models.intake import IntakeError, decode_image, photo_file_type
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +203,19 @@ def visitor_digest(key: str, data: bytes) -> str:
     return hashlib.sha256(key.encode() + data).hexdigest()
 
 
+def without_metadata(data: bytes) -> bytes:
+    """The photo as it is kept: turned upright by its EXIF orientation, then written again from
+    its pixels alone, so no EXIF (GPS position, camera serial, times), XMP, comments or thumbnails
+    are kept. JPEGs stay JPEG (quality 95); every other format becomes PNG (lossless)."""
+    upright = Image.fromarray(decode_image(data))
+    out = io.BytesIO()
+    if photo_file_type(data)[0] == "jpg":
+        upright.save(out, format="JPEG", quality=95)
+    else:
+        upright.save(out, format="PNG")
+    return out.getvalue()
+
+
 def store_submission(
     visit: VisitResult,
     data: bytes,
@@ -222,10 +239,14 @@ def store_submission(
         raise NotStored(f"Not stored: {exc}.", "invalid") from None
     settings = get_settings()
     try:
-        store = store or get_store()
+        store = store or get_visitor_store()
     except (StorageError, ValueError) as exc:
         log.error("visitor submission not stored: store unavailable (%s)", type(exc).__name__)
         raise NotStored("The photo store cannot be reached, so nothing was kept.", "store") from exc
+    try:
+        data = without_metadata(data)
+    except IntakeError as exc:
+        raise NotStored("Only a readable photo can be kept.", "invalid") from exc
     extension, content_type = photo_file_type(data)
     key = visitor_key(extension)
     now = utcnow()
@@ -395,7 +416,7 @@ def delete_submission(
         _burn_time(delete_code)
         return False
     try:
-        store = store or get_store()
+        store = store or get_visitor_store()
         with session_scope(url) as session:
             row = session.exec(select(Submission).where(Submission.result_code == code_result)).first()
             if row is None or not verify_delete_code(delete_code, row.delete_code_hash):
@@ -407,10 +428,40 @@ def delete_submission(
             delete_rows_and_object(session, store, row, photo)
     except (StorageError, ValueError) as exc:
         log.error("deleting a submission failed: store unavailable (%s)", type(exc).__name__)
-        raise DeleteFailed("The photo store cannot be reached, so nothing was deleted. Please try again later.") from exc
+        finish_at_purge = _expire_soon(code_result, url)
+        raise DeleteFailed(
+            "The photo store cannot be reached, so nothing was deleted yet. Please try again later"
+            + (f"; if you do not, the purge deletes it within {DELETE_RETRY_GRACE.seconds // 60} minutes."
+               if finish_at_purge else ".")) from exc
     except sa.exc.SQLAlchemyError as exc:
         log.error("deleting a submission failed: database error (%s)", type(exc).__name__)
         raise DeleteFailed("The database could not be used just now, so nothing was deleted. "
                            "Please try again later.") from exc
+    checkpoint(url)
     log.info("visitor submission %s deleted by its owner", submission_id)
+    return True
+
+
+#: After a delete the store failed (it may still have removed the object), the submission expires
+#: this soon, so the first purge after it finishes the delete if the visitor does not retry.
+DELETE_RETRY_GRACE = timedelta(minutes=10)
+
+
+def _expire_soon(result_code: str, url: str | None) -> bool:
+    """Move a submission's (and its photo's) expiry to ``DELETE_RETRY_GRACE`` from now; False when
+    the database cannot be written either."""
+    soon = utcnow() + DELETE_RETRY_GRACE
+    try:
+        with session_scope(url) as session:
+            row = session.exec(select(Submission).where(Submission.result_code == result_code)).first()
+            if row is None:
+                return False
+            row.expires_at = min(as_utc(row.expires_at), as_utc(soon))
+            photo = session.get(Photo, row.photo_id) if row.photo_id else None
+            if photo is not None:
+                photo.expires_at = row.expires_at
+    except sa.exc.SQLAlchemyError as exc:
+        log.error("could not mark a failed delete for the purge (%s)", type(exc).__name__)
+        return False
+    log.info("visitor submission %s: delete unfinished, expires in %s", row.id, DELETE_RETRY_GRACE)
     return True
