@@ -247,7 +247,7 @@ def test_each_survey_action_checks_the_role(url, account, allowed):
 
 @pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgresql", marks=pytest.mark.integration)])
 def test_ratings_stored_before_batches_become_the_first_batch(tmp_path, request, kind):
-    """The 0003 migration turns ratings already stored into batch 1, active."""
+    """The 0004 migration turns ratings already stored into batch 1, active."""
     from app.core import db
 
     url = (f"sqlite:///{tmp_path / 'old.db'}" if kind == "sqlite"

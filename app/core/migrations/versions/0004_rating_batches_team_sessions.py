@@ -1,7 +1,7 @@
 """rating batches, team sessions, photos' original names
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-11-26 01:10:00
 
 Ratings stored before batches existed become batch 1 (stored by "(before batches)"), active.
@@ -10,8 +10,8 @@ import sqlalchemy as sa
 import sqlmodel
 from alembic import op
 
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 
