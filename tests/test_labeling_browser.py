@@ -424,10 +424,11 @@ def test_reject_asks_for_a_reason_in_a_dialog_with_presets(app_env):
         assert (photo.review_status, photo.review_note) == ("rejected", "Blurred or out of focus, motion blur")
 
 
-def test_coco_import_asks_before_saving(app_env):
+def test_coco_import_asks_before_saving(app_env, monkeypatch):
     """Import… on Export / import opens a confirmation; the boxes are saved only after Import in it."""
     from streamlit.testing.v1 import AppTest
 
+    from app.core import auth
     from app.core.auth import Account
     from labeling import coco
     from tests.test_annotations import add_photo
@@ -438,6 +439,8 @@ def test_coco_import_asks_before_saving(app_env):
     with session_scope() as s:
         data = coco.export_coco(s, ["pending"])
     data["annotations"][0]["bbox"][0] += 7
+    # the import acts as the account of the connection's session cookie (AppTest sends none)
+    monkeypatch.setattr(auth, "account_for_cookie", lambda *_a, **_k: Account("lee", "lead", "unused"))
     at = AppTest.from_file("pages/labeling_exchange.py", default_timeout=60)
     at.session_state["annotator"] = "lee"
     at.session_state["account"] = Account("lee", "lead", "unused")

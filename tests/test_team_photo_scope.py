@@ -8,6 +8,7 @@ import json
 import pytest
 
 from app.core import storage
+from app.core.auth import Account
 from app.core.db import Photo, RegionBox, session_scope
 from labeling import annotations as ann
 from labeling import coco
@@ -73,7 +74,7 @@ def test_a_coco_file_cannot_relabel_a_declined_visitor_photo(photos):
             "categories": [{"id": 3, "name": "jaw"}],
             "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, 50, 50]}]}
     with session_scope(url) as s:
-        (outcome,) = coco.import_coco(s, json.dumps(data), "x").outcomes
+        (outcome,) = coco.import_coco(s, json.dumps(data), Account("lee", "lead", "unused")).outcomes
     assert outcome.status == "unmatched" and outcome.photo_id is None
     with session_scope(url) as s:
         assert s.get(Photo, ids["declined"]).boxes_version == 1

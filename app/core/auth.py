@@ -253,7 +253,9 @@ def _signature(token: str, settings: Settings) -> str:
 
 
 def _token_from_cookie(cookie: str | None, settings: Settings) -> str | None:
-    token, _, signature = (cookie or "").partition(".")
+    if not isinstance(cookie, str):  # no cookie (or, under AppTest, a stand-in object)
+        return None
+    token, _, signature = cookie.partition(".")
     if not token or not hmac.compare_digest(signature, _signature(token, settings)):
         return None
     return token
