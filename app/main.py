@@ -56,13 +56,14 @@ privacy = st.Page(pages_dir / "privacy.py", title="Privacy", icon=":material/shi
 explore = st.Page(pages_dir / "explore.py", title="Explore the types", icon=":material/explore:", url_path="explore")
 #: Team pages with the least role that sees them; the others stay reachable by address (hidden), where
 #: they show the sign-in form or say which role they need.
+#: Each address is its script's name: AppTest's switch_page finds a page by that name.
 TEAM_PAGES = [  # script, title, icon, address, least role
     ("survey.py", "Survey", ":material/bar_chart:", "survey", "annotator"),
     ("labeling.py", "Labeling", ":material/crop_free:", "labeling", "annotator"),
-    ("labeling_import.py", "Import photos", ":material/add_photo_alternate:", "labeling-import", "lead"),
-    ("labeling_quality.py", "Labeling quality", ":material/fact_check:", "labeling-quality", "annotator"),
-    ("labeling_exchange.py", "Export / import boxes", ":material/swap_horiz:", "labeling-exchange", "annotator"),
-    ("labeling_retrain.py", "Retrain", ":material/model_training:", "labeling-retrain", "annotator"),
+    ("labeling_import.py", "Import photos", ":material/add_photo_alternate:", "labeling_import", "lead"),
+    ("labeling_quality.py", "Labeling quality", ":material/fact_check:", "labeling_quality", "annotator"),
+    ("labeling_exchange.py", "Export / import boxes", ":material/swap_horiz:", "labeling_exchange", "annotator"),
+    ("labeling_retrain.py", "Retrain", ":material/model_training:", "labeling_retrain", "annotator"),
     ("models.py", "Models", ":material/model_training:", "models", "annotator"),  # training/promoting: lead/admin
 ]
 team = [

@@ -7,9 +7,9 @@ import pytest
 from tests.browser import exceptions_shown, open_page, screenshot, sign_in, wait_for_app
 
 PUBLIC = {"": "Try it", "privacy": "Privacy"}
-TEAM = {"survey": "Survey", "labeling": "Labeling", "labeling-import": "Import photos",
-        "labeling-quality": "Labeling quality", "labeling-exchange": "Export / import boxes",
-        "labeling-retrain": "Retrain", "models": "Models"}
+TEAM = {"survey": "Survey", "labeling": "Labeling", "labeling_import": "Import photos",
+        "labeling_quality": "Labeling quality", "labeling_exchange": "Export / import boxes",
+        "labeling_retrain": "Retrain", "models": "Models"}
 
 
 @pytest.mark.parametrize("path", PUBLIC)

@@ -301,7 +301,7 @@ def test_retrain_button_trains_on_the_corrected_boxes(served_app_env, monkeypatc
     at = AppTest.from_file("app/main.py", default_timeout=60)
     at.switch_page("../pages/labeling_retrain.py")
     at.run()
-    assert any(m.value.startswith("**1** reviewed") for m in at.markdown)
+    assert any(m.value.startswith("**1** reviewed") for m in at.markdown), [m.value for m in at.markdown]
     next(b for b in at.button if b.label == "Retrain the type model").click()
     at.run()
     assert not at.exception
