@@ -4,10 +4,12 @@ equal to the per-region nets, and never serving stale weights."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from app.core.vocabulary import REGIONS
-from models.kinds.head import FusedHeadNet, HeadModel
+from models.kinds.head import FusedHeadNet, HeadModel, crops_at_max_side, extract_crops
+from models.transforms import resize_max_side
 
 
 def randomised_model(seed: int = 0) -> HeadModel:
@@ -41,8 +43,6 @@ def test_predict_probs_uses_one_forward_and_matches_the_regions_nets():
     probs = model.predict_probs(image, boxes)
     handle.remove()
     assert len(calls) == 1
-    from models.kinds.head import extract_crops
-
     crops = extract_crops(image, [boxes[r] for r in REGIONS], 32, model.config["context"])
     with torch.no_grad():
         expected = model.net(crops.unsqueeze(1)).softmax(-1)[:, 0]
@@ -60,3 +60,19 @@ def test_the_fused_net_follows_weight_changes():
     rebuilt = model.fused_net()
     assert rebuilt is not first
     assert torch.allclose(rebuilt(crops.transpose(0, 1).reshape(1, -1, 32, 32)), other.net(crops), atol=1e-5)
+
+
+@pytest.mark.parametrize(("shape", "boxes"), [
+    ((960, 1280, 3), [[400, 300, 800, 800], [450, 350, 750, 600], [450, 650, 750, 800]]),  # downscaled
+    ((1137, 910, 3), [[-50, 700, 600, 1300], [100, 800, 500, 1000], [80, 1000, 560, 1200]]),  # past the edges
+    ((480, 640, 3), [[200, 100, 440, 400], [260, 150, 380, 300], [220, 300, 420, 400]]),  # not downscaled
+    ((1500, 700, 3), [[900, 900, 990, 990], [910, 910, 950, 940], [910, 950, 980, 985]]),  # outside the photo
+])
+def test_window_crops_equal_the_crops_of_the_whole_downscaled_photo(shape, boxes):
+    image = np.random.default_rng(1).integers(0, 255, shape, dtype=np.uint8)
+    small, scale = resize_max_side(image, 640)
+    expected = extract_crops(small, [[v * scale for v in box] for box in boxes], 32, 0.1)
+    got = crops_at_max_side(image, boxes, 640, 32, 0.1)
+    assert got.shape == expected.shape == (3, 3, 32, 32)
+    assert (got - expected).abs().max() <= 1.5 / 255  # at most a rounding step of the 8-bit resize
+    assert (got - expected).abs().mean() < 1e-4

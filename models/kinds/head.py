@@ -9,11 +9,13 @@ sample project on a 2-core CPU in well under three minutes.
 from __future__ import annotations
 
 import itertools
+import math
 import random
 from typing import Sequence
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import nn
 from torchvision.ops import roi_align
 
@@ -135,6 +137,37 @@ def extract_crops(image: np.ndarray | torch.Tensor, boxes: Sequence[Sequence[flo
     return roi_align(x, [b], output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
 
 
+def crops_at_max_side(image: np.ndarray, boxes: Sequence[Sequence[float]], max_side: int, size: int,
+                      context: float) -> torch.Tensor:
+    """``extract_crops`` of the image downscaled by ``resize_max_side``, computed on the boxes' window
+    only: the same values (PIL's resize with a source box reads the filter's support beyond the box),
+    without converting and resizing the whole photo on every request."""
+    h, w = image.shape[:2]
+    scale = min(1.0, max_side / max(h, w)) if max_side else 1.0
+    small_w, small_h = (max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1.0 else (w, h)
+    small_boxes = [[v * scale for v in box] for box in boxes]
+    reach = _with_context(torch.as_tensor(small_boxes, dtype=torch.float32), context)
+    x0 = max(0, math.floor(reach[:, 0].min()) - 2)
+    y0 = max(0, math.floor(reach[:, 1].min()) - 2)
+    x1 = min(small_w, math.ceil(reach[:, 2].max()) + 2)
+    y1 = min(small_h, math.ceil(reach[:, 3].max()) + 2)
+    if x1 <= x0 or y1 <= y0:  # boxes wholly outside the photo: nothing to save
+        small, _ = resize_max_side(image, max_side)
+        return extract_crops(small, small_boxes, size, context)
+    if scale >= 1.0:
+        window = image[y0:y1, x0:x1]
+    else:
+        fx, fy = w / small_w, h / small_h
+        pad = math.ceil(2 * max(fx, fy)) + 2  # the bilinear filter's support when downscaling
+        cx0, cy0 = max(0, math.floor(x0 * fx) - pad), max(0, math.floor(y0 * fy) - pad)
+        cx1, cy1 = min(w, math.ceil(x1 * fx) + pad), min(h, math.ceil(y1 * fy) + pad)
+        source = Image.fromarray(np.ascontiguousarray(image[cy0:cy1, cx0:cx1]))
+        window = np.asarray(source.resize((x1 - x0, y1 - y0), Image.BILINEAR,
+                                          box=(x0 * fx - cx0, y0 * fy - cy0, x1 * fx - cx0, y1 * fy - cy0)))
+    shifted = [[bx0 - x0, by0 - y0, bx1 - x0, by1 - y0] for bx0, by0, bx1, by1 in small_boxes]
+    return extract_crops(window, shifted, size, context)
+
+
 def jitter_boxes(boxes: dict, rng: random.Random, amount: float = 0.08) -> dict:
     out = {}
     for r, (x0, y0, x1, y1) in boxes.items():
@@ -236,9 +269,8 @@ class HeadModel(CheckpointedModel):
         self.model_version_id = None
 
     def predict_probs(self, image: np.ndarray, boxes: dict) -> dict[str, list[float]]:
-        small, scale = resize_max_side(image, self.config["max_side"])
-        crops = extract_crops(small, [[v * scale for v in boxes[r]] for r in REGIONS],
-                              self.config["crop_size"], self.config["context"])  # R×3×S×S
+        crops = crops_at_max_side(image, [boxes[r] for r in REGIONS], self.config["max_side"],
+                                  self.config["crop_size"], self.config["context"])  # R×3×S×S
         with torch.inference_mode():
             batch = crops.reshape(1, -1, *crops.shape[-2:]).contiguous().to(self.device)  # 1×(R·3)×S×S
             probs = self.fused_net()(batch).softmax(-1)[:, 0].cpu().tolist()  # R×1×5 logits
