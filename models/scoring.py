@@ -14,7 +14,10 @@ probabilities*: regions are treated as independent draws from their probability 
 one of the 5^3 combinations is scored with the source's rule, and the confidence is the total
 probability of the combinations that land in the reported type's band. It is 1.0 only when the
 model is certain of every region, it says nothing about whether the model's probabilities are
-calibrated, and with synthetic labels it measures nothing real.
+calibrated, and with synthetic labels it measures nothing real. With calibrated (narrow) bands few
+of the 125 point totals fall inside a band, so it can read 0 % for a typical result: a served model
+that was evaluated on held-out people replaces it by that evaluation's precision for the reported
+type (``models.serving.classify``, the model's ``type_precision``).
 
 A region absent from the input is scored with uniform probabilities (and a note says so),
 so a result always comes back.

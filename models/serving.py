@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -189,6 +190,9 @@ def classify(image: np.ndarray, gate_result, model: TypeModel | None = None, set
         sources={r: predictions[r].source for r in REGIONS},
         thresholds=model_thresholds(model, settings),
     )
+    precision = (getattr(model, "config", None) or {}).get("type_precision")
+    if precision and precision[result.type_index] is not None:
+        result = dataclasses.replace(result, confidence=float(precision[result.type_index]))
     notes = notes + list(result.notes)
     return Classification(
         result=result,

@@ -130,8 +130,9 @@ def show_type(type_name: str, description: str, confidence: float | None, score:
     cols = st.columns(2)
     if confidence is not None:
         cols[0].metric("Confidence", f"{confidence:.0%}",
-                       help="How sure the model is of this type, by its own probabilities. "
-                            "It is not calibrated and says nothing about you.")
+                       help="How often this type was right when the model was tested on people it had not "
+                            "seen (their survey type), or for older models how sure it is by its own "
+                            "probabilities. It says nothing about you.")
     if score is not None:
         cols[1].metric("Points", f"{score:.1f}", help="Sum of the region points (face, T-zone, jaw).")
 

@@ -137,6 +137,15 @@ def test_head_learns_a_planted_rule_and_serves_with_calibrated_bands(tmp_path, m
     model = load_model(result.model_version_id, url=url, store=store)
     assert model_thresholds(model) == tuple(thresholds)
     out = classify(make_image(BASE_BOXES, 0), gate(), model)
+    # the confidence shown is how often this type was right on the held-out photos
+    assert model.config["type_precision"] == [m["type_precision"][t] for t in TYPES]
+    confusion = np.array(m["confusion"])
+    given = confusion[:, out.result.type_index].sum()
+    if given:
+        right = confusion[out.result.type_index, out.result.type_index]
+        assert out.result.confidence == pytest.approx(right / given, abs=1e-4)
+    else:  # a type never given on held-out photos keeps the model's own probability
+        assert model.config["type_precision"][out.result.type_index] is None
     low, high = type_band(out.result.type_index, thresholds)
     assert (low is None or out.result.score > low) and (high is None or out.result.score <= high)
     assert out.result.explanation().startswith("Face ")

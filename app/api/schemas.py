@@ -150,8 +150,10 @@ class ClassifyResponse(BaseModel):
                                "`face_too_small`, `face_turned`); null when classified.")
     message: str = Field(description="A sentence to show the person.")
     score: float | None = Field(description="The score (0–100, the source's points) or null.")
-    confidence: float | None = Field(description="Probability of the reported type under the model's own "
-                                     "probabilities (0–1) or null.")
+    confidence: float | None = Field(description="0–1 or null: the share of held-out photos the model gave "
+                                     "this type that had it in the survey (its measured precision), or for a "
+                                     "model without that evaluation the type's probability under its own "
+                                     "probabilities.")
     per_region: dict[str, RegionResult] | None = Field(description="Per region (" + ", ".join(REGIONS) + ").")
     model: ModelInfo | None = Field(description="The model that answered.")
     notes: list[str] = Field(default_factory=list, description="Remarks of the cascade (e.g. a region the model "

@@ -262,6 +262,7 @@ def evaluate(model, samples: Sequence, bank, synthetic_labels: bool = False, set
         "within_one_accuracy": round(within_one(confusion), 4),
         "spearman": person_spearman(scores, survey_of),
         "type_shares": {t: round(float(confusion[:, i].sum() / total), 4) for i, t in enumerate(TYPES)},
+        "type_precision": type_precision(confusion),
         "true_type_shares": {t: round(float(confusion[i].sum() / total), 4) for i, t in enumerate(TYPES)},
         "type_thresholds": list(calibrated or (settings or get_settings()).type_thresholds),
         "threshold_mode": "calibrated" if calibrated else "source",
@@ -279,6 +280,13 @@ def evaluate(model, samples: Sequence, bank, synthetic_labels: bool = False, set
         metrics["note"] = SYNTHETIC_NOTE
         metrics.update(sample_ceiling())
     return metrics
+
+
+def type_precision(confusion: np.ndarray) -> dict[str, float | None]:
+    """Per result type, the share of held-out photos given that type whose survey type it was
+    (None for a type the model never gave)."""
+    given = confusion.sum(axis=0)
+    return {t: round(float(confusion[i, i] / given[i]), 4) if given[i] else None for i, t in enumerate(TYPES)}
 
 
 def within_one(confusion: np.ndarray) -> float:

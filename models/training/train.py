@@ -215,6 +215,7 @@ def train(
             if run_id is not None:
                 registry.update_run(run_id, url=url, progress=0.92, message="evaluating on held-out people")
             metrics = evaluate(model, val_samples, bank, snapshot.synthetic_labels)
+            model.config["type_precision"] = list(metrics["type_precision"].values())  # in TYPES order
             metrics["train_seconds"] = round(time.time() - started, 1)
             metrics["final_loss"] = history[-1].get("loss") if history else None
             if run_id is not None:
