@@ -98,3 +98,33 @@ def test_the_sqlite_database_is_private(tmp_path):
     files = [p for p in (tmp_path / "var").iterdir()]
     assert files and all(p.stat().st_mode & 0o777 == 0o600 for p in files), [(p.name, oct(p.stat().st_mode)) for p in files]
     core_db.get_engine(url).dispose()
+
+
+def test_making_the_database_private_keeps_this_process_locks(tmp_path):
+    """Opening and closing the database file while this process has SQLite connections on it would
+    drop their locks (POSIX locks belong to the process and the file). Another process closing its
+    connection then thinks it is the last one and removes the write-ahead log, and what this
+    process writes next goes to a removed file that no one else sees."""
+    import sqlite3
+    import subprocess
+    import sys
+
+    from app.core.private_files import private_file
+
+    path = tmp_path / "facetype.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("create table t (x)")
+    path.chmod(0o644)
+    private_file(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+
+    def count_elsewhere() -> str:
+        reader = "import sqlite3, sys; c = sqlite3.connect(sys.argv[1]); print(c.execute('select count(*) from t').fetchone()[0]); c.close()"
+        return subprocess.run([sys.executable, "-c", reader, str(path)], capture_output=True, text=True,
+                              timeout=60).stdout.strip()
+
+    assert count_elsewhere() == "0"  # that reader closes its connection: it must not be the last one
+    conn.execute("insert into t values (1)")
+    assert count_elsewhere() == "1"
+    conn.close()

@@ -29,12 +29,17 @@ def private_folder(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """Create ``path`` empty as a 0600 file, or tighten an existing file of ours to 0600."""
+    """Create ``path`` empty as a 0600 file, or tighten an existing file of ours to 0600.
+
+    An existing file is never opened here: closing any descriptor of a file drops every POSIX lock
+    this process holds on it, so opening and closing a live SQLite database beside the process's
+    own connections would release their locks, and another process could then recover or reset
+    the write-ahead log under them (writes of one process invisible to the other)."""
     path = Path(path)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, FILE_MODE)
     try:
-        if os.fstat(fd).st_uid == os.geteuid():
-            os.fchmod(fd, FILE_MODE)
-    finally:
-        os.close(fd)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE))
+    except FileExistsError:
+        status = os.stat(path)
+        if status.st_uid == os.geteuid() and status.st_mode & 0o777 != FILE_MODE:
+            os.chmod(path, FILE_MODE)
     return path
