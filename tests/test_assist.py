@@ -279,3 +279,33 @@ def test_page_with_a_head_served_shows_the_order_option_disabled_with_the_reason
     assert order.disabled and "places no boxes" in order.help
     assert not any(b.key and b.key.startswith("labeling-use-model") for b in at.button)
     assert not any("Model (run" in cap.value for cap in at.caption)
+
+
+def test_a_worker_stores_a_promoted_detectors_boxes_for_the_queue(tmp_path):
+    """End to end on a real (untrained, small) detector: promoted, then a worker with nothing to
+    train runs `python -m labeling.assist`, which stores its boxes for every queued photo."""
+    import subprocess
+    import sys
+
+    import torch
+
+    from models import registry
+    from models.kinds.base import save_checkpoint
+    from models.kinds.detector import DetectorModel
+    from tests.test_dataset import build_fixture
+    from tests.test_jobs import PROJECT_ROOT, worker_env
+
+    url, store = build_fixture(tmp_path, n_people=3, photos_per_person=1)
+    torch.manual_seed(0)
+    run_id = registry.create_run("detector", {}, url=url)
+    registry.finish_run(run_id, save_checkpoint(DetectorModel({"min_size": 96, "max_size": 96})), {}, url=url,
+                        store=store)
+    registry.promote(run_id, url=url)
+    done = subprocess.run([sys.executable, "-m", "models.worker", "--once"], cwd=PROJECT_ROOT,
+                          env=worker_env(url, tmp_path / "store"), capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"model-assisted boxes for detector {run_id} stored" in done.stderr, done.stderr[-3000:]
+    with session_scope(url) as s:
+        rows = s.exec(select(BoxSuggestion)).all()
+        assert len(rows) == 3 and {r.model_version_id for r in rows} == {run_id}
+        assert all(0 <= r.uncertainty <= 1 and 0 <= r.disagreement <= 1 and r.boxes_version == 1 for r in rows)
