@@ -61,5 +61,11 @@ def with_dashed_boxes(background: bytes, boxes: Mapping[str, Iterable[float]], s
                 t0, t1 = i / steps, min(1.0, (i + 1) / steps)
                 draw.line([(ax + (bx - ax) * t0, ay + (by - ay) * t0), (ax + (bx - ax) * t1, ay + (by - ay) * t1)],
                           fill=color, width=width)
-        draw.text((x0 + 4, max(0.0, y1 - 14)), f"model {region}", fill=color)
+        label = f"model {region}"
+        left, top, right, bottom = draw.textbbox((0, 0), label)
+        w, h = right - left + 6, bottom - top + 4
+        # corners apart from the editable boxes' labels (top left) and from each other
+        x, y = {"face": (x1 - w - 2, y0 + 2), "tzone": (x0 + 2, y1 - h - 2)}.get(region, (x1 - w - 2, y1 - h - 2))
+        draw.rectangle([x, y, x + w, y + h], fill=(255, 255, 255))
+        draw.text((x + 3, y + 2 - top), label, fill=color)
     return _jpeg(image)

@@ -309,3 +309,18 @@ def test_a_worker_stores_a_promoted_detectors_boxes_for_the_queue(tmp_path):
         rows = s.exec(select(BoxSuggestion)).all()
         assert len(rows) == 3 and {r.model_version_id for r in rows} == {run_id}
         assert all(0 <= r.uncertainty <= 1 and 0 <= r.disagreement <= 1 and r.boxes_version == 1 for r in rows)
+
+
+def test_the_models_boxes_are_painted_dashed_on_the_background_at_canvas_scale():
+    import numpy as np
+
+    from labeling.canvas import region_color
+    from labeling.previews import _jpeg, with_dashed_boxes
+
+    background = _jpeg(Image.new("RGB", (400, 300), (128, 128, 128)))
+    painted = np.asarray(Image.open(io.BytesIO(with_dashed_boxes(background, {"tzone": [100, 100, 300, 200]}, 0.5, 0.5))))
+    color = np.array(Image.new("RGB", (1, 1), region_color("tzone")).getpixel((0, 0)))
+    top_edge = np.abs(painted[50, 50:150].astype(int) - color).max(axis=-1) < 60  # the box at half scale
+    assert 0.3 < top_edge.mean() < 0.8  # dashes and gaps, not a solid line
+    assert np.abs(painted[75, 60:140].astype(int) - 128).max() < 20  # the inside is left as it was
+    assert np.abs(painted[20, 20:380].astype(int) - 128).max() < 20  # nothing outside the box
