@@ -24,13 +24,18 @@ def assist_now() -> assist.AssistState:
 
 
 def order_option(state: assist.AssistState) -> str:
-    """The "Order by" choice; disabled, with the reason, when the served model places no boxes."""
-    order = st.selectbox(
-        "Order by", list(assist.ORDERS), format_func=lambda o: f"Order: {assist.ORDERS[o]}", key="labeling-order",
-        label_visibility="collapsed", disabled=not state.available,
-        help=state.reason or "Model uncertainty and disagreement use the served detector's boxes, stored for the "
-                             "queue by the training worker after a promotion (or `python -m labeling.assist`).",
-    )
+    """The "Order" choice, in a popover of its own beside the queue filters; disabled, with the
+    reason written under it, when the served model places no boxes."""
+    order = st.session_state.get("labeling-order", "queue") if state.available else "queue"
+    with st.popover(f"Order: {assist.ORDERS[order]}", width="stretch"):
+        order = st.radio(
+            "Order the queue by", list(assist.ORDERS), format_func=assist.ORDERS.get, key="labeling-order",
+            disabled=not state.available,
+            help="Model uncertainty and disagreement use the served detector's boxes, stored for the queue by the "
+                 "training worker after a promotion (or `python -m labeling.assist`).",
+        )
+        if state.reason:
+            st.caption(state.reason)
     return order if state.available else "queue"
 
 
