@@ -4,6 +4,8 @@ Imported by pages/labeling.py; not a page of its own."""
 
 from __future__ import annotations
 
+import functools
+
 import streamlit as st
 
 from app.core.db import Photo, session_scope
@@ -93,4 +95,12 @@ def model_boxes_bar(photo: Photo, opened: int, current: dict, state: assist.Assi
 
 
 def with_model_boxes(background: bytes, boxes: dict, fit) -> bytes:
-    return with_dashed_boxes(background, boxes, fit.scale_x, fit.scale_y) if boxes else background
+    """The canvas background with the model's boxes painted dashed when there are any."""
+    return _painted(background, fit, tuple((r, tuple(b)) for r, b in boxes.items())) if boxes else background
+
+
+# A fragment rerun (every canvas edit) must not paint and encode the picture again. The background
+# is the same cached bytes object on every rerun, so its hash and the key compare are cheap.
+@functools.lru_cache(maxsize=8)
+def _painted(background: bytes, fit, boxes: tuple) -> bytes:
+    return with_dashed_boxes(background, dict(boxes), fit.scale_x, fit.scale_y)
