@@ -29,7 +29,7 @@ def order_option(state: assist.AssistState) -> str:
     """The "Order" choice, in a popover of its own beside the queue filters; disabled, with the
     reason written under it, when the served model places no boxes."""
     order = st.session_state.get("labeling-order", "queue") if state.available else "queue"
-    with st.popover(f"Order: {assist.ORDERS[order]}", width="stretch"):
+    with st.popover(f"Order: {order}", width="stretch"):
         order = st.radio(
             "Order the queue by", list(assist.ORDERS), format_func=assist.ORDERS.get, key="labeling-order",
             disabled=not state.available,
@@ -82,9 +82,9 @@ def model_boxes_bar(photo: Photo, opened: int, current: dict, state: assist.Assi
     if row is None:
         return {}
     boxes = {r: v["box"] for r, v in (row.regions or {}).items()}
-    line, show_at, use_at = st.columns([3.2, 1.3, 1.5], vertical_alignment="center")
-    found = ", ".join(f"{r} {v['score']:.2f}" for r, v in (row.regions or {}).items()) or "no region found"
-    line.caption(f"Model (run {row.model_version_id}), dashed: {found} · uncertainty {row.uncertainty:.2f} · "
+    line, show_at, use_at = st.columns([4, 1.3, 1.5], vertical_alignment="center")
+    found = " ".join(f"{r} {v['score']:.2f}" for r, v in (row.regions or {}).items()) or "no region found"
+    line.caption(f"Model run {row.model_version_id} (dashed): {found} · uncertainty {row.uncertainty:.2f} · "
                  f"disagreement {row.disagreement:.2f}")
     shown = show_at.toggle("Model's boxes", value=True, key="labeling-show-model", help="Dashed outlines, not editable")
     use_at.button("Use the model's boxes", key=f"labeling-use-model-{photo.id}", width="stretch", disabled=not boxes,

@@ -250,7 +250,7 @@ def test_page_orders_the_queue_by_the_model_and_puts_its_boxes_on_the_canvas(app
     assert any("least sure photos first" in m.value for m in at.markdown)
     at.radio(key="labeling-order").set_value("disagreement").run()
     assert _photo_options(at) == [b, c, a]  # a's model boxes are its boxes
-    assert any("Model (run" in cap.value and "disagreement 0.59" in cap.value for cap in at.caption), [c.value for c in at.caption]
+    assert any("Model run" in cap.value and "disagreement 0.59" in cap.value for cap in at.caption), [c.value for c in at.caption]
 
     at.button(key=f"labeling-use-model-{b}").click().run()
     assert not at.exception, at.exception
@@ -278,7 +278,7 @@ def test_page_with_a_head_served_shows_the_order_option_disabled_with_the_reason
     assert at.radio(key="labeling-order").disabled
     assert any("is a head" in cap.value and "places no boxes" in cap.value for cap in at.caption)
     assert not any(b.key and b.key.startswith("labeling-use-model") for b in at.button)
-    assert not any("Model (run" in cap.value for cap in at.caption)
+    assert not any("Model run" in cap.value for cap in at.caption)
 
 
 def test_a_worker_stores_a_promoted_detectors_boxes_for_the_queue(tmp_path):
