@@ -41,3 +41,31 @@ def boxes_preview(object_key: str, boxes: Mapping[str, Iterable[float]], max_sid
         draw.rectangle([x0, y0, x1, y1], outline=region_color(region), width=3)
         draw.text((x0 + 4, y0 + 2), region, fill=region_color(region))
     return _jpeg(image)
+
+
+def with_dashed_boxes(background: bytes, boxes: Mapping[str, Iterable[float]], scale_x: float, scale_y: float,
+                      dash: int = 8, width: int = 2) -> bytes:
+    """``background`` (canvas JPEG) with ``boxes`` (original pixels, scaled by ``scale_x``/``scale_y``)
+    painted as dashed outlines in the region colours: the model's boxes, shown beside the editable
+    ones and never picked up as boxes themselves, because they are pixels of the background."""
+    image = Image.open(io.BytesIO(background)).convert("RGB")
+    draw = ImageDraw.Draw(image)
+    for region, box in boxes.items():
+        x0, y0, x1, y1 = (float(box[0]) * scale_x, float(box[1]) * scale_y, float(box[2]) * scale_x,
+                          float(box[3]) * scale_y)
+        color = region_color(region)
+        for (ax, ay), (bx, by) in (((x0, y0), (x1, y0)), ((x1, y0), (x1, y1)), ((x1, y1), (x0, y1)), ((x0, y1), (x0, y0))):
+            length = max(abs(bx - ax), abs(by - ay))
+            steps = max(1, int(length // dash))
+            for i in range(0, steps, 2):
+                t0, t1 = i / steps, min(1.0, (i + 1) / steps)
+                draw.line([(ax + (bx - ax) * t0, ay + (by - ay) * t0), (ax + (bx - ax) * t1, ay + (by - ay) * t1)],
+                          fill=color, width=width)
+        label = f"model {region}"
+        left, top, right, bottom = draw.textbbox((0, 0), label)
+        w, h = right - left + 6, bottom - top + 4
+        # corners apart from the editable boxes' labels (top left) and from each other
+        x, y = {"face": (x1 - w - 2, y0 + 2), "tzone": (x0 + 2, y1 - h - 2)}.get(region, (x1 - w - 2, y1 - h - 2))
+        draw.rectangle([x, y, x + w, y + h], fill=(255, 255, 255))
+        draw.text((x + 3, y + 2 - top), label, fill=color)
+    return _jpeg(image)

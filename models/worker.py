@@ -10,6 +10,11 @@ seconds, a training process that dies leaves the run failed with its exit code, 
 processes exit when the worker itself dies (their heartbeat stops, so the run is marked failed).
 Point it at the shared database and object store with FACETYPE_DATABASE_URL and
 FACETYPE_STORAGE_URL (README, "Deployment beyond one machine").
+
+Between runs the worker also keeps the Labeling page's model-assisted boxes current: when the
+served model is a detector that it has not yet done so for (a promotion, a rollback), or every
+``--assist-every`` seconds for photos imported since, it runs ``python -m labeling.assist`` in a
+process of its own, which stores the detector's boxes for the queued photos that have none.
 """
 
 from __future__ import annotations
@@ -54,7 +59,8 @@ def launch_command(run_id: int, nproc: int, module: str = "models.train") -> lis
 
 class Worker:
     def __init__(self, name: str | None = None, nproc: int | None = None, poll_seconds: float = 2.0,
-                 url: str | None = None, train_module: str = "models.train"):
+                 url: str | None = None, train_module: str = "models.train", assist_module: str | None = "labeling.assist",
+                 assist_every: float = 600.0):
         gpus = gpu_count()
         self.nproc = nproc or max(1, gpus)
         self.devices = describe_devices(self.nproc, gpus)
@@ -62,6 +68,9 @@ class Worker:
         self.poll_seconds = poll_seconds
         self.url = url
         self.train_module = train_module
+        self.assist_module = assist_module
+        self.assist_every = assist_every
+        self.assisted: tuple[int, float] | None = None  # (served detector id, monotonic time) of the last assist
         self.stopping = threading.Event()
 
     def stop(self, *_signal) -> None:
@@ -74,6 +83,8 @@ class Worker:
             row = jobs.claim(self.name, self.devices, url=self.url)
             if row is not None:
                 self.execute(row.id)
+            else:
+                self.assist_if_due()
             if once:
                 return 0
             if row is None:
@@ -109,6 +120,38 @@ class Worker:
         status = registry.get_run(run_id, url=self.url).status
         print(f"worker {self.name}: run {run_id} {status}", file=sys.stderr, flush=True)
         return status
+
+
+    def assist_due(self, now: float | None = None) -> int | None:
+        """The served detector's id when its boxes for the queue should be (re)computed now, else None."""
+        if not self.assist_module:
+            return None
+        served = registry.promoted_id(url=self.url)
+        row = registry.get_run(served, url=self.url) if served is not None else None
+        if row is None or row.kind != "detector":
+            return None
+        now = time.monotonic() if now is None else now
+        if self.assisted is None or self.assisted[0] != served or now - self.assisted[1] >= self.assist_every:
+            return served
+        return None
+
+    def assist_if_due(self) -> None:
+        served = self.assist_due()
+        if served is None:
+            return
+        env = {**os.environ, WORKER_PID_ENV: str(os.getpid())}
+        if self.url:
+            env["FACETYPE_DATABASE_URL"] = self.url
+        process = subprocess.Popen([sys.executable, "-m", self.assist_module], start_new_session=True, env=env)
+        while process.poll() is None:
+            if self.stopping.is_set():
+                stop_process_group(process)
+                return
+            time.sleep(0.5)
+        self.assisted = (served, time.monotonic())
+        print(f"worker {self.name}: model-assisted boxes for detector {served} "
+              f"{'stored' if process.returncode == 0 else f'exited with code {process.returncode}'}",
+              file=sys.stderr, flush=True)
 
 
 def stop_process_group(process: subprocess.Popen, grace_seconds: float = 5.0) -> None:
@@ -150,10 +193,16 @@ def main(argv=None) -> int:
                         help="training processes per run (default: the number of GPUs, else 1)")
     parser.add_argument("--name", default=None, help="shown in the run (default: host:pid)")
     parser.add_argument("--poll", type=float, default=2.0, help="seconds between looks at the queue")
+    parser.add_argument("--assist-every", type=float, default=600.0,
+                        help="seconds between runs of `python -m labeling.assist` while a detector is served "
+                             "(it also runs at once after a promotion); 0: after promotions only")
+    parser.add_argument("--no-assist", action="store_true", help="never compute model-assisted boxes")
     parser.add_argument("--train-module", default="models.train",
                         help="what each run executes, as `python -m MODULE --run-id N` (the queue tests use a quick one)")
     args = parser.parse_args(argv)
-    worker = Worker(args.name, args.nproc, args.poll, train_module=args.train_module)
+    worker = Worker(args.name, args.nproc, args.poll, train_module=args.train_module,
+                    assist_module=None if args.no_assist else "labeling.assist",
+                    assist_every=args.assist_every or float("inf"))
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     return worker.run_forever(once=args.once)

@@ -24,6 +24,7 @@ from app.core.vocabulary import REGION_COLORS, REGIONS
 from labeling import annotations as ann
 from labeling import queue
 from labeling.canvas import boxes_to_drawing, check_canvas_boxes, drawing_to_boxes, fit_canvas, missing_regions
+from pages import labeling_assist
 from pages.labeling_widgets import (
     SHORTCUTS,
     annotator_name,
@@ -207,14 +208,17 @@ def review() -> None:
     head = st.columns([2.2, 3.6, 1.8, 2.8, 0.6, 0.6], vertical_alignment="center")
     with head[0]:
         st.title("Labeling")
+    assist = labeling_assist.assist_now()
     with head[2]:
         statuses, person_id, who, second = queue_filters(names, people)
+        order = labeling_assist.order_option(assist)
     with session_scope() as s:
         pending = queue.review_queue(s, statuses, person_id, who, exclude_annotator=annotator if second else None)
+    pending, order_note = labeling_assist.ordered(pending, order, assist)
     with head[1]:
         queue_counts()
         st.markdown(f"**{len(pending)}** photo{'s' if len(pending) != 1 else ''} left in this queue "
-                    "(lowest auto-label confidence first).")
+                    f"({order_note}).")
     requested = st.query_params.get("photo")
     pid = int(requested) if requested and requested.isdigit() else (pending[0].photo_id if pending else None)
     if pid is None:
@@ -292,9 +296,11 @@ def review() -> None:
                                   "delete boxes, turn on Edit in the canvas toolbar (or press E).")
     zoom = zoom_at.segmented_control("Zoom", list(ZOOMS), default="1×", key="labeling-zoom",
                                      label_visibility="collapsed") or "1×"
+    model_boxes = labeling_assist.model_boxes_bar(photo, opened, edited, assist)
     try:
         fit = fit_canvas(photo.width, photo.height, round(CANVAS_MAX_W * ZOOMS[zoom]), round(CANVAS_MAX_H * ZOOMS[zoom]))
-        background = canvas_background(photo.object_key, fit.canvas_width, fit.canvas_height)
+        background = labeling_assist.with_model_boxes(
+            canvas_background(photo.object_key, fit.canvas_width, fit.canvas_height), model_boxes, fit)
     except Exception as exc:  # the object is missing or unreadable
         st.error(f"Cannot load photo {pid} from the store: {exc}")
         return

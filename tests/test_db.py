@@ -13,7 +13,7 @@ def test_migrations_create_every_table_and_run_twice(database_url):
     names = set(sa.inspect(db.get_engine(database_url)).get_table_names())
     assert {
         "typeprofile", "referenceperson", "photo", "regionbox", "boxaudit", "surveyrating",
-        "submission", "modelversion", "alembic_version",
+        "submission", "modelversion", "boxsuggestion", "alembic_version",
     } <= names
 
 

@@ -10,7 +10,7 @@ from sqlmodel import select
 
 from app.services import analysis, submissions
 from app.core import settings, storage
-from app.core.db import Photo, RegionBox, Submission, session_scope, utcnow
+from app.core.db import BoxSuggestion, ModelVersion, Photo, RegionBox, Submission, session_scope, utcnow
 from tests.visit_helpers import fake_visit, synthetic_jpeg, visitor_counts
 
 
@@ -101,9 +101,15 @@ def test_labeled_visitor_photo_is_deleted_with_its_boxes(database_url, tmp_path)
     with session_scope(database_url) as session:
         photo_id = session.exec(select(Submission)).one().photo_id
         session.add(RegionBox(photo_id=photo_id, version=1, region="face", x0=0, y0=0, x1=1, y1=1, source="human"))
+        model = ModelVersion(kind="detector", status="done")
+        session.add(model)
+        session.flush()
+        session.add(BoxSuggestion(photo_id=photo_id, boxes_version=1, model_version_id=model.id, regions={},
+                                  uncertainty=1.0, disagreement=1.0))
     assert submissions.delete_submission(None, delete_code, url=database_url, store=store)
     with session_scope(database_url) as session:
         assert session.exec(select(RegionBox)).all() == []
+        assert session.exec(select(BoxSuggestion)).all() == []  # the served model's boxes for it go too
     assert visitor_counts(database_url, store) == (0, 0, 0)
 
 

@@ -189,6 +189,26 @@ class ModelVersion(SQLModel, table=True):
     cancel_requested: bool = False
 
 
+class BoxSuggestion(SQLModel, table=True):
+    """The served model's own boxes for one version of a photo's boxes (labeling/assist.py): what
+    the Labeling page offers as pre-annotations and orders the queue by, stored so that ordering
+    never runs the model. Rows of an older photo version or another model are simply not used."""
+
+    __table_args__ = (sa.UniqueConstraint("photo_id", "boxes_version", "model_version_id"),)
+
+    id: Optional[int] = Field(default=None, primary_key=True)
+    photo_id: int = Field(foreign_key="photo.id", index=True)
+    boxes_version: int
+    model_version_id: int = Field(foreign_key="modelversion.id", index=True)
+    #: region -> {"box": [x0, y0, x1, y1] original pixels, "score": float, "probs": [five]}; absent: not found
+    regions: Any = Field(default=None, sa_column=Column(JSON))
+    #: 1 - the least sure region's detection score × top type probability (1 when a region is not found)
+    uncertainty: float
+    #: 1 - mean IoU of the model's and the photo's boxes over the three regions (0 for a missing pair)
+    disagreement: float
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 class DatabaseUnavailable(RuntimeError):
     """The configured database cannot be reached or migrated."""
 

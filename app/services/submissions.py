@@ -44,6 +44,7 @@ from sqlmodel import select
 
 from app.core.db import (
     BoxAudit,
+    BoxSuggestion,
     Photo,
     RegionBox,
     Submission,
@@ -387,6 +388,7 @@ def delete_rows_and_object(session, store, submission: Submission | None, photo:
         # Boxes and their audit trail, if the team labeled this (training-consented) photo.
         session.exec(sa.delete(BoxAudit).where(BoxAudit.photo_id == photo.id))
         session.exec(sa.delete(RegionBox).where(RegionBox.photo_id == photo.id))
+        session.exec(sa.delete(BoxSuggestion).where(BoxSuggestion.photo_id == photo.id))
         session.delete(photo)
         session.flush()
     if photo is not None:

@@ -43,9 +43,18 @@ class TypeModel(Protocol):
 
 
 class CheckpointedModel:
-    """What the two kinds share: a config dict and a torch ``net``, saved as a checkpoint dict."""
+    """What the two kinds share: a config dict and a torch ``net``, saved as a checkpoint dict.
+
+    ``places_boxes`` says whether the kind finds the regions itself; if so ``region_boxes(image)``
+    gives its own box per region it found (source ``model``, with its score and type probabilities),
+    with no landmark fallback: what the Labeling page offers annotators as pre-annotations. A kind
+    that only types the landmark regions (``head``) places none, and says so."""
 
     kind: str
+    places_boxes = False
+
+    def region_boxes(self, image: np.ndarray) -> dict[str, RegionPrediction]:
+        return {}
 
     @classmethod
     def from_checkpoint(cls, ckpt: dict, device=None):

@@ -84,7 +84,8 @@ def load_local_weights(model: torch.nn.Module, path: str) -> dict:
 
 
 def region_predictions(detections: dict, fallback_boxes: dict, threshold: float | None = None) -> dict[str, RegionPrediction]:
-    """Turn one image's detections (boxes/labels/scores) into one prediction per region."""
+    """Turn one image's detections (boxes/labels/scores) into one prediction per region (a region
+    with no detection at ``threshold`` and no fallback box is left out)."""
     threshold = get_settings().detection_threshold if threshold is None else threshold
     boxes = detections["boxes"].tolist() if hasattr(detections["boxes"], "tolist") else list(detections["boxes"])
     labels = [int(x) for x in detections["labels"]]
@@ -96,8 +97,10 @@ def region_predictions(detections: dict, fallback_boxes: dict, threshold: float 
         best = max(cands, key=lambda c: c[2], default=None)
         if best is not None and best[2] >= threshold:
             box, source, best_score = best[0], "model", best[2]
-        else:
+        elif region in fallback_boxes:
             box, source, best_score = fallback_boxes[region], "landmarks", None
+        else:
+            continue
         per_type = [0.0] * len(TYPES)
         for b, t, s in cands:
             if box_iou(b, box) >= 0.5:
@@ -110,6 +113,7 @@ def region_predictions(detections: dict, fallback_boxes: dict, threshold: float 
 
 class DetectorModel(CheckpointedModel):
     kind = "detector"
+    places_boxes = True
 
     def __init__(self, config: dict | None = None, device=None, net=None):
         self.config = {**DEFAULT_CONFIG, **(config or {})}
@@ -128,6 +132,10 @@ class DetectorModel(CheckpointedModel):
 
     def predict(self, image: np.ndarray, gate_result, threshold: float | None = None) -> dict[str, RegionPrediction]:
         return region_predictions(self.detect(image), landmark_regions(image, gate_result), threshold)
+
+    def region_boxes(self, image: np.ndarray) -> dict[str, RegionPrediction]:
+        """The best detection of each region at any score (kept ones are ≥ ``box_score_thresh``)."""
+        return region_predictions(self.detect(image), {}, threshold=0.0)
 
 
 # ----------------------------------------------------------------------------- training recipe
