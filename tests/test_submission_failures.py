@@ -11,7 +11,7 @@ from datetime import date, timedelta
 import pytest
 
 from app.services import analysis, gallery, retention, submissions
-from app.core import db, settings, storage
+from app.core import db, storage
 from app.core.db import Submission, session_scope, utcnow
 from sqlmodel import select
 from tests.servers import SeaweedServer

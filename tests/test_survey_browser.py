@@ -4,7 +4,6 @@ labels persisted."""
 import re
 
 import pandas as pd
-import pytest
 from sqlmodel import select
 
 from app.core.db import ReferencePerson, get_engine, session_scope

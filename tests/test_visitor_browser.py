@@ -6,7 +6,6 @@ tests/data/bad. Screenshots of each state go to tests/artifacts/visitor-*.png.""
 
 from __future__ import annotations
 
-import pytest
 
 import re
 
