@@ -91,7 +91,9 @@ def test_storing_ratings_asks_and_restore_brings_the_previous_batch_back(page, s
     page.get_by_text("reversed_ratings.csv", exact=False).first.wait_for(timeout=90_000)
     wait_for_app(page)
 
-    page.get_by_role("button", name="Store ratings…").click()
+    store = page.get_by_role("button", name="Store ratings…")
+    expect(store).to_be_visible(timeout=90_000)  # the page reruns on the parsed upload first
+    store.click()
     dialog = page.get_by_role("dialog")
     expect(dialog.get_by_text("becomes the stored ratings, replacing the stored batch")).to_be_visible(timeout=90_000)
     expect(dialog.get_by_text("ratings get a different score")).to_be_visible()
