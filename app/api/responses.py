@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date
 
 from fastapi import Request
 
@@ -114,7 +113,7 @@ def classify_sync(request: Request, data: bytes, fields) -> ClassifyResponse:
     if fields.consent_store:
         try:
             result_code, delete_code = submissions.store_submission(
-                visit, data, fields.mbti, date.fromisoformat(fields.age), bool(fields.consent_training))
+                visit, data, fields.mbti.value, fields.age, fields.consent_training)
         except analysis.NotStored as exc:
             store_message = exc.message
     imgs = reference_urls(request, visit.type_name)
