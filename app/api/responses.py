@@ -16,6 +16,7 @@ from app.api.schemas import ClassifyResponse, ModelInfo, RegionResult
 from app.core import storage
 from app.core.db import Photo, session_scope
 from app.core.storage import LocalStore, ObjectNotFound
+from app.core.vocabulary import PhotoSource
 from app.services import analysis, gallery, submissions
 from models.serving import NoServedModel
 
@@ -53,7 +54,7 @@ def reference_key(photo_id: int) -> str | None:
 
     with session_scope() as session:
         return session.exec(select(Photo.object_key)
-                            .where(Photo.id == photo_id, Photo.source == "reference")).first()
+                            .where(Photo.id == photo_id, Photo.source == PhotoSource.REFERENCE)).first()
 
 
 def reference_bytes(photo_id: int) -> bytes | None:

@@ -43,6 +43,11 @@ class BoxSource(StrEnum):
 
 
 class RunStatus(StrEnum):
+    """A training run (ModelVersion row): queued until a worker claims it, then running, then one of
+    the finished states."""
+
+    QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"
