@@ -119,10 +119,6 @@ def mark_cancelled(run_id: int, url: str | None = None) -> None:
     registry.update_run(run_id, url=url, status=RunStatus.CANCELLED, message="cancelled", finished_at=utcnow())
 
 
-def queued_count(url: str | None = None) -> int:
-    with session_scope(url) as session:
-        return len(session.exec(select(ModelVersion.id).where(ModelVersion.status == RunStatus.QUEUED)).all())
-
 
 # ----------------------------------------------------------------------------- guard rails
 
