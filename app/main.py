@@ -12,7 +12,7 @@ from urllib.parse import urlencode
 import streamlit as st
 
 from app.core import auth  # the project is installed into the venv (`make venv`): no sys.path edit
-from app.core.settings import get_settings
+from app.core.settings import SettingsError, get_settings
 from app.services.bootstrap import ConfigurationError, prepare
 from app.team_routes import SIGN_IN_PATH, SIGN_OUT_PATH
 from models.serving import warm_load
@@ -32,10 +32,10 @@ def prepare_once(database_url: str, storage_url: str) -> None:
     warm_load()  # threads, face gate and served model: loaded here, not on the first photo
 
 
-settings = get_settings()
 try:
+    settings = get_settings()
     prepare_once(settings.resolved_database_url, settings.resolved_storage_url)
-except ConfigurationError as error:
+except (ConfigurationError, SettingsError) as error:
     logging.getLogger("facetype").error("facetype cannot start: %s", error)  # the detail: operators only
     st.error(f"**facetype cannot start.** {error.public_message} The server log has the details.",
              icon=":material/error:")

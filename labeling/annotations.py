@@ -77,21 +77,6 @@ def team_photo(session: Session, photo_id: int, fresh: bool = False) -> Photo:
 
 
 @dataclass(frozen=True)
-class BoxState:
-    """One region box as saved: original pixels plus provenance."""
-
-    region: str
-    box: tuple[float, float, float, float]
-    source: str = "human"
-    confidence: float | None = None
-    annotator: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"region": self.region, "box": list(self.box), "source": self.source,
-                "confidence": self.confidence, "annotator": self.annotator}
-
-
-@dataclass(frozen=True)
 class SaveResult:
     photo_id: int
     version: int

@@ -31,7 +31,7 @@ from sqlmodel import Session, select
 from app.core.auth import Account, require
 from app.core.db import Photo, ReferencePerson, RegionBox
 from app.core.storage import ObjectStore
-from app.core.vocabulary import REGIONS
+from app.core.vocabulary import REGIONS, PhotoSource, ReviewStatus
 from labeling.annotations import (
     EDGE_PX,
     AnnotationError,
@@ -49,7 +49,7 @@ from labeling.autolabel import CATEGORIES
 CATEGORY_ID = {c["name"]: c["id"] for c in CATEGORIES}
 #: YOLO class index per region (0-based, in category order).
 YOLO_CLASS = {name: cid - 1 for name, cid in CATEGORY_ID.items()}
-EXPORT_STATUSES = ("accepted",)
+EXPORT_STATUSES = (ReviewStatus.ACCEPTED,)
 #: Every n-th exported photo (by id order) goes to the YOLO validation list.
 YOLO_VAL_EVERY = 5
 
@@ -77,7 +77,7 @@ def _export_rows(session: Session, statuses: Sequence[str] | None, photo_ids: It
     query = (
         select(Photo, ReferencePerson)
         .join(ReferencePerson, ReferencePerson.id == Photo.person_id, isouter=True)
-        .where(Photo.source == "reference")
+        .where(Photo.source == PhotoSource.REFERENCE)
         .order_by(Photo.id)
     )
     if statuses:

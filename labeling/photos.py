@@ -17,6 +17,7 @@ from app.core import auth
 from app.core.db import Photo, ReferencePerson, RegionBox, session_scope
 from app.core.settings import get_settings
 from app.core.storage import ObjectStore, get_store
+from app.core.vocabulary import BoxSource, PhotoSource
 from labeling.annotations import team_photo
 from models.gate import FaceGate, get_face_gate
 from models.intake import IntakeError, decode_image, photo_file_type
@@ -47,7 +48,7 @@ def import_reference_photo(
     so no object is left without a row.
     """
     digest = hashlib.sha256(data).hexdigest()
-    existing = session.exec(select(Photo).where(Photo.source == "reference", Photo.sha256 == digest)).first()
+    existing = session.exec(select(Photo).where(Photo.source == PhotoSource.REFERENCE, Photo.sha256 == digest)).first()
     if existing is not None:
         owner = session.get(ReferencePerson, existing.person_id) if existing.person_id else None
         whose = f"{owner.person_key} ({owner.pseudonym})" if owner else "no person"
@@ -72,7 +73,7 @@ def import_reference_photo(
             sha256=digest,
             width=image.shape[1],
             height=image.shape[0],
-            source="reference",
+            source=PhotoSource.REFERENCE,
             original_name=PurePosixPath(filename.replace("\\", "/")).name[:255] or None,
             person_id=person.id,
             boxes_version=1,
@@ -84,7 +85,7 @@ def import_reference_photo(
                 RegionBox(
                     photo_id=photo.id, version=1, region=region,
                     x0=box.x0, y0=box.y0, x1=box.x1, y1=box.y1,
-                    source="auto", confidence=box.confidence,
+                    source=BoxSource.AUTO, confidence=box.confidence,
                 )
             )
         session.flush()

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from app.core.db import BoxAudit, Photo, RegionBox
-from app.core.vocabulary import REGIONS
+from app.core.vocabulary import REGIONS, BoxSource, ReviewStatus
 from labeling.annotations import SAME_PX
 from models.geometry import box_iou
 
@@ -26,11 +26,11 @@ def auto_vs_human_iou(session: Session) -> dict[str, dict[str, float]]:
     """Per region: mean IoU between a photo's first auto box and its current human box, over
     photos whose current version has a human box of that region."""
     first_auto: dict[tuple[int, str], RegionBox] = {}
-    for row in session.exec(select(RegionBox).where(RegionBox.source == "auto").order_by(RegionBox.version)):
+    for row in session.exec(select(RegionBox).where(RegionBox.source == BoxSource.AUTO).order_by(RegionBox.version)):
         first_auto.setdefault((row.photo_id, row.region), row)
     current = session.exec(
         select(RegionBox).join(Photo, sa.and_(Photo.id == RegionBox.photo_id, Photo.boxes_version == RegionBox.version))
-        .where(RegionBox.source == "human", Photo.review_status != "rejected")
+        .where(RegionBox.source == BoxSource.HUMAN, Photo.review_status != ReviewStatus.REJECTED)
     )
     values: dict[str, list[float]] = {r: [] for r in REGIONS}
     for row in current:

@@ -10,8 +10,9 @@ import sqlalchemy as sa
 from sqlmodel import Session, func, select
 
 from app.core.db import BoxAudit, Photo, ReferencePerson, RegionBox
+from app.core.vocabulary import PhotoSource, ReviewStatus
 
-REVIEW_STATUSES = ("pending", "flagged", "accepted", "rejected")
+REVIEW_STATUSES = tuple(s.value for s in ReviewStatus)
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class QueueItem:
 
 def review_queue(
     session: Session,
-    statuses: Sequence[str] = ("pending",),
+    statuses: Sequence[str] = (ReviewStatus.PENDING,),
     person_id: int | None = None,
     annotator: str | None = None,
     exclude_annotator: str | None = None,
@@ -49,7 +50,7 @@ def review_queue(
         select(Photo, ReferencePerson.person_key, ReferencePerson.pseudonym, conf.c.conf)
         .join(ReferencePerson, ReferencePerson.id == Photo.person_id, isouter=True)
         .join(conf, conf.c.pid == Photo.id, isouter=True)
-        .where(Photo.source == "reference")
+        .where(Photo.source == PhotoSource.REFERENCE)
     )
     if statuses:
         query = query.where(Photo.review_status.in_(list(statuses)))
@@ -69,14 +70,14 @@ def review_queue(
     ]
 
 
-def queue_count(session: Session, statuses: Sequence[str] = ("pending",), person_id: int | None = None,
+def queue_count(session: Session, statuses: Sequence[str] = (ReviewStatus.PENDING,), person_id: int | None = None,
                 annotator: str | None = None, exclude_annotator: str | None = None) -> int:
     return len(review_queue(session, statuses, person_id, annotator, exclude_annotator))
 
 
 def status_counts(session: Session) -> dict[str, int]:
     rows = session.exec(
-        select(Photo.review_status, func.count()).where(Photo.source == "reference").group_by(Photo.review_status)
+        select(Photo.review_status, func.count()).where(Photo.source == PhotoSource.REFERENCE).group_by(Photo.review_status)
     )
     counts = {s: 0 for s in REVIEW_STATUSES}
     counts.update({s: int(n) for s, n in rows})

@@ -17,10 +17,10 @@ from sqlmodel import select
 
 from app.core.auth import Account, require
 from app.core.db import ModelVersion, session_scope, utcnow
+from app.core.vocabulary import RunStatus
 from models import registry
 
-QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
-FINISHED = (DONE, FAILED, CANCELLED)
+FINISHED = (RunStatus.DONE, RunStatus.FAILED, RunStatus.CANCELLED)
 KINDS = ("head", "detector")
 #: The train() settings a job may ask for (what the Models page and ``models.train --queue`` offer).
 OPTIONS = frozenset({
@@ -47,7 +47,7 @@ def enqueue(account: Account | None, kind: str = "head", *, action: str = "train
         raise ValueError(f"unknown training settings: {', '.join(sorted(unknown))}")
     options = {k: v for k, v in options.items() if v is not None}
     job = {"kind": kind, "options": options, "retry_of": retry_of}
-    return registry.create_run(kind, {"kind": kind, **options}, url=url, status=QUEUED, job=job,
+    return registry.create_run(kind, {"kind": kind, **options}, url=url, status=RunStatus.QUEUED, job=job,
                                requested_by=account.name,
                                message=f"queued (retry of run {retry_of})" if retry_of else "queued")
 
@@ -60,9 +60,9 @@ def cancel(account: Account | None, run_id: int, url: str | None = None) -> str:
         row = session.exec(select(ModelVersion).where(ModelVersion.id == int(run_id)).with_for_update()).first()
         if row is None:
             raise LookupError(f"no run {run_id}")
-        if row.status == QUEUED:
-            row.status, row.message, row.finished_at = CANCELLED, f"cancelled by {account.name} before it started", utcnow()
-        elif row.status == RUNNING:
+        if row.status == RunStatus.QUEUED:
+            row.status, row.message, row.finished_at = RunStatus.CANCELLED, f"cancelled by {account.name} before it started", utcnow()
+        elif row.status == RunStatus.RUNNING:
             row.cancel_requested = True
             row.message = f"cancelling (asked by {account.name})"
         else:
@@ -76,7 +76,7 @@ def retry(account: Account | None, run_id: int, url: str | None = None) -> int:
     row = registry.get_run(run_id, url=url)
     if row is None:
         raise LookupError(f"no run {run_id}")
-    if row.status not in (FAILED, CANCELLED):
+    if row.status not in (RunStatus.FAILED, RunStatus.CANCELLED):
         raise JobStateError(f"run {run_id} is {row.status}; only failed or cancelled runs can be retried")
     job = row.job or {"kind": row.kind, "options": {}}
     return enqueue(account, job["kind"], url=url, retry_of=int(row.id), **job.get("options", {}))
@@ -101,27 +101,23 @@ def claim(worker: str, devices: str, url: str | None = None) -> ModelVersion | N
     the update only happens while the row is still queued (SQLite has no row locks)."""
     with session_scope(url) as session:
         row = session.exec(
-            select(ModelVersion).where(ModelVersion.status == QUEUED).order_by(ModelVersion.id)
+            select(ModelVersion).where(ModelVersion.status == RunStatus.QUEUED).order_by(ModelVersion.id)
             .limit(1).with_for_update(skip_locked=True)
         ).first()
         if row is None:
             return None
         claimed = session.execute(
             ModelVersion.__table__.update()
-            .where(ModelVersion.id == row.id, ModelVersion.status == QUEUED)
-            .values(status=RUNNING, worker=worker[:128], devices=devices[:255], started_at=utcnow(),
+            .where(ModelVersion.id == row.id, ModelVersion.status == RunStatus.QUEUED)
+            .values(status=RunStatus.RUNNING, worker=worker[:128], devices=devices[:255], started_at=utcnow(),
                     updated_at=utcnow(), message=f"claimed by {worker}"[:2000])
         ).rowcount
     return registry.get_run(row.id, url=url) if claimed else None
 
 
 def mark_cancelled(run_id: int, url: str | None = None) -> None:
-    registry.update_run(run_id, url=url, status=CANCELLED, message="cancelled", finished_at=utcnow())
+    registry.update_run(run_id, url=url, status=RunStatus.CANCELLED, message="cancelled", finished_at=utcnow())
 
-
-def queued_count(url: str | None = None) -> int:
-    with session_scope(url) as session:
-        return len(session.exec(select(ModelVersion.id).where(ModelVersion.status == QUEUED)).all())
 
 
 # ----------------------------------------------------------------------------- guard rails

@@ -20,6 +20,7 @@ from sqlmodel import select
 from app.core.db import ModelVersion, session_scope, utcnow
 from app.core.settings import get_settings
 from app.core.storage import get_store, new_key
+from app.core.vocabulary import RunStatus
 
 #: Shown with every metric of a run trained on the sample project (the metrics say so in "synthetic_labels").
 SYNTHETIC_NOTE = (
@@ -39,7 +40,7 @@ def create_run(kind: str, config: dict, data_snapshot: dict | None = None, url: 
     """A new run's row, ``running`` unless ``fields`` say otherwise (a job is created ``queued``)."""
     with session_scope(url) as session:
         row = ModelVersion(kind=kind, config=dict(config), data_snapshot=data_snapshot, history=[], progress=0.0,
-                           message=message, **{"status": "running", **fields})
+                           message=message, **{"status": RunStatus.RUNNING, **fields})
         session.add(row)
         session.flush()
         return int(row.id)
@@ -65,7 +66,7 @@ def finish_run(run_id: int, weights: bytes, metrics: dict, history: list | None 
         kind = session.get(ModelVersion, run_id).kind
     key = new_key(f"models/{kind}", "pt")
     store.put(key, weights, "application/octet-stream")
-    fields = dict(object_key=key, metrics=metrics, status="done", progress=1.0,
+    fields = dict(object_key=key, metrics=metrics, status=RunStatus.DONE, progress=1.0,
                   message="done", finished_at=utcnow())
     if history is not None:
         fields["history"] = history
@@ -74,7 +75,7 @@ def finish_run(run_id: int, weights: bytes, metrics: dict, history: list | None 
 
 
 def fail_run(run_id: int, message: str, url: str | None = None) -> None:
-    update_run(run_id, url=url, status="failed", message=message[:2000], finished_at=utcnow())
+    update_run(run_id, url=url, status=RunStatus.FAILED, message=message[:2000], finished_at=utcnow())
 
 
 def fail_stale_runs(url: str | None = None, now: datetime | None = None) -> list[int]:
@@ -85,9 +86,9 @@ def fail_stale_runs(url: str | None = None, now: datetime | None = None) -> list
     cutoff = now - timedelta(minutes=minutes)
     stale = []
     with session_scope(url) as session:
-        for row in session.exec(select(ModelVersion).where(ModelVersion.status == "running")):
+        for row in session.exec(select(ModelVersion).where(ModelVersion.status == RunStatus.RUNNING)):
             if (row.updated_at or row.created_at) < cutoff:
-                row.status = "failed"
+                row.status = RunStatus.FAILED
                 row.message = f"stopped: no progress for {minutes:g} minutes (the process running it ended)"
                 row.finished_at = now
                 session.add(row)
@@ -132,7 +133,7 @@ def promote(run_id: int, url: str | None = None) -> None:
         row = session.get(ModelVersion, int(run_id))
         if row is None:
             raise LookupError(f"no model version {run_id}")
-        if row.status != "done" or not row.object_key:
+        if row.status != RunStatus.DONE or not row.object_key:
             raise ValueError(f"model {run_id} is {row.status}; only finished models can be promoted")
         config = dict(row.config or {})
         config["promoted_at"] = list(config.get("promoted_at", [])) + [utcnow().isoformat()]
@@ -150,7 +151,7 @@ def _rollback_target(session) -> tuple[ModelVersion | None, ModelVersion | None]
     """(the served row, the row a rollback would serve), the current model's last promotion left
     out; the target is None when there is no earlier promoted model."""
     current = session.exec(select(ModelVersion).where(ModelVersion.promoted == True)).first()  # noqa: E712
-    rows = [r for r in session.exec(select(ModelVersion).where(ModelVersion.status == "done"))
+    rows = [r for r in session.exec(select(ModelVersion).where(ModelVersion.status == RunStatus.DONE))
             if r.object_key and _last_promotion(r)]
     ranked = [(r, _last_promotion(r)) for r in rows if current is None or r.id != current.id]
     if current is not None:
@@ -191,7 +192,7 @@ def describe(row: ModelVersion) -> dict:
     metrics = row.metrics or {}
     finished: datetime | None = row.finished_at
     started: datetime | None = row.started_at or (row.created_at if row.job is None else None)
-    end = finished or (utcnow() if row.status == "running" else None)
+    end = finished or (utcnow() if row.status == RunStatus.RUNNING else None)
     seconds = (end - started).total_seconds() if started and end else None
     return {
         "id": row.id,

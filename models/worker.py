@@ -28,6 +28,7 @@ import sys
 import threading
 import time
 
+from app.core.vocabulary import RunStatus
 from models import jobs, registry
 
 #: Set in the training processes' environment: they exit when this process is gone.
@@ -102,7 +103,7 @@ class Worker:
         while process.poll() is None:
             if self.stopping.is_set():
                 stop_process_group(process)
-                if registry.get_run(run_id, url=self.url).status == jobs.RUNNING:  # it may have just finished
+                if registry.get_run(run_id, url=self.url).status == RunStatus.RUNNING:  # it may have just finished
                     registry.fail_run(run_id, f"the worker {self.name} was stopped; Retry runs it again", url=self.url)
                 return registry.get_run(run_id, url=self.url).status
             row = registry.get_run(run_id, url=self.url)
@@ -111,7 +112,7 @@ class Worker:
                 stop_process_group(process)
             time.sleep(0.5)
         row = registry.get_run(run_id, url=self.url)
-        if row is not None and row.status == jobs.RUNNING:
+        if row is not None and row.status == RunStatus.RUNNING:
             if cancelled or row.cancel_requested:
                 jobs.mark_cancelled(run_id, url=self.url)
             else:

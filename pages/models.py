@@ -14,7 +14,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app.core.auth import PermissionDenied, can
-from app.core.vocabulary import REGIONS, TYPES
+from app.core.vocabulary import REGIONS, TYPES, RunStatus
 from models import jobs, registry
 
 ARCHS = ["fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_resnet50_fpn"]
@@ -73,7 +73,7 @@ st.subheader("Runs")
 if not runs:
     st.info("No model has been trained yet. Queue one above, or run the setup to train the default model.")
     st.stop()
-active = any(r.status in (jobs.QUEUED, jobs.RUNNING) for r in runs)
+active = any(r.status in (RunStatus.QUEUED, RunStatus.RUNNING) for r in runs)
 
 
 @st.fragment(run_every=2 if active else None)
@@ -81,11 +81,11 @@ def live_runs(shown_active: frozenset[int]) -> None:
     """Progress of queued and running runs with their Cancel buttons, and the runs table, refreshed
     together so they agree; the whole page reruns when a run it showed as active has ended."""
     current = registry.list_runs()
-    now_active = [r for r in current if r.status in (jobs.QUEUED, jobs.RUNNING)]
+    now_active = [r for r in current if r.status in (RunStatus.QUEUED, RunStatus.RUNNING)]
     for row in now_active:
         left, right = st.columns([5, 1], vertical_alignment="center")
         with left:
-            if row.status == jobs.QUEUED:
+            if row.status == RunStatus.QUEUED:
                 st.progress(0.0, text=f"Run {row.id} ({row.kind}): queued, waiting for a worker")
             else:
                 st.progress(float(row.progress or 0.0),
@@ -112,7 +112,7 @@ def live_runs(shown_active: frozenset[int]) -> None:
         st.rerun(scope="app")
 
 
-live_runs(frozenset(r.id for r in runs if r.status in (jobs.QUEUED, jobs.RUNNING)))
+live_runs(frozenset(r.id for r in runs if r.status in (RunStatus.QUEUED, RunStatus.RUNNING)))
 
 ids = [r.id for r in runs]
 default = ids.index(served_id) if served_id in ids else 0
@@ -134,8 +134,8 @@ def confusion_figure(confusion: list, title: str) -> go.Figure:
 
 
 metrics = selected.metrics or {}
-if selected.status in (jobs.FAILED, jobs.CANCELLED):
-    (st.error if selected.status == jobs.FAILED else st.info)(f"Run {selected.id} {selected.status}: {selected.message}")
+if selected.status in (RunStatus.FAILED, RunStatus.CANCELLED):
+    (st.error if selected.status == RunStatus.FAILED else st.info)(f"Run {selected.id} {selected.status}: {selected.message}")
     if can(account, "train") and st.button(f"Retry run {selected.id}", help="Queues a copy of its settings."):
         new_id = act(jobs.retry, selected.id)
         if new_id is not None:
@@ -253,7 +253,7 @@ if flash := st.session_state.pop("models_flash", None):
 if not can(account, "promote"):
     st.info("Promoting and rolling back models is for admins.", icon=":material/lock:")
     st.stop()
-if selected.status == jobs.DONE and selected.id != served_id:
+if selected.status == RunStatus.DONE and selected.id != served_id:
     for warning in jobs.promotion_warnings(selected.metrics):
         st.warning(warning, icon=":material/warning:")
     with st.expander(f"Run {selected.id} beside the served model", expanded=False):
@@ -261,7 +261,7 @@ if selected.status == jobs.DONE and selected.id != served_id:
 target = registry.rollback_target()
 p1, p2 = st.columns(2)
 with p1:
-    can_promote = selected.status == jobs.DONE and bool(selected.object_key) and selected.id != served_id
+    can_promote = selected.status == RunStatus.DONE and bool(selected.object_key) and selected.id != served_id
     if st.button(f"Promote run {selected.id}…", disabled=not can_promote, type="primary"):
         confirm_promotion(selected, served)
 with p2:

@@ -3,7 +3,6 @@ local folder and on SeaweedFS. The servers are started once per test session on 
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import os
 from pathlib import Path
@@ -144,7 +143,7 @@ def client(served_env):
 
 
 def settings_for_s3(seaweed, bucket: str) -> settings.Settings:
-    return seaweed.settings_fields(dataclasses.replace(settings.Settings(), storage_url=f"s3://{bucket}/facetype"))
+    return seaweed.settings_fields(settings.Settings(storage_url=f"s3://{bucket}/facetype"))
 
 
 TEAM_PASSWORD = "team-password-for-tests"

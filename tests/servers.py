@@ -177,13 +177,12 @@ class SeaweedServer:
         return s3_client(self.settings_fields(Settings()))
 
     def settings_fields(self, base):
-        import dataclasses
-
-        return dataclasses.replace(
-            base,
-            s3_endpoint_url=self.endpoint,
-            aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
+        return base.model_copy(
+            update={
+                "s3_endpoint_url": self.endpoint,
+                "aws_access_key_id": self.access_key,
+                "aws_secret_access_key": self.secret_key,
+            }
         )
 
     def _bucket_roundtrip(self) -> bool:

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import select
 
 from app.core import db, storage
-from app.core.vocabulary import REGIONS, TYPES
+from app.core.vocabulary import MBTI_TYPES, REGIONS, TYPES
 from app.services import submissions
 from tests.api_helpers import EXPECTED, FACES, assert_error, source_request, visitor_rows
 from tests.conftest import clear_caches
@@ -77,6 +77,29 @@ def test_multipart_upload(client):
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["human"] is True and body["male_type"] in TYPES and body["stored"] is False
+
+
+def test_multipart_mbti_unknown_is_kept_as_none(client):
+    """"I don't know" (`none`, any case) is an answer in the API as on the Try it page."""
+    response = client.post(
+        "/v1/classify",
+        data={"age": "1985-07-30", "mbti": "None", "consent_store": "true"},
+        files={"user_img": ("obama2.jpg", (FACES / "obama2.jpg").read_bytes(), "image/jpeg")},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["stored"] is True
+    with db.session_scope() as session:
+        stored = session.exec(select(db.Submission)).one()
+    assert stored.mbti == "none" and str(stored.birth_date) == "1985-07-30"
+
+
+def test_both_body_formats_are_documented_from_the_models(client):
+    content = client.get("/openapi.json").json()["paths"]["/v1/classify"]["post"]["requestBody"]["content"]
+    for media_type in ("application/json", "multipart/form-data"):
+        fields = content[media_type]["schema"]["properties"]
+        assert fields["age"]["format"] == "date"
+        assert fields["mbti"]["enum"] == [*MBTI_TYPES, "none"]
+    assert content["multipart/form-data"]["schema"]["properties"]["user_img"]["format"] == "binary"
 
 
 @pytest.mark.parametrize("photo", ["no_face_coffee.jpg", "several_faces.jpg", "obama_partial_face.jpg"])

@@ -188,12 +188,10 @@ def test_sign_out_revokes_the_session_everywhere(team):
 
 
 def test_an_expired_session_signs_nobody_in(team, monkeypatch):
-    import dataclasses
-
     from app.core.auth import account_for_cookie, start_session
     from app.core.settings import get_settings
 
-    short = dataclasses.replace(get_settings(), session_hours=-0.001)
+    short = get_settings().model_copy(update={"session_hours": -0.001})
     cookie = start_session(team["ana"], settings=short)
     assert account_for_cookie(cookie, settings=short, accounts=team) is None
 
@@ -218,12 +216,10 @@ def test_the_role_comes_from_the_accounts_now_and_a_removed_account_is_signed_ou
 
 
 def test_a_cookie_signed_with_another_secret_is_refused(team):
-    import dataclasses
-
     from app.core.auth import account_for_cookie, start_session
     from app.core.settings import get_settings
 
-    other = dataclasses.replace(get_settings(), session_secret="another deployment's key")
+    other = get_settings().model_copy(update={"session_secret": "another deployment's key"})
     cookie = start_session(team["ana"], settings=other)
     assert account_for_cookie(cookie, accounts=team) is None
     assert account_for_cookie(cookie, settings=other, accounts=team).name == "ana"

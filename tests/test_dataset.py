@@ -143,14 +143,36 @@ def test_augmentations_move_boxes_with_pixels():
         image[y0:y1, x0:x1] = colors[r]
     for seed in range(20):
         rng = random.Random(seed)
-        for fn in (lambda i, b: random_crop(i, b, rng), lambda i, b: random_scale(i, b, rng), hflip,
-                   lambda i, b: augment(i, b, rng, color=False)):
+        for fn in (lambda i, b, rng=rng: random_crop(i, b, rng), lambda i, b, rng=rng: random_scale(i, b, rng), hflip,
+                   lambda i, b, rng=rng: augment(i, b, rng, color=False)):
             out, moved = fn(image, boxes)
             h, w = out.shape[:2]
             for r, b in moved.items():
                 assert 0 <= b[0] < b[2] <= w and 0 <= b[1] < b[3] <= h
                 assert _covered(out, b, colors[r]) > 0.95, (seed, r, b)
 
+
+
+#: augment()'s boxes for seeds 0..4 as the hand-written geometry gave them before transforms.v2: the
+#: same seed draws the same crop, scale and flip, and the boxes land on the same numbers.
+HAND_WRITTEN_BOXES = [
+    {"a": [88.0, 22.0, 121.0, 55.0], "b": [33.0, 11.0, 66.0, 33.0]},
+    {"a": [76.0, 19.0, 106.0, 49.0], "b": [26.0, 9.0, 56.0, 29.0]},
+    {"a": [94.0, 23.6, 129.25, 59.0], "b": [35.25, 11.8, 70.5, 35.4]},
+    {"a": [70.418, 13.703, 101.949, 45.324], "b": [17.867, 3.162, 49.398, 24.243]},
+    {"a": [41.358, 15.707, 66.173, 40.507], "b": [0.0, 7.44, 24.815, 23.973]},
+]
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_augment_on_transforms_v2_draws_and_moves_as_before(seed):
+    from models.transforms import augment
+
+    image = np.random.default_rng(0).integers(0, 255, (100, 120, 3), dtype=np.uint8)
+    out, boxes = augment(image, {"a": [10, 20, 40, 50], "b": [60, 10, 90, 30]}, random.Random(seed))
+    assert out.dtype == np.uint8 and out.flags["C_CONTIGUOUS"]
+    for region, expected in HAND_WRITTEN_BOXES[seed].items():
+        assert boxes[region] == pytest.approx(expected, abs=1e-3)
 
 def test_detection_dataset_targets(project):
     from models.kinds.detector import DetectionDataset

@@ -19,6 +19,7 @@ def run_main() -> AppTest:
         ("FACETYPE_DATABASE_URL", "postgresql+psycopg://facetype@127.0.0.1:{port}/facetype", "FACETYPE_DATABASE_URL"),
         ("FACETYPE_STORAGE_URL", "ftp://files.invalid/facetype", "FACETYPE_STORAGE_URL"),
         ("FACETYPE_STORAGE_URL", "{not_a_folder}", "FACETYPE_STORAGE_URL"),
+        ("FACETYPE_MAX_PIXELS", "a-few-million", "FACETYPE_MAX_PIXELS"),  # a word where a number belongs
     ],
 )
 def test_bad_configuration_names_the_setting(app_env, monkeypatch, tmp_path, variable, value, setting):
@@ -30,6 +31,7 @@ def test_bad_configuration_names_the_setting(app_env, monkeypatch, tmp_path, var
     assert not app.exception
     errors = [e.value for e in app.error]
     assert len(errors) == 1 and "facetype cannot start" in errors[0] and setting in errors[0]
+    assert "a-few-million" not in errors[0]  # the setting is named, its value is not shown
 
 
 @pytest.mark.integration  # prepares the sample project and trains the first model

@@ -1,7 +1,6 @@
 """Importing reference photos: stored once by sha256, auto-labeled, bad files skipped with reasons,
 batch size limited."""
 
-import dataclasses
 
 import pytest
 from sqlmodel import select
@@ -51,7 +50,7 @@ def test_mixed_batch_adds_good_skips_bad_and_stores_each_photo_once(database_url
 
 def test_batch_over_the_limit_is_refused_before_any_work(app_env, monkeypatch):
     migrate()
-    monkeypatch.setattr("labeling.photos.get_settings", lambda: dataclasses.replace(app_env, max_batch_files=2))
+    monkeypatch.setattr("labeling.photos.get_settings", lambda: app_env.model_copy(update={"max_batch_files": 2}))
     with pytest.raises(BatchTooLarge, match="FACETYPE_MAX_BATCH_FILES"):
         import_reference_batch(1, [("a.jpg", b"x")] * 3, account=LEAD)
 

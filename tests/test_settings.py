@@ -1,6 +1,9 @@
 from pathlib import Path
 
-from app.core.settings import load_settings
+import pytest
+from pydantic import ValidationError
+
+from app.core.settings import SettingsError, load_settings
 from app.core.vocabulary import MBTI_TYPES
 
 
@@ -37,3 +40,19 @@ def test_aws_variables_configure_s3(tmp_path):
 
 def test_sixteen_mbti_types():
     assert len(set(MBTI_TYPES)) == 16 and "ESTJ" in MBTI_TYPES and "INFP" in MBTI_TYPES
+
+
+def test_a_wrong_value_names_the_variable_not_the_value(tmp_path):
+    with pytest.raises(SettingsError) as caught:
+        load_settings(environ={"FACETYPE_MAX_PIXELS": "secret-lots", "FACETYPE_SESSION_COOKIE_SECURE": "maybe"},
+                      secrets_path=tmp_path / "none.toml")
+    assert caught.value.public_message == (
+        "A setting has a value that cannot be used (FACETYPE_MAX_PIXELS, FACETYPE_SESSION_COOKIE_SECURE).")
+    assert "secret-lots" in str(caught.value)  # the operator's log has the value
+
+
+def test_settings_are_frozen_and_copied_with_changes(tmp_path):
+    s = load_settings(environ={}, secrets_path=tmp_path / "none.toml")
+    with pytest.raises(ValidationError):
+        s.max_pixels = 1
+    assert s.model_copy(update={"max_pixels": 1}).max_pixels == 1 and s.max_pixels == 40_000_000

@@ -57,10 +57,9 @@ def test_local_store_down_is_a_storage_error(tmp_path):
 
 def test_s3_server_down_is_a_storage_error(seaweed_server):
     from tests.servers import free_port
-    import dataclasses
 
-    down = dataclasses.replace(
-        settings_for_s3(seaweed_server, "facetype"), s3_endpoint_url=f"http://127.0.0.1:{free_port()}"
+    down = settings_for_s3(seaweed_server, "facetype").model_copy(
+        update={"s3_endpoint_url": f"http://127.0.0.1:{free_port()}"}
     )
     store = open_store(down)
     with pytest.raises(StorageError, match="S3"):
@@ -70,17 +69,14 @@ def test_s3_server_down_is_a_storage_error(seaweed_server):
 
 
 def test_s3_wrong_credentials_are_refused(seaweed_server):
-    import dataclasses
-
     s3 = settings_for_s3(seaweed_server, "facetype-creds")
     open_store(s3).create_bucket()
-    wrong = dataclasses.replace(s3, aws_secret_access_key="wrong")
+    wrong = s3.model_copy(update={"aws_secret_access_key": "wrong"})
     with pytest.raises(StorageError):
         open_store(wrong).put("visitor/a.jpg", b"x")
 
 
 def test_open_store_picks_backend_from_url(tmp_path, seaweed_server):
-    import dataclasses
     from app.core.settings import Settings
 
     assert isinstance(open_store(Settings(storage_url=str(tmp_path))), LocalStore)
@@ -88,7 +84,7 @@ def test_open_store_picks_backend_from_url(tmp_path, seaweed_server):
     s3 = open_store(settings_for_s3(seaweed_server, "facetype-open"))
     assert isinstance(s3, storage.S3Store) and s3.bucket == "facetype-open" and s3.prefix == "facetype"
     with pytest.raises(ValueError, match="FACETYPE_STORAGE_URL"):
-        open_store(dataclasses.replace(Settings(), storage_url="ftp://x/y"))
+        open_store(Settings(storage_url="ftp://x/y"))
 
 
 def _disk_full_after_half(monkeypatch):

@@ -14,7 +14,6 @@ from models.intake import INTAKE_MESSAGES
 log = logging.getLogger("facetype.api")
 
 API_VERSION = "1.0"
-MBTI_PATTERN = r"^[EIei][SNsn][TFtf][JPjp]$"
 #: Room for the JSON keys, the other fields and a ``data:`` URL prefix around the base64 photo.
 JSON_OVERHEAD_BYTES = 64 * 1024
 #: Intake reasons that mean the upload itself is unusable (a 4xx, not a ``human: false`` answer).

@@ -18,7 +18,7 @@ from app.api.errors import (
     photo_too_large_message,
     validation_message,
 )
-from app.api.schemas import ClassifyFields, ClassifyRequest
+from app.api.schemas import ClassifyForm, ClassifyRequest
 from models.intake import INTAKE_MESSAGES
 
 log = logging.getLogger("facetype.api")
@@ -65,7 +65,7 @@ class FieldError(Exception):
         self.fields = fields
 
 
-async def parse_classify_request(request: Request) -> tuple[bytes, ClassifyRequest | ClassifyFields]:
+async def parse_classify_request(request: Request) -> tuple[bytes, ClassifyRequest]:
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in ("", "application/json", "text/plain") or content_type.endswith("+json"):
         body = await request.body()
@@ -91,31 +91,21 @@ async def parse_classify_request(request: Request) -> tuple[bytes, ClassifyReque
             raise ApiError(400, "bad_multipart", "The form could not be read.") from None
         try:
             values: dict[str, Any] = {}
-            upload = None
-            for name in ("user_img", "file", "photo"):
-                item = form.get(name)
-                if item is None:
-                    continue
-                if hasattr(item, "read"):
-                    upload = item
-                else:
-                    values["user_img"] = item
-                break
+            photo = next((form[name] for name in ("user_img", "file", "photo") if name in form), None)
+            if photo is not None:
+                values["user_img"] = photo
             for name in ("age", "mbti", "consent_store", "consent_training"):
                 if form.get(name) is not None and not hasattr(form.get(name), "read"):
                     values[name] = form.get(name)
-            fields = _validated(ClassifyFields, values)
-            if upload is not None:
-                data = await upload.read(limit + 1)
+            fields = _validated(ClassifyForm, values)
+            if isinstance(fields.user_img, str):
+                data = decode_base64_photo(fields.user_img)
+            else:
+                data = await fields.user_img.read(limit + 1)
                 if len(data) > limit:
                     raise ApiError(413, "photo_too_large", photo_too_large_message())
                 if not data:
                     raise ApiError(422, "empty", INTAKE_MESSAGES["empty"])
-            elif fields.user_img:
-                data = decode_base64_photo(fields.user_img)
-            else:
-                raise FieldError("user_img: missing field (a photo file or base64 text)",
-                                  [{"field": "user_img", "problem": "missing field"}])
         finally:
             await form.close()
         return data, fields

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from datetime import date
 
 from fastapi import Request
 
@@ -17,6 +16,7 @@ from app.api.schemas import ClassifyResponse, ModelInfo, RegionResult
 from app.core import storage
 from app.core.db import Photo, session_scope
 from app.core.storage import LocalStore, ObjectNotFound
+from app.core.vocabulary import PhotoSource
 from app.services import analysis, gallery, submissions
 from models.serving import NoServedModel
 
@@ -54,7 +54,7 @@ def reference_key(photo_id: int) -> str | None:
 
     with session_scope() as session:
         return session.exec(select(Photo.object_key)
-                            .where(Photo.id == photo_id, Photo.source == "reference")).first()
+                            .where(Photo.id == photo_id, Photo.source == PhotoSource.REFERENCE)).first()
 
 
 def reference_bytes(photo_id: int) -> bytes | None:
@@ -114,7 +114,7 @@ def classify_sync(request: Request, data: bytes, fields) -> ClassifyResponse:
     if fields.consent_store:
         try:
             result_code, delete_code = submissions.store_submission(
-                visit, data, fields.mbti, date.fromisoformat(fields.age), bool(fields.consent_training))
+                visit, data, fields.mbti.value, fields.age, fields.consent_training)
         except analysis.NotStored as exc:
             store_message = exc.message
     imgs = reference_urls(request, visit.type_name)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 from datetime import date
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from typing import Annotated
 
-from app.api.errors import MBTI_PATTERN
-from app.core.vocabulary import MBTI_TYPES, REGIONS, TYPES
+from fastapi import UploadFile
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+
+from app.core.vocabulary import MBTI_TYPES, MBTI_UNKNOWN, REGIONS, TYPES, Mbti
 from app.services import analysis
 
 log = logging.getLogger("facetype.api")
@@ -17,6 +19,19 @@ log = logging.getLogger("facetype.api")
 
 
 # ============================================================================ schema models
+
+
+#: The MBTI field as it is documented: the enum inline, and any case accepted.
+MbtiAnswer = Annotated[Mbti, WithJsonSchema({
+    "type": "string", "enum": [m.value for m in Mbti],
+    "description": "One of the 16 MBTI types (" + ", ".join(MBTI_TYPES) + f") or `{MBTI_UNKNOWN}` (I don't know); "
+    "case does not matter.",
+})]
+#: The multipart photo: a file (documented), or base64 text as in the JSON body.
+PhotoFile = Annotated[UploadFile | str, WithJsonSchema({
+    "type": "string", "format": "binary",
+    "description": "The photo file (JPEG, PNG, WebP…), at most `max_upload_mb` (default 10 MB).",
+})]
 
 
 class ClassifyRequest(BaseModel):
@@ -37,15 +52,11 @@ class ClassifyRequest(BaseModel):
         description="The photo (JPEG, PNG, WebP…) as standard base64; a `data:image/...;base64,` prefix "
         "and line breaks are accepted. At most `max_upload_mb` (default 10 MB) decoded.",
     )
-    age: str = Field(
+    age: date = Field(
         description="Birth date, `YYYY-MM-DD` (the source called it `age`), between 1900-01-01 and today.",
-        json_schema_extra={"format": "date"}, examples=["1994-05-17"],
+        examples=["1994-05-17"],
     )
-    mbti: str = Field(
-        pattern=MBTI_PATTERN,
-        description="One of the 16 MBTI types: " + ", ".join(MBTI_TYPES) + " (case does not matter).",
-        examples=["ESTJ"],
-    )
+    mbti: MbtiAnswer = Field(examples=["ESTJ"])
     consent_store: bool = Field(
         default=False,
         description="Keep the photo and result for `retention_days` (default 30) and return a result code "
@@ -56,27 +67,30 @@ class ClassifyRequest(BaseModel):
         description="With `consent_store`: the team may use the kept photo to improve the model.",
     )
 
-    @field_validator("mbti")
+    @field_validator("mbti", mode="before")
     @classmethod
-    def _known_mbti(cls, value: str) -> str:
-        value = value.strip().upper()
-        if value not in MBTI_TYPES:
-            raise ValueError("must be one of the 16 MBTI types, e.g. ESTJ or INFP")
-        return value
+    def _known_mbti(cls, value: object) -> Mbti:
+        answer = value.strip().upper() if isinstance(value, str) else ""
+        if answer == MBTI_UNKNOWN.upper():
+            return Mbti.UNKNOWN
+        if answer not in MBTI_TYPES:
+            raise ValueError(f"must be one of the 16 MBTI types, e.g. ESTJ or INFP, or {MBTI_UNKNOWN}")
+        return Mbti(answer)
 
-    @field_validator("age")
+    @field_validator("age", mode="before")
     @classmethod
-    def _iso_date(cls, value: str) -> str:
+    def _iso_date(cls, value: object) -> date:
         birth = parse_birth_date(value)
-        try:  # the Try it page's rule (the MBTI part is checked by the field above)
-            analysis.check_answers(MBTI_TYPES[0], birth)
+        try:  # the Try it page's rule
+            analysis.check_birth_date(birth)
         except ValueError as exc:
             raise ValueError(str(exc)) from None
-        return birth.isoformat()
+        return birth
 
 
-def parse_birth_date(value: str) -> date:
-    value = (value or "").strip()
+def parse_birth_date(value: object) -> date:
+    """Only ``YYYY-MM-DD`` text: not a number (pydantic would read it as a timestamp), not a time."""
+    value = value.strip() if isinstance(value, str) else ""
     if len(value) != 10 or value[4] != "-" or value[7] != "-":
         raise ValueError("must be a date written YYYY-MM-DD")
     try:
@@ -85,10 +99,13 @@ def parse_birth_date(value: str) -> date:
         raise ValueError("must be a real date written YYYY-MM-DD") from None
 
 
-class ClassifyFields(ClassifyRequest):
-    """The multipart form: the same fields, the photo as a file."""
+class ClassifyForm(ClassifyRequest):
+    """The multipart form: the same fields, the photo as a file (``file`` and ``photo`` are read as
+    ``user_img`` too)."""
 
-    user_img: str | None = None  # the file comes separately
+    model_config = ConfigDict(json_schema_extra={"examples": [{"age": "1994-05-17", "mbti": "none"}]})
+
+    user_img: PhotoFile
 
 
 class RegionResult(BaseModel):

@@ -17,6 +17,7 @@ from sqlmodel import JSON, Column, Field, Session, SQLModel, create_engine
 
 from app.core.private_files import private_file, private_folder
 from app.core.settings import PROJECT_ROOT, get_settings
+from app.core.vocabulary import ReviewStatus, RunStatus
 
 
 def utcnow() -> datetime:
@@ -49,14 +50,14 @@ class Photo(SQLModel, table=True):
     sha256: str = Field(max_length=64, index=True)
     width: int
     height: int
-    source: str = Field(max_length=16, index=True)  # "reference" or "visitor"
+    source: str = Field(max_length=16, index=True)  # PhotoSource
     #: The uploaded file's own name (reference photos), for exports; never a path.
     original_name: Optional[str] = Field(default=None, max_length=255)
     person_id: Optional[int] = Field(default=None, foreign_key="referenceperson.id", index=True)
     consent_store: bool = False
     consent_training: bool = False
     #: pending (auto boxes only), accepted, rejected, flagged
-    review_status: str = Field(default="pending", max_length=16, index=True)
+    review_status: str = Field(default=ReviewStatus.PENDING.value, max_length=16, index=True)
     review_note: Optional[str] = None
     #: Incremented on every save of this photo's boxes; saves are checked against it.
     boxes_version: int = 0
@@ -78,10 +79,10 @@ class RegionBox(SQLModel, table=True):
     y0: float
     x1: float
     y1: float
-    source: str = Field(max_length=8)  # "auto" or "human"
+    source: str = Field(max_length=8)  # BoxSource
     confidence: Optional[float] = None
     annotator: Optional[str] = Field(default=None, max_length=64)
-    review_status: str = Field(default="pending", max_length=16)
+    review_status: str = Field(default=ReviewStatus.PENDING.value, max_length=16)
     created_at: datetime = Field(default_factory=utcnow)
 
     def as_list(self) -> list[float]:
@@ -165,7 +166,7 @@ class ModelVersion(SQLModel, table=True):
     id: Optional[int] = Field(default=None, primary_key=True)
     kind: str = Field(max_length=16)  # "head" or "detector"
     #: queued -> running -> done, failed or cancelled (models/jobs.py)
-    status: str = Field(default="running", max_length=16, index=True)
+    status: str = Field(default=RunStatus.RUNNING.value, max_length=16, index=True)
     object_key: Optional[str] = Field(default=None, max_length=255)
     config: Any = Field(default=None, sa_column=Column(JSON))
     data_snapshot: Any = Field(default=None, sa_column=Column(JSON))

@@ -8,31 +8,49 @@ folder under ``var/``. Plain modules import this without Streamlit.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import os
 import tomllib
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Annotated
+
+from pydantic import AliasChoices, Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    InitSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+from pydantic_settings.sources.utils import parse_env_vars
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
+ENV_PREFIX = "FACETYPE_"
+
+#: Comma-separated numbers in an environment variable (``50,40,10``), a list in secrets.toml.
+FloatTuple = Annotated[tuple[float, ...], NoDecode]
 
 
-def _default_var_dir() -> Path:
-    return PROJECT_ROOT / "var"
+def _env(name: str, *also: str) -> AliasChoices:
+    """``FACETYPE_<NAME>`` first, then the other variables a tool like the AWS CLI reads."""
+    return AliasChoices(f"{ENV_PREFIX}{name.upper()}", *also)
 
 
-@dataclass(frozen=True)
-class Settings:
-    var_dir: Path = field(default_factory=_default_var_dir)
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, frozen=True, extra="ignore", validate_by_name=True)
+
+    var_dir: Path = PROJECT_ROOT / "var"
     #: SQLAlchemy URL; empty means ``sqlite:///<var_dir>/facetype.db``.
     database_url: str = ""
     #: ``file:///path`` / a plain path, or ``s3://bucket/prefix``; empty means ``<var_dir>/store``.
     storage_url: str = ""
-    s3_endpoint_url: str = ""
-    aws_region: str = "us-east-1"
-    aws_access_key_id: str = ""
-    aws_secret_access_key: str = ""
+    s3_endpoint_url: str = Field("", validation_alias=_env("s3_endpoint_url", "AWS_ENDPOINT_URL"))
+    aws_region: str = Field("us-east-1", validation_alias=_env("aws_region", "AWS_DEFAULT_REGION"))
+    aws_access_key_id: str = Field("", validation_alias=_env("aws_access_key_id", "AWS_ACCESS_KEY_ID"))
+    aws_secret_access_key: str = Field("", validation_alias=_env("aws_secret_access_key", "AWS_SECRET_ACCESS_KEY"))
     #: Seconds before a presigned S3 URL for display expires.
     url_expiry_s: int = 3600
     #: What a visitor waits on: each store call times out after this many seconds (one attempt),
@@ -70,9 +88,9 @@ class Settings:
 
     # Scoring: points per region (face, tzone, jaw) for type index t are
     # points[r] * (1 - type_decay * t); totals above thresholds[i] give TYPES[i], else the last.
-    region_points: tuple[float, ...] = (50.0, 40.0, 10.0)
+    region_points: FloatTuple = (50.0, 40.0, 10.0)
     type_decay: float = 0.2
-    type_thresholds: tuple[float, ...] = (85.0, 68.0, 48.0, 20.0)
+    type_thresholds: FloatTuple = (85.0, 68.0, 48.0, 20.0)
     #: ``calibrated``: the served model's bands, fitted to the survey's type shares when it was
     #: trained (so every type occurs); ``source``: the fixed type_thresholds above, as the source did.
     threshold_mode: str = "calibrated"
@@ -108,6 +126,11 @@ class Settings:
     #: the rate limit believes; empty: none (the limit counts the connecting peer).
     trusted_proxies: str = ""
 
+    @field_validator("region_points", "type_thresholds", mode="before")
+    @classmethod
+    def _split_numbers(cls, value):
+        return tuple(value.split(",")) if isinstance(value, str) else value
+
     @property
     def resolved_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.var_dir / 'facetype.db'}"
@@ -116,56 +139,63 @@ class Settings:
     def resolved_storage_url(self) -> str:
         return self.storage_url or str(self.var_dir / "store")
 
-
-def _coerce(raw, current):
-    """Turn an env/secrets value into the type of the default."""
-    if isinstance(current, bool):
-        return str(raw).strip().lower() in {"1", "true", "yes", "on"}
-    if isinstance(current, int):
-        return int(raw)
-    if isinstance(current, float):
-        return float(raw)
-    if isinstance(current, Path):
-        return Path(raw)
-    if isinstance(current, tuple):
-        items = raw if isinstance(raw, (list, tuple)) else str(raw).split(",")
-        return tuple(float(x) for x in items)
-    return str(raw)
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        return init_settings, env_settings, SecretsTableSource(settings_cls, SECRETS_PATH)
 
 
-def _secrets_table(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    with path.open("rb") as f:
-        return tomllib.load(f).get("facetype", {})
+class SettingsError(ValueError):
+    """A setting has a value of the wrong kind. The message, for the operator's log, has the values;
+    ``public_message`` names only the variables, for visitors' pages and API answers."""
+
+    def __init__(self, error: ValidationError):
+        names = sorted({_variable(str(e["loc"][0])) for e in error.errors() if e["loc"]})
+        super().__init__(str(error))
+        self.public_message = f"A setting has a value that cannot be used ({', '.join(names)})."
 
 
-_AWS_ENV = {
-    "s3_endpoint_url": "AWS_ENDPOINT_URL",
-    "aws_region": "AWS_DEFAULT_REGION",
-    "aws_access_key_id": "AWS_ACCESS_KEY_ID",
-    "aws_secret_access_key": "AWS_SECRET_ACCESS_KEY",
-}
+def _variable(key: str) -> str:
+    """The environment variable of a field name or an alias (``AWS_DEFAULT_REGION`` stays)."""
+    return key if key.isupper() else f"{ENV_PREFIX}{key.upper()}"
 
 
-def load_settings(environ=None, secrets_path: Path | None = None, **overrides) -> Settings:
-    """Build settings from the environment, secrets.toml and keyword overrides (highest)."""
-    environ = os.environ if environ is None else environ
-    secrets = _secrets_table(secrets_path or PROJECT_ROOT / ".streamlit" / "secrets.toml")
-    defaults = Settings()
-    values = {}
-    for f in dataclasses.fields(Settings):
-        current = getattr(defaults, f.name)
-        env_key = f"FACETYPE_{f.name.upper()}"
-        if f.name in overrides:
-            values[f.name] = overrides[f.name]
-        elif env_key in environ:
-            values[f.name] = _coerce(environ[env_key], current)
-        elif f.name in _AWS_ENV and _AWS_ENV[f.name] in environ:
-            values[f.name] = environ[_AWS_ENV[f.name]]
-        elif f.name in secrets:
-            values[f.name] = _coerce(secrets[f.name], current)
-    return Settings(**values)
+class SecretsTableSource(InitSettingsSource):
+    """The ``[facetype]`` table of Streamlit's secrets.toml; no file or no table: nothing."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path):
+        table = {}
+        if path.is_file():
+            with path.open("rb") as f:
+                table = tomllib.load(f).get("facetype", {})
+        super().__init__(settings_cls, table)
+
+
+class MappingEnvSource(EnvSettingsSource):
+    """Environment variables read from a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]):
+        self.environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return parse_env_vars(self.environ, self.case_sensitive, self.env_ignore_empty, self.env_parse_none_str)
+
+
+def load_settings(environ: Mapping[str, str] | None = None, secrets_path: Path | None = None,
+                  **overrides) -> Settings:
+    """Build settings from the environment, secrets.toml and keyword overrides (highest).
+
+    Raises SettingsError when a value has the wrong kind (a word where a number belongs)."""
+    sources = (
+        InitSettingsSource(Settings, overrides),
+        MappingEnvSource(Settings, os.environ if environ is None else environ),
+        SecretsTableSource(Settings, secrets_path or SECRETS_PATH),
+    )
+    try:
+        return Settings(_build_sources=(sources, overrides))
+    except ValidationError as error:
+        raise SettingsError(error) from None
 
 
 @functools.cache

@@ -13,6 +13,10 @@ REGION_LABELS: dict[str, str] = {"face": "Face", "tzone": "T-zone", "jaw": "Jaw"
 #: One colour per region wherever boxes are drawn (result overlay, labeling canvas).
 REGION_COLORS: dict[str, str] = {"face": "#2ecc71", "tzone": "#3498db", "jaw": "#e74c3c"}
 MBTI_TYPES: tuple[str, ...] = tuple(a + b + c + d for a in "EI" for b in "SN" for c in "TF" for d in "JP")
+#: The answer "I don't know" to the MBTI question, stored as such (the column holds four letters).
+MBTI_UNKNOWN = "none"
+#: An MBTI answer: one of the 16 types (member name = value) or UNKNOWN.
+Mbti = StrEnum("Mbti", [*((t, t) for t in MBTI_TYPES), ("UNKNOWN", MBTI_UNKNOWN)])
 
 
 def region_rgb(region: str) -> tuple[int, int, int]:
@@ -39,6 +43,11 @@ class BoxSource(StrEnum):
 
 
 class RunStatus(StrEnum):
+    """A training run (ModelVersion row): queued until a worker claims it, then running, then one of
+    the finished states."""
+
+    QUEUED = "queued"
     RUNNING = "running"
     DONE = "done"
     FAILED = "failed"
+    CANCELLED = "cancelled"

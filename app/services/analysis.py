@@ -16,7 +16,7 @@ from sqlmodel import select
 from app.core.db import TypeProfile, session_scope, utcnow
 from app.core.settings import get_settings
 from app.core.storage import ObjectStore
-from app.core.vocabulary import MBTI_TYPES
+from app.core.vocabulary import MBTI_TYPES, MBTI_UNKNOWN
 from models.gate import get_face_gate
 from models.intake import IntakeError, decode_image
 from models.serving import OUTAGE_ERRORS, NoServedModel, classify, get_served_model
@@ -34,8 +34,6 @@ STEPS: tuple[tuple[str, str], ...] = (
     ("type", "Judging the type"),
 )
 EARLIEST_BIRTH_DATE = date(1900, 1, 1)
-#: Stored as the MBTI type of a visitor who does not know theirs (the column holds four letters).
-MBTI_UNKNOWN = "none"
 BIRTH_DATE_FORMATS = "day/month/year (17/05/1994) or year-month-day (1994-05-17)"
 UPLOAD_TOO_LARGE = "file_too_large"
 NO_MODEL = "no_model"

@@ -134,9 +134,3 @@ def visit_card_png(visit: VisitResult) -> bytes:
     """:func:`result_card_png` for a fresh visit."""
     return result_card_png(visit.type_name or "", visit.description, visit.image, visit.boxes,
                            visit.created_at, visit.confidence, visit.explanation)
-
-
-def image_to_png(image: np.ndarray | Image.Image) -> bytes:
-    buffer = io.BytesIO()
-    (image if isinstance(image, Image.Image) else Image.fromarray(np.asarray(image))).save(buffer, format="PNG")
-    return buffer.getvalue()

@@ -14,6 +14,7 @@ from sqlmodel import select
 from app.core.db import Photo, ReferencePerson, session_scope
 from app.core.settings import get_settings
 from app.core.storage import ObjectNotFound, ObjectStore, StorageError, get_visitor_store
+from app.core.vocabulary import PhotoSource
 from models.intake import IntakeError, decode_image
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ def pick_reference_photos(type_name: str, rng: random.Random | None = None,
             rows = list(session.exec(
                 select(Photo.id, Photo.object_key, ReferencePerson.pseudonym)
                 .join(ReferencePerson, Photo.person_id == ReferencePerson.id)
-                .where(Photo.source == "reference", ReferencePerson.type_name == type_name)
+                .where(Photo.source == PhotoSource.REFERENCE, ReferencePerson.type_name == type_name)
                 .order_by(Photo.id)
             ))
     except sa.exc.SQLAlchemyError as exc:

@@ -20,6 +20,7 @@ from sqlmodel import select
 
 from app.core.db import Photo, Submission, checkpoint, migrate, session_scope, utcnow
 from app.core.storage import ObjectStore, StorageError, get_store
+from app.core.vocabulary import PhotoSource
 from app.services.submissions import (
     VISITOR_PREFIX,
     as_utc,
@@ -50,7 +51,7 @@ def purge_expired(now: datetime | None = None, url: str | None = None, store: Ob
         lone_photos = [
             photo.id
             for photo in session.exec(
-                select(Photo).where(Photo.source == "visitor", Photo.expires_at != None, Photo.expires_at <= now)  # noqa: E711
+                select(Photo).where(Photo.source == PhotoSource.VISITOR, Photo.expires_at != None, Photo.expires_at <= now)  # noqa: E711
             )
         ]
     for submission_id, photo_id in expired:
@@ -58,7 +59,7 @@ def purge_expired(now: datetime | None = None, url: str | None = None, store: Ob
             with session_scope(url) as session:
                 submission = session.get(Submission, submission_id)
                 photo = session.get(Photo, photo_id) if photo_id else None
-                if photo is not None and photo.source != "visitor":
+                if photo is not None and photo.source != PhotoSource.VISITOR:
                     photo = None  # never touch reference photos
                 delete_rows_and_object(session, store, submission, photo)
             removed += 1
@@ -104,7 +105,7 @@ def sweep_orphans(now: datetime | None = None, url: str | None = None, store: Ob
     if not keys:
         return 0
     with session_scope(url) as session:
-        known = set(session.exec(select(Photo.object_key).where(Photo.source == "visitor")))
+        known = set(session.exec(select(Photo.object_key).where(Photo.source == PhotoSource.VISITOR)))
     removed = 0
     for key in keys:
         if key in known:

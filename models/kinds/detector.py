@@ -143,7 +143,7 @@ class DetectorModel(CheckpointedModel):
 
 def detection_labels(type_index: int) -> list[int]:
     """The source's classes for one person: 3·t + r with r = 1 face, 2 T-zone, 3 jaw."""
-    return [3 * type_index + r + 1 for r in range(len(REGIONS))]
+    return [label_of(type_index, r) for r in range(len(REGIONS))]
 
 
 class DetectionDataset:

@@ -32,7 +32,7 @@ from sqlmodel import select
 
 from app.core.db import Photo, ReferencePerson, RegionBox, TypeProfile, session_scope
 from app.core.settings import get_settings
-from app.core.vocabulary import REGIONS, TYPES
+from app.core.vocabulary import REGIONS, TYPES, BoxSource, PhotoSource, ReviewStatus
 from models.intake import decode_image
 from models.transforms import resize_max_side, scale_boxes
 
@@ -47,7 +47,7 @@ class Sample:
     #: region -> [x0, y0, x1, y1] in original image pixels (the training target)
     boxes: dict
     box_version: int
-    box_source: str  # "human" when any box of the chosen version is human, else "auto"
+    box_source: str  # BoxSource.HUMAN when any box of the chosen version is human, else AUTO
     #: region -> box from the locator (newest all-auto version); the gate's regions at eval time
     landmark_boxes: dict = field(default_factory=dict)
     width: int = 0
@@ -132,7 +132,7 @@ def _boxes_by_version(rows: Sequence[RegionBox]) -> dict[int, list[RegionBox]]:
 def choose_boxes(rows: Sequence[RegionBox], current_version: int) -> tuple[int, str, dict] | None:
     """(version, source, {region: box}) for the training target, or None when incomplete."""
     versions = _boxes_by_version(rows)
-    human = [v for v, bs in versions.items() if any(b.source == "human" for b in bs)]
+    human = [v for v, bs in versions.items() if any(b.source == BoxSource.HUMAN for b in bs)]
     if human:
         version = max(human)
     elif current_version in versions:
@@ -144,13 +144,13 @@ def choose_boxes(rows: Sequence[RegionBox], current_version: int) -> tuple[int, 
     chosen = {b.region: b.as_list() for b in versions[version] if b.region in REGIONS}
     if set(chosen) != set(REGIONS):
         return None
-    source = "human" if version in human else "auto"
+    source = BoxSource.HUMAN if version in human else BoxSource.AUTO
     return version, source, chosen
 
 
 def _landmark_boxes(rows: Sequence[RegionBox]) -> dict:
     versions = _boxes_by_version(rows)
-    auto = [v for v, bs in versions.items() if bs and all(b.source == "auto" for b in bs)]
+    auto = [v for v, bs in versions.items() if bs and all(b.source == BoxSource.AUTO for b in bs)]
     if not auto:
         return {}
     return {b.region: b.as_list() for b in versions[max(auto)] if b.region in REGIONS}
@@ -163,7 +163,7 @@ def load_samples(url: str | None = None, synthetic: bool | None = None) -> Datas
     with session_scope(url) as session:
         people = {p.id: p for p in session.exec(select(ReferencePerson))}
         photos = session.exec(
-            select(Photo).where(Photo.source == "reference").order_by(Photo.id)
+            select(Photo).where(Photo.source == PhotoSource.REFERENCE).order_by(Photo.id)
         ).all()
         ids = [p.id for p in photos]
         rows_by_photo: dict[int, list[RegionBox]] = defaultdict(list)
@@ -172,7 +172,7 @@ def load_samples(url: str | None = None, synthetic: bool | None = None) -> Datas
                 rows_by_photo[row.photo_id].append(row)
         for photo in photos:
             person = people.get(photo.person_id)
-            if photo.review_status == "rejected":
+            if photo.review_status == ReviewStatus.REJECTED:
                 skipped["rejected"] += 1
                 continue
             if person is None or person.type_name not in TYPES:

@@ -25,6 +25,7 @@ from typing import Callable
 import torch
 import torch.distributed as dist
 
+from app.core.vocabulary import RunStatus
 from models import registry
 from models.kinds import KINDS, model_class, recipe
 from models.kinds.base import save_checkpoint
@@ -336,7 +337,7 @@ def run_claimed(run_id: int, device: str = "auto") -> TrainResult:
 
     exit_with_worker()
     row = registry.get_run(run_id)
-    if row is None or row.status != "running":
+    if row is None or row.status != RunStatus.RUNNING:
         raise SystemExit(f"run {run_id} is not a claimed, running job")
     job = row.job or {"kind": row.kind, "options": {}}
     return train(kind=job["kind"], device=device, run_id=run_id, quiet=True, **job.get("options", {}))
