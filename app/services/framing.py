@@ -29,11 +29,13 @@ HINTS: dict[str | None, str] = {
 WAITING_HINT = "checking the framing..."
 #: At most this many checks a second per visitor, to leave the CPU to the others on a busy server.
 CHECK_INTERVAL_S = 0.1
-#: A verdict older than this no longer describes the video (the checks stalled or the camera stopped).
-STALE_AFTER_S = 3.0
+#: A verdict older than this no longer describes the video (the checks stalled or the camera stopped);
+#: generous, as a busy server gets only a frame or two a second through WebRTC.
+STALE_AFTER_S = 10.0
 #: "Take the photo" takes the latest frame that passed, if it passed this recently: the visitor reacts
-#: to "ready" a moment after it is shown, and a frame or two may fail meanwhile (a blink, a blur).
-TAKE_WITHIN_S = 2.0
+#: to "ready" a moment after it is shown (seconds on a busy server), and a frame or two may fail
+#: meanwhile (a blink, a blur). The analysis checks the taken photo again.
+TAKE_WITHIN_S = 5.0
 READY_BGR = (60, 180, 60)
 NOT_READY_BGR = (0, 165, 255)
 JPEG_QUALITY = 92
