@@ -375,8 +375,12 @@ def live_camera(photo_n: int) -> TakenPhoto | None:
         media_stream_constraints=LIVE_VIDEO, video_frame_callback=guide.on_video_frame,
         translations={"start": "Start the camera", "stop": "Stop the camera"}, video_html_attrs=LIVE_VIDEO_HTML,
     )
-    if context.state.playing:
+    already_taken = st.session_state.get("try_live_photo", (None, None))[0] == photo_n
+    if context.state.playing and already_taken:  # no refreshing while the questions are answered
+        st.caption("Photo taken: it is shown below. Take the photo again to replace it.")
+    elif context.state.playing:
         st.fragment(live_status, run_every=LIVE_STATUS_EVERY_S)(guide)
+    if context.state.playing:
         if st.button("Take the photo", type="primary", key="try_live_take"):
             data = guide.photo_jpeg()
             if data is None:

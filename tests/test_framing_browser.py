@@ -52,8 +52,11 @@ def wait_for_status(page, text: str, name: str) -> None:
         if time.monotonic() > deadline:
             page.screenshot(path=str(ARTIFACTS / f"{name}-timeout.png"), full_page=True)
             raise AssertionError(f"the live guide did not say {text!r} in {WAIT_MS / 1000:.0f} s")
+        component = page.frame_locator('iframe[title*="webrtc"]')
         if start_button(page).is_visible():
             start_button(page).click()
+        elif component.get_by_text("taking longer than expected").is_visible():  # stuck connecting: again
+            component.get_by_role("button", name="Stop the camera").click()
         page.wait_for_timeout(1000)  # poll
 
 
