@@ -11,6 +11,7 @@ from app.core.vocabulary import REGION_LABELS, REGIONS, TYPES
 from app.services import analysis, gallery
 from models.scoring import region_points_table, type_band
 from models.serving import model_thresholds
+from pages.visitor_widgets import REFERENCE_COLUMNS, reference_faces
 
 settings = get_settings()
 #: The sample project's reference people are synthetic composites named "Composite NNN"; only
@@ -19,7 +20,7 @@ SYNTHETIC_PREFIX = "Composite "
 
 
 @st.cache_data(ttl=600, show_spinner=False)
-def composites(type_name: str, database_url: str, k: int = 4) -> list:
+def composites(type_name: str, database_url: str, k: int = REFERENCE_COLUMNS) -> list:
     return [r for r in gallery.reference_images(type_name, k=12) if r.pseudonym.startswith(SYNTHETIC_PREFIX)][:k]
 
 
@@ -77,6 +78,4 @@ for index, type_name in enumerate(TYPES):
     if not refs:
         st.caption("There are no reference composites of this type yet.")
         continue
-    cols = st.columns(4)
-    for col, ref in zip(cols, refs):
-        col.image(ref.image, caption=ref.pseudonym, width="stretch")
+    reference_faces(refs)

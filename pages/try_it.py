@@ -21,9 +21,15 @@ from app.core import vocabulary
 from app.core.settings import get_settings
 from app.core.vocabulary import MBTI_TYPES
 from streamlit.errors import StreamlitAPIException
-from app.services import analysis, cards, gallery, submissions
+from app.services import analysis, cards, framing, gallery, submissions
 from models.gate import get_face_gate
 from models.intake import IntakeError, decode_image, photo_file_type
+from pages.visitor_widgets import reference_faces
+
+try:
+    from streamlit_webrtc import WebRtcMode, webrtc_streamer
+except ImportError:  # without streamlit-webrtc the simple camera is the only one
+    webrtc_streamer = None
 
 settings = get_settings()
 PHOTO_FILE_EXTENSIONS = ("jpg", "png", "webp")  # as named by models.intake.photo_file_type
@@ -39,6 +45,14 @@ ANSWER_DEFAULTS = {"try_mbti": None, "try_birth": "", "try_consent": False, "try
 #: Streamlit forgets a widget's value while its page is not shown; these are put back on return.
 REMEMBERED_WIDGETS = ("try_source", *ANSWER_DEFAULTS)
 PREVIEW_MAX_SIDE = 640  # shown 320 px wide; twice that for sharp screens, and little memory
+#: No STUN or TURN server: nothing is fetched from outside, and the browser reaches the app by its host
+#: addresses (same machine or network). Where that fails, the visitor switches to the simple camera.
+LIVE_RTC_CONFIGURATION = {"iceServers": []}
+LIVE_VIDEO = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False}
+#: Small enough that the hint and the button below stay in view on a desktop screen.
+LIVE_VIDEO_HTML = {"autoPlay": True, "controls": False, "muted": True, "style": {"width": "100%", "maxWidth": "560px"}}
+LIVE_STATUS_EVERY_S = 1.0  # the hint in the page's text; the video shows it on every frame
+SIMPLE_CAMERA_LABEL = "Use the simple camera instead (if the live camera does not start)"
 
 
 # ---------------------------------------------------------------- cached resources
@@ -76,6 +90,7 @@ def save_answers() -> None:
 def new_photo() -> None:
     """Retake / choose another photo: the photo and result go, MBTI and birth date stay."""
     clear_result()
+    st.session_state.pop("try_live_photo", None)
     st.session_state["try_photo_n"] = st.session_state.get("try_photo_n", 0) + 1
 
 
@@ -151,9 +166,7 @@ def show_references(type_name: str, refs: list) -> None:
         if not missing:
             st.caption("There are no reference photos of this type yet.")
         return
-    cols = st.columns(4)
-    for col, ref in zip(cols, refs):
-        col.image(ref.image, caption=ref.pseudonym, width="stretch")
+    reference_faces(refs)
 
 
 def result_link(code: str) -> str:
@@ -320,6 +333,67 @@ def delete_kept(photo_id: str) -> None:
     st.session_state["try_deleted"] = entry["result_code"]
 
 
+class TakenPhoto:
+    """A frame taken with the live camera, read like an upload."""
+
+    name = "the photo taken with the camera"
+
+    def __init__(self, data: bytes):
+        self._data = data
+
+    def getvalue(self) -> bytes:
+        return self._data
+
+
+def framing_guide() -> framing.FramingGuide:
+    """This session's live guide (its verdicts outlive the reruns; the camera's frames arrive on
+    another thread)."""
+    if "try_guide" not in st.session_state:
+        st.session_state["try_guide"] = framing.FramingGuide(face_gate())
+    return st.session_state["try_guide"]
+
+
+def live_status(guide: framing.FramingGuide) -> None:
+    """The guide's latest hint as text (the video shows it too), refreshed while the camera runs."""
+    verdict = guide.verdict
+    if verdict is None:
+        st.info("Framing: checking…", icon=":material/hourglass_top:")
+    elif verdict.ready:
+        st.success("Framing: ready. Hold still and take the photo.", icon=":material/check_circle:")
+    else:
+        st.warning(f"Framing: {verdict.hint}", icon=":material/center_focus_weak:")
+
+
+def live_camera(photo_n: int) -> TakenPhoto | None:
+    """The live framing guide: the camera's video with the face box and a hint drawn on it, and a
+    button that takes the latest frame that passed."""
+    guide = framing_guide()
+    st.caption("Press **Start the camera** and allow it. The video shows, live, whether your framing passes: "
+               "one face, whole head in the picture, close enough, looking at the camera. The frames are "
+               "checked in this app's memory and nothing is stored.")
+    context = webrtc_streamer(
+        key="try_live", mode=WebRtcMode.SENDRECV, rtc_configuration=LIVE_RTC_CONFIGURATION,
+        media_stream_constraints=LIVE_VIDEO, video_frame_callback=guide.on_video_frame,
+        translations={"start": "Start the camera", "stop": "Stop the camera"}, video_html_attrs=LIVE_VIDEO_HTML,
+    )
+    already_taken = st.session_state.get("try_live_photo", (None, None))[0] == photo_n
+    if context.state.playing and already_taken:  # no refreshing while the questions are answered
+        st.caption("Photo taken: it is shown below. Take the photo again to replace it.")
+    elif context.state.playing:
+        st.fragment(live_status, run_every=LIVE_STATUS_EVERY_S)(guide)
+    if context.state.playing:
+        if st.button("Take the photo", type="primary", key="try_live_take"):
+            data = guide.photo_jpeg()
+            if data is None:
+                verdict = guide.verdict
+                st.warning("Not yet: " + (verdict.hint if verdict else "the framing is still being checked")
+                           + ". Take the photo when the video says ready.")
+            else:
+                st.session_state["try_live_photo"] = (photo_n, data)
+    taken_n, data = st.session_state.get("try_live_photo", (None, None))
+    return TakenPhoto(data) if taken_n == photo_n and data else None
+
+
 st.title("Try it: which face type are you?")
 st.caption(analysis.FOR_FUN_LINE)
 
@@ -337,7 +411,11 @@ photo_n = st.session_state.get("try_photo_n", 0)
 source = st.radio("How do you want to give a photo?", ["Upload a photo", "Take a photo"], horizontal=True,
                   key="try_source")
 if source == "Take a photo":
-    photo = st.camera_input("Take a photo: one face, looking at the camera", key=f"try_camera_{photo_n}")
+    simple_camera = webrtc_streamer is None or st.toggle(SIMPLE_CAMERA_LABEL, key="try_simple_camera")
+    if simple_camera:
+        photo = st.camera_input("Take a photo: one face, looking at the camera", key=f"try_camera_{photo_n}")
+    else:
+        photo = live_camera(photo_n)
 else:
     photo = st.file_uploader(
         f"Upload a photo (JPEG, PNG or WebP, up to {settings.max_upload_mb} MB)",

@@ -1,8 +1,10 @@
-"""Make test photos from the shared ones: a face turned in 3D, rendered from its own mesh."""
+"""Make test photos and videos from the test photos: a face turned in 3D, rendered from its own mesh; a
+photo placed on a webcam-sized frame; a still video for Chromium's fake camera."""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -54,3 +56,26 @@ def turn_face(image: np.ndarray, landmarks3d: np.ndarray, yaw_deg: float = 0.0, 
         sub_mask = tri_mask[y0 - y:y1 - y, x0 - x:x1 - x] > 0
         region[sub_mask] = patch[y0 - y:y1 - y, x0 - x:x1 - x][sub_mask]
     return out
+
+
+def webcam_frame(photo: np.ndarray, height: int, size=(640, 480)) -> np.ndarray:
+    """``photo`` scaled to ``height`` pixels tall and centred on a grey frame of ``size`` (width, height)."""
+    width, frame_height = size
+    scale = height / photo.shape[0]
+    small = cv2.resize(photo, (round(photo.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
+    frame = np.full((frame_height, width, 3), 128, np.uint8)
+    top, left = (frame_height - small.shape[0]) // 2, (width - small.shape[1]) // 2
+    frame[top:top + small.shape[0], left:left + small.shape[1]] = small
+    return frame
+
+
+def write_y4m(path: Path, frame: np.ndarray, frames: int = 2, fps: int = 5) -> Path:
+    """A still video of ``frame`` (RGB, even sides) in the YUV4MPEG2 4:2:0 format that Chromium's fake
+    camera plays in a loop (``--use-file-for-fake-video-capture``)."""
+    height, width = frame.shape[:2]
+    planes = cv2.cvtColor(frame, cv2.COLOR_RGB2YUV_I420).tobytes()
+    with open(path, "wb") as video:
+        video.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for _ in range(frames):
+            video.write(b"FRAME\n" + planes)
+    return path

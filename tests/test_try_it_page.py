@@ -6,6 +6,7 @@ mean nothing; the page's behaviour is what is tested).
 
 from __future__ import annotations
 
+import sys
 from datetime import date
 
 from sqlmodel import select
@@ -337,3 +338,27 @@ def test_without_a_model_the_page_says_so(app_env):
     at = open_page()
     assert any("no model has been promoted" in w.value for w in at.warning)
     assert analyze_button(at).disabled
+
+
+def test_take_a_photo_offers_the_live_guide_and_the_simple_camera(served_app_env):
+    at = open_page()
+    at.radio(key="try_source").set_value("Take a photo")
+    at.run()
+    assert not at.exception, at.exception
+    assert "The video shows, live, whether your framing passes" in texts(at)
+    assert not at.get("camera_input")
+    at.toggle(key="try_simple_camera").set_value(True)
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("camera_input")) == 1
+    assert "The video shows, live" not in texts(at)
+
+
+def test_without_streamlit_webrtc_take_a_photo_is_the_simple_camera(served_app_env, monkeypatch):
+    monkeypatch.setitem(sys.modules, "streamlit_webrtc", None)  # importing it raises ImportError
+    at = open_page()
+    at.radio(key="try_source").set_value("Take a photo")
+    at.run()
+    assert not at.exception, at.exception
+    assert len(at.get("camera_input")) == 1
+    assert not at.get("toggle")

@@ -13,11 +13,14 @@ from sqlmodel import func, select
 from app.services import analysis, submissions
 from app.core import db, storage, vocabulary
 from app.core.db import Photo, Submission, session_scope
+from app.core.settings import PROJECT_ROOT
 from tests.conftest_paths import TEST_DATA
 
 FACES = TEST_DATA / "faces"
 BAD = TEST_DATA / "bad"
-PASSING = FACES / "obama.jpg"
+#: A photo that passes the face gate and is given a type: the sample project's synthetic portrait (see
+#: data/sample/README.md), never a photo of a real person (tests/data/faces show real, named people).
+PASSING = PROJECT_ROOT / "data" / "sample" / "framing_example.jpg"
 NO_FACE = FACES / "no_face_coffee.jpg"
 BAD_REASONS = {
     "empty.png": "empty",
