@@ -19,6 +19,7 @@ from streamlit.errors import StreamlitAPIException
 # data URL; it does not use streamlit.elements.image.image_to_url, so no shim is needed.
 from streamlit_drawable_canvas import st_canvas
 
+from app.core import auth
 from app.core.db import Photo, ReferencePerson, session_scope
 from app.core.vocabulary import REGION_COLORS, REGIONS
 from labeling import annotations as ann
@@ -33,6 +34,7 @@ from pages.labeling_widgets import (
     prefetch_canvas_background,
     queue_counts,
 )
+from pages.team_account import account_for
 
 CANVAS_MAX_W, CANVAS_MAX_H = 800, 600
 ZOOMS = {"1×": 1.0, "1.5×": 1.5, "2×": 2.0}
@@ -68,10 +70,11 @@ def decide(pid: int, opened: int, decision: str, next_pid: int | None) -> None:
     boxes = state["edited"].get((pid, opened), {})
     hidden = [r for r in missing_regions(boxes) if state.get(f"hidden-{pid}-{r}")] if decision == "accept" else ()
     try:
+        account = account_for("label")  # the cookie's account now, not the one this page was drawn for
         with session_scope() as s:
-            result = ann.save_boxes(s, pid, opened, boxes, annotator, decision, state.get(f"note-{pid}"),
+            result = ann.save_boxes(s, pid, opened, boxes, account.name, decision, state.get(f"note-{pid}"),
                                     not_visible=hidden)
-    except ann.AnnotationError as exc:
+    except (ann.AnnotationError, auth.PermissionDenied) as exc:
         state["labeling_error"] = (pid, f"Not saved: {exc}")
         return
     if isinstance(result, ann.Conflict):
@@ -107,9 +110,10 @@ def reject_dialog(pid: int, opened: int, boxes: dict, next_pid: int | None) -> N
     if st.button("Reject photo", type="primary", disabled=not reason, key=f"reject-confirm-{pid}"):
         close_dialog()
         try:
+            account = account_for("label")
             with session_scope() as s:
-                result = ann.save_boxes(s, pid, opened, boxes, annotator, "reject", reason)
-        except ann.AnnotationError as exc:
+                result = ann.save_boxes(s, pid, opened, boxes, account.name, "reject", reason)
+        except (ann.AnnotationError, auth.PermissionDenied) as exc:
             st.error(f"Not saved: {exc}")
             return
         if isinstance(result, ann.Conflict):
@@ -158,9 +162,10 @@ def conflict_panel(photo: Photo, conflict: ann.Conflict, next_pid: int | None) -
     a, b = st.columns(2)
     if a.button("Save my choice", type="primary", key=f"resolve-{photo.id}"):
         try:
+            account = account_for("label")
             with session_scope() as s:
-                result = ann.resolve_conflict(s, conflict, choice, annotator, decision, note)
-        except ann.AnnotationError as exc:
+                result = ann.resolve_conflict(s, conflict, choice, account.name, decision, note)
+        except (ann.AnnotationError, auth.PermissionDenied) as exc:
             st.error(f"Not saved: {exc}")
         else:
             if isinstance(result, ann.Conflict):

@@ -22,6 +22,7 @@ from app.core.db import session_scope
 from app.core.settings import PROJECT_ROOT, get_settings
 from app.core.vocabulary import TYPES
 from labeling import quotas, survey, survey_csv, survey_stats, survey_store
+from pages.team_account import acting_account
 
 settings = get_settings()
 sample_dir = settings.sample_dir
@@ -46,12 +47,6 @@ def read_db(fn, default=None):
     except sa.exc.SQLAlchemyError as exc:
         db_errors.append(str(exc).splitlines()[0])
         return default
-
-
-def acting_account() -> auth.Account | None:
-    """Who is signed in on this connection now, from its session cookie. Actions ask this (not the
-    session state), so a replayed widget message on a borrowed Streamlit session acts as nobody."""
-    return auth.account_for_cookie(st.context.cookies.get(auth.SESSION_COOKIE))
 
 
 account = acting_account()

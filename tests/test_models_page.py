@@ -10,9 +10,12 @@ from app.core.auth import Account
 ADMIN, LEAD, ANNOTATOR = (Account(r, r, "unused") for r in ("admin", "lead", "annotator"))
 
 
-def models_page(account):
+def models_page(account, cookie_sign_in):
+    """The page as ``account`` (its actions act as the session cookie's account: signed in for real)."""
     from streamlit.testing.v1 import AppTest
 
+    if account is not None:
+        cookie_sign_in(account.name, account.role)
     at = AppTest.from_file("pages/models.py", default_timeout=120)
     at.session_state["account"] = account
     return at.run()
@@ -59,10 +62,10 @@ def buttons(at) -> dict:
     return {b.label: b for b in at.button}
 
 
-def test_lead_queues_a_run_and_cancels_it_but_cannot_promote(registry_env):
+def test_lead_queues_a_run_and_cancels_it_but_cannot_promote(registry_env, cookie_sign_in):
     from models import registry
 
-    at = models_page(LEAD)
+    at = models_page(LEAD, cookie_sign_in)
     assert not at.exception
     at.button(key="FormSubmitter:train-Queue run").click().run()
     (new,) = [r for r in registry.list_runs() if r.status == "queued"]
@@ -79,32 +82,32 @@ def test_lead_queues_a_run_and_cancels_it_but_cannot_promote(registry_env):
     assert copy.job["retry_of"] == new.id and not at.exception
 
 
-def test_annotator_sees_no_train_form_nor_cancel(registry_env):
+def test_annotator_sees_no_train_form_nor_cancel(registry_env, cookie_sign_in):
     from models import jobs
 
     jobs.enqueue(LEAD, "head")
-    at = models_page(ANNOTATOR)
+    at = models_page(ANNOTATOR, cookie_sign_in)
     assert not at.exception
     assert "Asking for training runs is for leads and admins." in [i.value for i in at.info]
     assert "Cancel" not in buttons(at) and not [b for b in at.button if b.label.startswith("Promote")]
 
 
-def test_admin_is_warned_about_a_one_type_run_and_rollback_names_its_target(registry_env):
+def test_admin_is_warned_about_a_one_type_run_and_rollback_names_its_target(registry_env, cookie_sign_in):
     from app.core.storage import get_store
     from models import registry
 
     served = registry.promoted_id()
-    at = models_page(ADMIN)
+    at = models_page(ADMIN, cookie_sign_in)
     assert buttons(at)["Roll back (no earlier model)"].disabled
     candidate = one_type_run(get_store())
-    at = models_page(ADMIN)
+    at = models_page(ADMIN, cookie_sign_in)
     select_run(at, candidate)
     warnings = [w.value for w in at.warning]
     assert any("Gamma to 90 %" in w for w in warnings), warnings
     assert any("macro f1 0.15 is below chance" in w for w in warnings), warnings
     assert not buttons(at)[f"Promote run {candidate}…"].disabled
     registry.promote(candidate)
-    at = models_page(ADMIN)
+    at = models_page(ADMIN, cookie_sign_in)
     rollback = buttons(at)[f"Roll back to run {served}"]
     assert not rollback.disabled
     rollback.click().run()
