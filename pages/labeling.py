@@ -191,15 +191,55 @@ def queue_strip(photo_ids: list[int]) -> None:
             rerun_review()
 
 
+#: Queue filter widget key -> (address parameter, default value). The filters live in the address too,
+#: so a reload or a shared link (a new Streamlit session) keeps them; defaults are left out of it.
+QUEUE_FILTERS = {"q_status": ("status", ["pending"]), "q_person": ("person", None),
+                 "q_annotator": ("annotator", None), "q_second": ("second", False)}
+
+
+def filter_from_address(key: str, text: str, names: list[str], people: dict[int, str]):
+    """The filter value an address parameter names; an unknown one gives the default."""
+    if key == "q_status":  # "all" (no status chosen) keeps none of its parts
+        return [status for status in text.split(",") if status in queue.REVIEW_STATUSES]
+    if key == "q_person":
+        return int(text) if text.isdigit() and int(text) in people else None
+    if key == "q_annotator":
+        return text if text in names else None
+    return text == "1"
+
+
+def filter_to_address(value) -> str:
+    if isinstance(value, list):
+        return ",".join(value) or "all"
+    return "1" if value is True else str(value)
+
+
 def queue_filters(names: list[str], people: dict[int, str]):
+    # A session starts from the filters in its address (a reload, a shared link); kept for the session, so
+    # the widgets' defaults do not change under them.
+    start = state.setdefault("labeling_filters_start", {
+        key: default if st.query_params.get(param) is None
+        else filter_from_address(key, st.query_params[param], names, people)
+        for key, (param, default) in QUEUE_FILTERS.items()})
+    person_options, names_options = [None, *people], [None, *names]
     with st.popover("Queue filters", width="stretch"):
-        statuses = st.multiselect("Status", queue.REVIEW_STATUSES, default=["pending"], key="q_status")
-        person_id = st.selectbox("Person", [None, *people], key="q_person",
-                                 format_func=lambda i: "all people" if i is None else people[i])
-        who = st.selectbox("Annotator", [None, *names], format_func=lambda n: "anyone" if n is None else n,
-                           key="q_annotator")
-        second = st.toggle("Second review", key="q_second", help="Only photos you have not reviewed yet "
+        statuses = st.multiselect("Status", queue.REVIEW_STATUSES, default=start["q_status"], key="q_status")
+        person_id = st.selectbox("Person", person_options, key="q_person",
+                                 index=person_options.index(start["q_person"]) if start["q_person"] in people else 0,
+                                 format_func=lambda i: "all people" if i is None else people[i],
+                                 placeholder="all people")  # how this Streamlit shows the None option
+        who = st.selectbox("Annotator", names_options, format_func=lambda n: "anyone" if n is None else n,
+                           index=names_options.index(start["q_annotator"]) if start["q_annotator"] in names else 0,
+                           placeholder="anyone", key="q_annotator")
+        second = st.toggle("Second review", value=start["q_second"], key="q_second",
+                           help="Only photos you have not reviewed yet "
                            "(pick status accepted to review another annotator's work).")
+    for key, value in zip(QUEUE_FILTERS, (statuses, person_id, who, second)):
+        param, default = QUEUE_FILTERS[key]
+        if value == default:
+            st.query_params.pop(param, None)
+        elif st.query_params.get(param) != filter_to_address(value):
+            st.query_params[param] = filter_to_address(value)
     return statuses, person_id, who, second
 
 

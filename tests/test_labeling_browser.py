@@ -492,3 +492,42 @@ def test_coco_import_asks_before_saving(app_env, cookie_sign_in):
 def _version(photo_id: int) -> int:
     with session_scope() as s:
         return s.get(Photo, photo_id).boxes_version
+
+
+def test_queue_filters_come_from_the_address_and_go_back_to_it(app_env):
+    """A new session (a reload, a shared link) takes the queue filters from the address; changing one
+    writes it there; defaults stay out of the address and unknown values fall back to them."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        add_photo(s, "p01")
+        second = add_photo(s, "p02")
+        person_2 = s.get(Photo, second).person_id
+    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at.session_state["annotator"] = "tester"
+    at.query_params["person"] = str(person_2)
+    at.query_params["status"] = "pending,flagged,nonsense"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="q_person").value == person_2
+    assert at.multiselect(key="q_status").value == ["pending", "flagged"]
+    assert any(m.value.startswith("**1** photo left") for m in at.markdown)
+    assert list(at.query_params["photo"]) == [str(second)]
+    assert list(at.query_params["status"]) == ["pending,flagged"]
+    at.selectbox(key="q_person").select_index(0).run()  # "all people"
+    at.multiselect(key="q_status").set_value([]).run()
+    at.toggle(key="q_second").set_value(True).run()
+    assert "person" not in at.query_params
+    assert list(at.query_params["status"]) == ["all"] and list(at.query_params["second"]) == ["1"]
+
+    again = AppTest.from_file("pages/labeling.py", default_timeout=60)  # the address of that page, reloaded
+    again.session_state["annotator"] = "tester"
+    for name in ("status", "second"):
+        again.query_params[name] = list(at.query_params[name])[0]
+    again.query_params["person"] = "999"  # nobody: the default
+    again.run()
+    assert again.multiselect(key="q_status").value == [] and again.toggle(key="q_second").value is True
+    assert again.selectbox(key="q_person").value is None
