@@ -531,3 +531,62 @@ def test_queue_filters_come_from_the_address_and_go_back_to_it(app_env):
     again.run()
     assert again.multiselect(key="q_status").value == [] and again.toggle(key="q_second").value is True
     assert again.selectbox(key="q_person").value is None
+
+
+def test_coco_import_replayed_with_an_annotators_cookie_saves_nothing(app_env, cookie_sign_in):
+    """The confirmation was opened by a lead; the connection's cookie now names an annotator: refused."""
+    from streamlit.testing.v1 import AppTest
+
+    from app.core.auth import Account
+    from labeling import coco
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        pid = add_photo(s, "p01")
+    with session_scope() as s:
+        data = coco.export_coco(s, ["pending"])
+    data["annotations"][0]["bbox"][0] += 7
+    cookie_sign_in("lee", "lead")
+    at = AppTest.from_file("pages/labeling_exchange.py", default_timeout=60)
+    at.session_state["annotator"] = "lee"
+    at.session_state["account"] = Account("lee", "lead", "unused")
+    at.run()
+    at.file_uploader(key="coco_upload").set_value(("boxes.json", json.dumps(data).encode(), "application/json")).run()
+    at.button(key="coco-import").click().run()
+    cookie_sign_in("ana")
+    at.button(key="coco-import-confirm").click().run()
+    assert any("import annotations needs the lead role; ana (annotator) cannot" in e.value for e in at.error)
+    assert _version(pid) == 1
+
+
+@pytest.mark.parametrize("field", ["files", "folder"])
+def test_photo_import_replayed_with_an_annotators_cookie_adds_nothing(app_env, cookie_sign_in, field, tmp_path):
+    """Import photos drawn for an admin; the connection's cookie now names an annotator: refused."""
+    from sqlmodel import func
+    from streamlit.testing.v1 import AppTest
+
+    from app.core.auth import Account
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        person_id = s.get(Photo, add_photo(s, "p01")).person_id
+    cookie_sign_in("root", "admin")
+    at = AppTest.from_file("pages/labeling_import.py", default_timeout=60)
+    at.session_state["annotator"] = "root"
+    at.session_state["account"] = Account("root", "admin", "unused")
+    at.run()
+    at.selectbox(key="import_person").set_value(person_id).run()
+    if field == "folder":
+        (tmp_path / "in").mkdir()
+        (tmp_path / "in" / "a.jpg").write_bytes(_photo_bytes())
+        at.text_input(key="import_folder").input(str(tmp_path / "in")).run()
+    else:
+        at.file_uploader(key="import_files").set_value(("a.jpg", _photo_bytes(), "image/jpeg")).run()
+    cookie_sign_in("ana")
+    next(b for b in at.button if b.label == "Import and auto-label").click().run()
+    assert any("import photos needs the lead role; ana (annotator) cannot" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    with session_scope() as s:
+        assert s.exec(select(func.count()).select_from(Photo)).one() == 1

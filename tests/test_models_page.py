@@ -124,3 +124,35 @@ def test_promotion_is_refused_below_admin_even_without_the_button(registry_env, 
     with pytest.raises(PermissionDenied, match="promote needs the admin role"):
         jobs.promote(account, candidate)
     assert registry.promoted_id() != candidate
+
+
+def test_each_action_replayed_with_an_annotators_cookie_is_refused(registry_env, cookie_sign_in):
+    """The page was drawn for an admin (every button there); the connection's cookie now names an
+    annotator, as when an annotator replays an admin's widget messages: train, cancel and roll back (the
+    promote action; the Promote dialog's confirm goes through the same ``act``) are each refused in their
+    code path and nothing changes."""
+    from app.core.storage import get_store
+    from models import jobs, registry
+
+    served = registry.promoted_id()
+    candidate = one_type_run(get_store())
+    queued = jobs.enqueue(LEAD, "head")
+    at = models_page(ADMIN, cookie_sign_in)
+    cookie_sign_in("ana", "annotator")
+
+    def state():
+        return sorted((r.id, r.status, r.cancel_requested) for r in registry.list_runs()), registry.promoted_id()
+
+    def refused(action: str) -> bool:
+        return any(f"{action} needs the" in e.value and "ana (annotator) cannot" in e.value for e in at.error)
+
+    before = state()
+    at.button(key="FormSubmitter:train-Queue run").click().run()
+    assert refused("train") and state() == before
+    buttons(at)["Cancel"].click().run()
+    assert refused("cancel run") and state() == before
+    registry.promote(candidate)
+    at.run()
+    buttons(at)[f"Roll back to run {served}"].click().run()
+    assert refused("promote") and registry.promoted_id() == candidate
+    assert registry.get_run(queued).status == jobs.QUEUED
