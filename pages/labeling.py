@@ -402,8 +402,6 @@ def review() -> None:
     st.text_input("Note (kept with Accept or Flag)", key=f"note-{pid}")
     if st.toggle("Show the next photos of the queue", key="labeling-thumbs"):
         queue_strip(following[:6])
-    with st.expander("Keyboard shortcuts"):
-        st.table(pd.DataFrame({"key": list(SHORTCUTS), "does": list(SHORTCUTS.values())}).set_index("key"))
     with st.expander("History of this photo"):
         with session_scope() as s:
             trail = queue.audit_trail(s, pid)
@@ -424,3 +422,5 @@ if not annotator:
 st.sidebar.caption(f"Annotating as **{annotator}**")
 keyboard_shortcuts()
 review()
+with st.expander("Keyboard shortcuts"):  # static: outside the fragment, not resent on every save
+    st.table(pd.DataFrame({"key": list(SHORTCUTS), "does": list(SHORTCUTS.values())}).set_index("key"))
