@@ -1,7 +1,7 @@
 """facetype: the Streamlit script (served with its sign-in routes by ``streamlit run app/web.py``).
 
-Who is signed in comes from the session cookie on every run (``auth.account_for_cookie``), never
-from the Streamlit session alone; the sidebar lists only the pages the visitor's role may open.
+Who is signed in comes from the session cookie on every run (``pages.team_account.acting_account``),
+never from the Streamlit session alone; the sidebar lists only the pages the visitor's role may open.
 """
 
 import logging
@@ -16,6 +16,7 @@ from app.core.settings import SettingsError, get_settings
 from app.services.bootstrap import ConfigurationError, prepare
 from app.team_routes import SIGN_IN_PATH, SIGN_OUT_PATH
 from models.serving import warm_load
+from pages.team_account import acting_account
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGN_IN_PROBLEMS = {
@@ -42,7 +43,7 @@ except (ConfigurationError, SettingsError) as error:
     st.info("Fix the setting named above (environment variable or .streamlit/secrets.toml) and reload.")
     st.stop()
 
-account = auth.account_for_cookie(st.context.cookies.get(auth.SESSION_COOKIE))
+account = acting_account()
 if account is None:
     st.session_state.pop("account", None)
     st.session_state.pop("annotator", None)

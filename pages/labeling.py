@@ -19,6 +19,7 @@ from streamlit.errors import StreamlitAPIException
 # data URL; it does not use streamlit.elements.image.image_to_url, so no shim is needed.
 from streamlit_drawable_canvas import st_canvas
 
+from app.core import auth
 from app.core.db import Photo, ReferencePerson, session_scope
 from app.core.vocabulary import REGION_COLORS, REGIONS
 from labeling import annotations as ann
@@ -34,6 +35,7 @@ from pages.labeling_widgets import (
     prefetch_canvas_background,
     queue_counts,
 )
+from pages.team_account import account_for
 
 CANVAS_MAX_W, CANVAS_MAX_H = 800, 600
 ZOOMS = {"1×": 1.0, "1.5×": 1.5, "2×": 2.0}
@@ -69,10 +71,11 @@ def decide(pid: int, opened: int, decision: str, next_pid: int | None) -> None:
     boxes = state["edited"].get((pid, opened), {})
     hidden = [r for r in missing_regions(boxes) if state.get(f"hidden-{pid}-{r}")] if decision == "accept" else ()
     try:
+        account = account_for("label")  # the cookie's account now, not the one this page was drawn for
         with session_scope() as s:
-            result = ann.save_boxes(s, pid, opened, boxes, annotator, decision, state.get(f"note-{pid}"),
+            result = ann.save_boxes(s, pid, opened, boxes, account.name, decision, state.get(f"note-{pid}"),
                                     not_visible=hidden)
-    except ann.AnnotationError as exc:
+    except (ann.AnnotationError, auth.PermissionDenied) as exc:
         state["labeling_error"] = (pid, f"Not saved: {exc}")
         return
     if isinstance(result, ann.Conflict):
@@ -108,9 +111,10 @@ def reject_dialog(pid: int, opened: int, boxes: dict, next_pid: int | None) -> N
     if st.button("Reject photo", type="primary", disabled=not reason, key=f"reject-confirm-{pid}"):
         close_dialog()
         try:
+            account = account_for("label")
             with session_scope() as s:
-                result = ann.save_boxes(s, pid, opened, boxes, annotator, "reject", reason)
-        except ann.AnnotationError as exc:
+                result = ann.save_boxes(s, pid, opened, boxes, account.name, "reject", reason)
+        except (ann.AnnotationError, auth.PermissionDenied) as exc:
             st.error(f"Not saved: {exc}")
             return
         if isinstance(result, ann.Conflict):
@@ -159,9 +163,10 @@ def conflict_panel(photo: Photo, conflict: ann.Conflict, next_pid: int | None) -
     a, b = st.columns(2)
     if a.button("Save my choice", type="primary", key=f"resolve-{photo.id}"):
         try:
+            account = account_for("label")
             with session_scope() as s:
-                result = ann.resolve_conflict(s, conflict, choice, annotator, decision, note)
-        except ann.AnnotationError as exc:
+                result = ann.resolve_conflict(s, conflict, choice, account.name, decision, note)
+        except (ann.AnnotationError, auth.PermissionDenied) as exc:
             st.error(f"Not saved: {exc}")
         else:
             if isinstance(result, ann.Conflict):
@@ -187,15 +192,55 @@ def queue_strip(photo_ids: list[int]) -> None:
             rerun_review()
 
 
+#: Queue filter widget key -> (address parameter, default value). The filters live in the address too,
+#: so a reload or a shared link (a new Streamlit session) keeps them; defaults are left out of it.
+QUEUE_FILTERS = {"q_status": ("status", ["pending"]), "q_person": ("person", None),
+                 "q_annotator": ("annotator", None), "q_second": ("second", False)}
+
+
+def filter_from_address(key: str, text: str, names: list[str], people: dict[int, str]):
+    """The filter value an address parameter names; an unknown one gives the default."""
+    if key == "q_status":  # "all" (no status chosen) keeps none of its parts
+        return [status for status in text.split(",") if status in queue.REVIEW_STATUSES]
+    if key == "q_person":
+        return int(text) if text.isdigit() and int(text) in people else None
+    if key == "q_annotator":
+        return text if text in names else None
+    return text == "1"
+
+
+def filter_to_address(value) -> str:
+    if isinstance(value, list):
+        return ",".join(value) or "all"
+    return "1" if value is True else str(value)
+
+
 def queue_filters(names: list[str], people: dict[int, str]):
+    # A session starts from the filters in its address (a reload, a shared link); kept for the session, so
+    # the widgets' defaults do not change under them.
+    start = state.setdefault("labeling_filters_start", {
+        key: default if st.query_params.get(param) is None
+        else filter_from_address(key, st.query_params[param], names, people)
+        for key, (param, default) in QUEUE_FILTERS.items()})
+    person_options, names_options = [None, *people], [None, *names]
     with st.popover("Queue filters", width="stretch"):
-        statuses = st.multiselect("Status", queue.REVIEW_STATUSES, default=["pending"], key="q_status")
-        person_id = st.selectbox("Person", [None, *people], key="q_person",
-                                 format_func=lambda i: "all people" if i is None else people[i])
-        who = st.selectbox("Annotator", [None, *names], format_func=lambda n: "anyone" if n is None else n,
-                           key="q_annotator")
-        second = st.toggle("Second review", key="q_second", help="Only photos you have not reviewed yet "
+        statuses = st.multiselect("Status", queue.REVIEW_STATUSES, default=start["q_status"], key="q_status")
+        person_id = st.selectbox("Person", person_options, key="q_person",
+                                 index=person_options.index(start["q_person"]) if start["q_person"] in people else 0,
+                                 format_func=lambda i: "all people" if i is None else people[i],
+                                 placeholder="all people")  # how this Streamlit shows the None option
+        who = st.selectbox("Annotator", names_options, format_func=lambda n: "anyone" if n is None else n,
+                           index=names_options.index(start["q_annotator"]) if start["q_annotator"] in names else 0,
+                           placeholder="anyone", key="q_annotator")
+        second = st.toggle("Second review", value=start["q_second"], key="q_second",
+                           help="Only photos you have not reviewed yet "
                            "(pick status accepted to review another annotator's work).")
+    for key, value in zip(QUEUE_FILTERS, (statuses, person_id, who, second)):
+        param, default = QUEUE_FILTERS[key]
+        if value == default:
+            st.query_params.pop(param, None)
+        elif st.query_params.get(param) != filter_to_address(value):
+            st.query_params[param] = filter_to_address(value)
     return statuses, person_id, who, second
 
 
@@ -363,8 +408,6 @@ def review() -> None:
     st.text_input("Note (kept with Accept or Flag)", key=f"note-{pid}")
     if st.toggle("Show the next photos of the queue", key="labeling-thumbs"):
         queue_strip(following[:6])
-    with st.expander("Keyboard shortcuts"):
-        st.table(pd.DataFrame({"key": list(SHORTCUTS), "does": list(SHORTCUTS.values())}).set_index("key"))
     with st.expander("History of this photo"):
         with session_scope() as s:
             trail = queue.audit_trail(s, pid)
@@ -385,3 +428,5 @@ if not annotator:
 st.sidebar.caption(f"Annotating as **{annotator}**")
 keyboard_shortcuts()
 review()
+with st.expander("Keyboard shortcuts"):  # static: outside the fragment, not resent on every save
+    st.table(pd.DataFrame({"key": list(SHORTCUTS), "does": list(SHORTCUTS.values())}).set_index("key"))

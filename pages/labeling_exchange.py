@@ -13,6 +13,7 @@ from app.core import auth
 from app.core.db import session_scope
 from labeling import coco, queue
 from pages.labeling_widgets import annotator_name
+from pages.team_account import account_for
 
 state = st.session_state
 
@@ -60,9 +61,8 @@ def confirm_import(payload: bytes, name: str) -> None:
         close_dialog()
         try:
             with session_scope() as s:
-                # who is signed in on this connection now (its cookie), not who the session state says
-                account = auth.account_for_cookie(st.context.cookies.get(auth.SESSION_COOKIE))
-                state["coco_report"] = coco.import_coco(s, payload, account, decision, use_versions)
+                state["coco_report"] = coco.import_coco(s, payload, account_for("import_annotations"), decision,
+                                                        use_versions)
         except (coco.CocoFormatError, auth.PermissionDenied) as exc:
             state["coco_report"] = str(exc)
         st.rerun()

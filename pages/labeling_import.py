@@ -15,6 +15,7 @@ from app.core import auth
 from app.core.db import ReferencePerson, session_scope
 from labeling.photos import BatchTooLarge, NoSuchPerson, import_reference_batch, server_folder_files
 from pages.labeling_widgets import annotator_name
+from pages.team_account import acting_account
 
 st.title("Import photos")
 annotator_name()
@@ -51,7 +52,7 @@ if folder.strip():
 bar = st.progress(0.0, text=f"0 of {len(items)}")
 try:
     results = import_reference_batch(
-        person_id, items, account=account,
+        person_id, items, account=acting_account(),  # roles checked there, on the cookie's account now
         progress=lambda done, total, name: bar.progress(done / total, text=f"{done} of {total}: {Path(name).name}"),
     )
 except (BatchTooLarge, NoSuchPerson, auth.PermissionDenied) as error:

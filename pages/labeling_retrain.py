@@ -10,6 +10,7 @@ from app.core.settings import PROJECT_ROOT
 from labeling import queue
 from models import jobs
 from pages.labeling_widgets import annotator_name
+from pages.team_account import acting_account
 
 state = st.session_state
 
@@ -32,7 +33,7 @@ if not auth.can(account, "retrain"):
     st.stop()
 if st.button("Retrain the type model", type="primary"):
     try:
-        state["last_run"] = start_training_run(account)
+        state["last_run"] = start_training_run(acting_account())
     except auth.PermissionDenied as exc:
         st.error(str(exc))
     except Exception as exc:

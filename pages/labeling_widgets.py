@@ -93,16 +93,12 @@ def keyboard_shortcuts() -> None:
 
 
 def annotator_name() -> str:
-    """The signed-in annotator's name; without a sign-in, asks for one once per session (and stops the page)."""
+    """The signed-in account's name, for showing (app/main.py refreshes it from the session cookie on every
+    run); without a sign-in the page says so and stops. Saves ask ``pages.team_account`` who acts, not this."""
     name = (st.session_state.get("annotator") or "").strip()
     if name:
         return name
-    st.info("Enter your name once for this session; every save is recorded under it.")
-    with st.form("annotator_form"):
-        typed = st.text_input("Your name (annotator)", max_chars=64)
-        if st.form_submit_button("Start labeling", type="primary") and typed.strip():
-            st.session_state["annotator"] = typed.strip()
-            st.rerun()
+    st.info("Sign in to use the team pages: every save is recorded under your account.")
     st.stop()
 
 

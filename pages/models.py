@@ -16,6 +16,7 @@ import streamlit as st
 from app.core.auth import PermissionDenied, can
 from app.core.vocabulary import REGIONS, TYPES, RunStatus
 from models import jobs, registry
+from pages.team_account import acting_account
 
 ARCHS = ["fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_resnet50_fpn"]
 
@@ -29,9 +30,10 @@ account = st.session_state.get("account")
 
 
 def act(action, *args, **kwargs):
-    """Run a team action; say why it was refused or impossible instead of a traceback."""
+    """Run a team action as the session cookie's account now (models.jobs checks its role); say why it was
+    refused or impossible instead of a traceback."""
     try:
-        return action(account, *args, **kwargs)
+        return action(acting_account(), *args, **kwargs)
     except PermissionDenied as exc:
         st.error(str(exc), icon=":material/lock:")
     except (jobs.JobStateError, LookupError, ValueError) as exc:

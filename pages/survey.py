@@ -22,6 +22,7 @@ from app.core.db import session_scope
 from app.core.settings import PROJECT_ROOT, get_settings
 from app.core.vocabulary import TYPES
 from labeling import quotas, survey, survey_csv, survey_stats, survey_store
+from pages.team_account import acting_account
 
 settings = get_settings()
 sample_dir = settings.sample_dir
@@ -46,12 +47,6 @@ def read_db(fn, default=None):
     except sa.exc.SQLAlchemyError as exc:
         db_errors.append(str(exc).splitlines()[0])
         return default
-
-
-def acting_account() -> auth.Account | None:
-    """Who is signed in on this connection now, from its session cookie. Actions ask this (not the
-    session state), so a replayed widget message on a borrowed Streamlit session acts as nobody."""
-    return auth.account_for_cookie(st.context.cookies.get(auth.SESSION_COOKIE))
 
 
 account = acting_account()
@@ -368,7 +363,6 @@ def _store(shown: pd.DataFrame, shown_scale: tuple[float, float], file_name: str
             st.session_state["ratings_note"] = ("success", f"Stored as {_describe(batch)}.")
     except (survey_csv.SurveyValidationError, sa.exc.SQLAlchemyError, auth.PermissionDenied) as exc:
         st.session_state["ratings_note"] = ("error", f"Nothing was stored: {exc}")
-    st.rerun()
 
 
 @st.dialog("Store these ratings?", width="large")
@@ -398,8 +392,9 @@ def confirm_store(shown: pd.DataFrame, shown_scale: tuple[float, float], file_na
     if change.ratings_changed:
         st.write(f"{change.ratings_changed} ratings get a different score.")
     yes, no = st.columns(2)
-    if yes.button("Store ratings", type="primary", key="confirm_store"):
-        _store(shown, shown_scale, file_name)
+    # A callback: it runs (and checks the cookie's account) before the next run decides what to show.
+    yes.button("Store ratings", type="primary", key="confirm_store", on_click=_store,
+               args=(shown, shown_scale, file_name))
     if no.button("Cancel", key="cancel_store"):
         st.rerun()
 
@@ -411,7 +406,6 @@ def _restore(batch_id: int) -> None:
             st.session_state["ratings_note"] = ("success", f"Restored {_describe(batch)}.")
     except (survey_csv.SurveyValidationError, sa.exc.SQLAlchemyError, auth.PermissionDenied) as exc:
         st.session_state["ratings_note"] = ("error", f"Nothing was restored: {exc}")
-    st.rerun()
 
 
 @st.dialog("Restore these ratings?", width="large")
@@ -419,17 +413,16 @@ def confirm_restore(batch_id: int, description: str, replaced: str) -> None:
     st.write(f"The stored ratings become **{description}**, replacing {replaced}. "
              "The replaced batch stays stored and can be restored.")
     yes, no = st.columns(2)
-    if yes.button("Restore", type="primary", key="confirm_restore"):
-        _restore(batch_id)
+    yes.button("Restore", type="primary", key="confirm_restore", on_click=_restore, args=(batch_id,))
     if no.button("Cancel", key="cancel_restore"):
         st.rerun()
 
 
+kind, note = st.session_state.pop("ratings_note", (None, None))
+if kind:
+    getattr(st, kind)(note)
 if may_write and not db_errors:
     st.header("Stored ratings")
-    kind, note = st.session_state.pop("ratings_note", (None, None))
-    if kind:
-        getattr(st, kind)(note)
     if ratings_file is not None and plan is not None:
         st.write(f"The uploaded **{ratings_file.name}** is shown above; store it to make it the stored ratings.")
         if st.button("Store ratings…", key="store_ratings"):

@@ -73,6 +73,28 @@ def app_env(tmp_path, monkeypatch):
     clear_caches()
 
 
+@pytest.fixture
+def cookie_sign_in(app_env, monkeypatch):
+    """``cookie_sign_in(name, role)`` signs ``name`` in for real (an account, a session row, a signed
+    cookie) and hands that cookie to the pages' cookie reader, which AppTest cannot (it sends no cookies):
+    the pages' role and session checks then run as they do in the browser. Returns the cookie."""
+    import json
+
+    from app.core import auth
+    from pages import team_account
+
+    accounts = {}
+
+    def sign_in(name: str, role: str = "annotator") -> str:
+        accounts[name] = {"role": role, "password_hash": "unused"}
+        monkeypatch.setenv("FACETYPE_ACCOUNTS", json.dumps(accounts))
+        cookie = auth.start_session(auth.Account(name, role, "unused"))
+        monkeypatch.setattr(team_account, "session_cookie", lambda: cookie)
+        return cookie
+
+    return sign_in
+
+
 def clear_caches():
     from app.services.analysis import forget_cached_state
     from models.serving import clear_cache

@@ -178,22 +178,56 @@ def test_page_sections_render_without_errors(app_env):
             assert any("photos reviewed by two or more annotators" in m.value for m in at.markdown)
 
 
-def test_page_asks_for_a_name_without_sign_in(app_env):
+def test_page_without_sign_in_says_so_and_offers_no_typed_name(app_env):
+    """Saves are made as the session cookie's account: a name typed into the page would sign nobody in,
+    so the page (outside app/main.py's sign-in form) asks for a sign-in and shows nothing to save."""
     from streamlit.testing.v1 import AppTest
 
+    from tests.test_annotations import add_photo
+
     migrate()
+    with session_scope() as s:
+        add_photo(s, "p01")
     at = AppTest.from_file("pages/labeling.py", default_timeout=60).run()
     assert not at.exception
-    at.text_input[0].input("Ann")
-    at.button[0].click().run()
-    assert at.session_state["annotator"] == "Ann"
-    assert not at.exception
+    assert any("Sign in to use the team pages" in i.value for i in at.info)
+    assert not at.text_input and not at.button and "annotator" not in at.session_state
+
+
+def test_accept_after_the_session_ended_is_refused_not_saved_as_the_old_account(app_env, cookie_sign_in):
+    """The page was drawn for ana; her session is ended (signed out in another tab) before she presses
+    Accept: the save is refused, nothing is written, nobody's name goes into the history."""
+    from streamlit.testing.v1 import AppTest
+
+    from app.core import auth
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        pid = add_photo(s, "p01")
+        key = s.get(Photo, pid).object_key
+    out = io.BytesIO()
+    Image.new("RGB", (640, 640), (200, 170, 150)).save(out, format="JPEG")
+    get_store().put(key, out.getvalue(), "image/jpeg")
+    cookie = cookie_sign_in("ana")
+    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at.session_state["annotator"] = "ana"  # what app/main.py set when the page was drawn
+    at.run()
+    assert list(at.query_params["photo"]) == [str(pid)]
+    assert auth.end_session(cookie)
+    at.button(key="labeling-accept").click().run()
+    assert not at.exception, at.exception
+    assert any("Not saved: label needs the annotator role; nobody signed in" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    with session_scope() as s:
+        assert (s.get(Photo, pid).boxes_version, s.get(Photo, pid).review_status) == (1, "pending")
+        assert queue.audit_trail(s, pid) == []
 
 
 AUTO_SMALL = {"face": (100.0, 80.0, 500.0, 560.0), "tzone": (210.0, 200.0, 400.0, 380.0), "jaw": (150.0, 380.0, 450.0, 580.0)}
 
 
-def test_page_shows_conflict_and_lets_annotator_choose(app_env):
+def test_page_shows_conflict_and_lets_annotator_choose(app_env, cookie_sign_in):
     """Two sessions: the page opened version 1, someone else saved version 2, then Accept here
     shows both versions instead of overwriting; the choice is saved as version 3."""
     from streamlit.testing.v1 import AppTest
@@ -208,6 +242,7 @@ def test_page_shows_conflict_and_lets_annotator_choose(app_env):
     out = io.BytesIO()
     Image.new("RGB", (640, 640), (200, 170, 150)).save(out, format="JPEG")
     get_store().put(key, out.getvalue(), "image/jpeg")
+    cookie_sign_in("tester")
     at = AppTest.from_file("pages/labeling.py", default_timeout=60)
     at.session_state["annotator"] = "tester"
     at.run()
@@ -395,7 +430,7 @@ def test_accept_with_a_deleted_box_is_blocked_until_marked_not_visible(labeling_
         assert audit.after["not_visible"] == ["tzone"]
 
 
-def test_reject_asks_for_a_reason_in_a_dialog_with_presets(app_env):
+def test_reject_asks_for_a_reason_in_a_dialog_with_presets(app_env, cookie_sign_in):
     """Reject… opens a dialog: nothing is saved until a reason is picked (a preset plus optional details)."""
     from streamlit.testing.v1 import AppTest
 
@@ -409,6 +444,7 @@ def test_reject_asks_for_a_reason_in_a_dialog_with_presets(app_env):
     out = io.BytesIO()
     Image.new("RGB", (640, 640), (200, 170, 150)).save(out, format="JPEG")
     get_store().put(key, out.getvalue(), "image/jpeg")
+    cookie_sign_in("tester")
     at = AppTest.from_file("pages/labeling.py", default_timeout=60)
     at.session_state["annotator"] = "tester"
     at.run()
@@ -424,11 +460,10 @@ def test_reject_asks_for_a_reason_in_a_dialog_with_presets(app_env):
         assert (photo.review_status, photo.review_note) == ("rejected", "Blurred or out of focus, motion blur")
 
 
-def test_coco_import_asks_before_saving(app_env, monkeypatch):
+def test_coco_import_asks_before_saving(app_env, cookie_sign_in):
     """Import… on Export / import opens a confirmation; the boxes are saved only after Import in it."""
     from streamlit.testing.v1 import AppTest
 
-    from app.core import auth
     from app.core.auth import Account
     from labeling import coco
     from tests.test_annotations import add_photo
@@ -439,8 +474,7 @@ def test_coco_import_asks_before_saving(app_env, monkeypatch):
     with session_scope() as s:
         data = coco.export_coco(s, ["pending"])
     data["annotations"][0]["bbox"][0] += 7
-    # the import acts as the account of the connection's session cookie (AppTest sends none)
-    monkeypatch.setattr(auth, "account_for_cookie", lambda *_a, **_k: Account("lee", "lead", "unused"))
+    cookie_sign_in("lee", "lead")  # the import acts as the account of the connection's session cookie
     at = AppTest.from_file("pages/labeling_exchange.py", default_timeout=60)
     at.session_state["annotator"] = "lee"
     at.session_state["account"] = Account("lee", "lead", "unused")
@@ -458,3 +492,101 @@ def test_coco_import_asks_before_saving(app_env, monkeypatch):
 def _version(photo_id: int) -> int:
     with session_scope() as s:
         return s.get(Photo, photo_id).boxes_version
+
+
+def test_queue_filters_come_from_the_address_and_go_back_to_it(app_env):
+    """A new session (a reload, a shared link) takes the queue filters from the address; changing one
+    writes it there; defaults stay out of the address and unknown values fall back to them."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        add_photo(s, "p01")
+        second = add_photo(s, "p02")
+        person_2 = s.get(Photo, second).person_id
+    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at.session_state["annotator"] = "tester"
+    at.query_params["person"] = str(person_2)
+    at.query_params["status"] = "pending,flagged,nonsense"
+    at.run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="q_person").value == person_2
+    assert at.multiselect(key="q_status").value == ["pending", "flagged"]
+    assert any(m.value.startswith("**1** photo left") for m in at.markdown)
+    assert list(at.query_params["photo"]) == [str(second)]
+    assert list(at.query_params["status"]) == ["pending,flagged"]
+    at.selectbox(key="q_person").select_index(0).run()  # "all people"
+    at.multiselect(key="q_status").set_value([]).run()
+    at.toggle(key="q_second").set_value(True).run()
+    assert "person" not in at.query_params
+    assert list(at.query_params["status"]) == ["all"] and list(at.query_params["second"]) == ["1"]
+
+    again = AppTest.from_file("pages/labeling.py", default_timeout=60)  # the address of that page, reloaded
+    again.session_state["annotator"] = "tester"
+    for name in ("status", "second"):
+        again.query_params[name] = list(at.query_params[name])[0]
+    again.query_params["person"] = "999"  # nobody: the default
+    again.run()
+    assert again.multiselect(key="q_status").value == [] and again.toggle(key="q_second").value is True
+    assert again.selectbox(key="q_person").value is None
+
+
+def test_coco_import_replayed_with_an_annotators_cookie_saves_nothing(app_env, cookie_sign_in):
+    """The confirmation was opened by a lead; the connection's cookie now names an annotator: refused."""
+    from streamlit.testing.v1 import AppTest
+
+    from app.core.auth import Account
+    from labeling import coco
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        pid = add_photo(s, "p01")
+    with session_scope() as s:
+        data = coco.export_coco(s, ["pending"])
+    data["annotations"][0]["bbox"][0] += 7
+    cookie_sign_in("lee", "lead")
+    at = AppTest.from_file("pages/labeling_exchange.py", default_timeout=60)
+    at.session_state["annotator"] = "lee"
+    at.session_state["account"] = Account("lee", "lead", "unused")
+    at.run()
+    at.file_uploader(key="coco_upload").set_value(("boxes.json", json.dumps(data).encode(), "application/json")).run()
+    at.button(key="coco-import").click().run()
+    cookie_sign_in("ana")
+    at.button(key="coco-import-confirm").click().run()
+    assert any("import annotations needs the lead role; ana (annotator) cannot" in e.value for e in at.error)
+    assert _version(pid) == 1
+
+
+@pytest.mark.parametrize("field", ["files", "folder"])
+def test_photo_import_replayed_with_an_annotators_cookie_adds_nothing(app_env, cookie_sign_in, field, tmp_path):
+    """Import photos drawn for an admin; the connection's cookie now names an annotator: refused."""
+    from sqlmodel import func
+    from streamlit.testing.v1 import AppTest
+
+    from app.core.auth import Account
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        person_id = s.get(Photo, add_photo(s, "p01")).person_id
+    cookie_sign_in("root", "admin")
+    at = AppTest.from_file("pages/labeling_import.py", default_timeout=60)
+    at.session_state["annotator"] = "root"
+    at.session_state["account"] = Account("root", "admin", "unused")
+    at.run()
+    at.selectbox(key="import_person").set_value(person_id).run()
+    if field == "folder":
+        (tmp_path / "in").mkdir()
+        (tmp_path / "in" / "a.jpg").write_bytes(_photo_bytes())
+        at.text_input(key="import_folder").input(str(tmp_path / "in")).run()
+    else:
+        at.file_uploader(key="import_files").set_value(("a.jpg", _photo_bytes(), "image/jpeg")).run()
+    cookie_sign_in("ana")
+    next(b for b in at.button if b.label == "Import and auto-label").click().run()
+    assert any("import photos needs the lead role; ana (annotator) cannot" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    with session_scope() as s:
+        assert s.exec(select(func.count()).select_from(Photo)).one() == 1

@@ -10,9 +10,12 @@ from app.core.auth import Account
 ADMIN, LEAD, ANNOTATOR = (Account(r, r, "unused") for r in ("admin", "lead", "annotator"))
 
 
-def models_page(account):
+def models_page(account, cookie_sign_in):
+    """The page as ``account`` (its actions act as the session cookie's account: signed in for real)."""
     from streamlit.testing.v1 import AppTest
 
+    if account is not None:
+        cookie_sign_in(account.name, account.role)
     at = AppTest.from_file("pages/models.py", default_timeout=120)
     at.session_state["account"] = account
     return at.run()
@@ -59,10 +62,10 @@ def buttons(at) -> dict:
     return {b.label: b for b in at.button}
 
 
-def test_lead_queues_a_run_and_cancels_it_but_cannot_promote(registry_env):
+def test_lead_queues_a_run_and_cancels_it_but_cannot_promote(registry_env, cookie_sign_in):
     from models import registry
 
-    at = models_page(LEAD)
+    at = models_page(LEAD, cookie_sign_in)
     assert not at.exception
     at.button(key="FormSubmitter:train-Queue run").click().run()
     (new,) = [r for r in registry.list_runs() if r.status == "queued"]
@@ -79,32 +82,32 @@ def test_lead_queues_a_run_and_cancels_it_but_cannot_promote(registry_env):
     assert copy.job["retry_of"] == new.id and not at.exception
 
 
-def test_annotator_sees_no_train_form_nor_cancel(registry_env):
+def test_annotator_sees_no_train_form_nor_cancel(registry_env, cookie_sign_in):
     from models import jobs
 
     jobs.enqueue(LEAD, "head")
-    at = models_page(ANNOTATOR)
+    at = models_page(ANNOTATOR, cookie_sign_in)
     assert not at.exception
     assert "Asking for training runs is for leads and admins." in [i.value for i in at.info]
     assert "Cancel" not in buttons(at) and not [b for b in at.button if b.label.startswith("Promote")]
 
 
-def test_admin_is_warned_about_a_one_type_run_and_rollback_names_its_target(registry_env):
+def test_admin_is_warned_about_a_one_type_run_and_rollback_names_its_target(registry_env, cookie_sign_in):
     from app.core.storage import get_store
     from models import registry
 
     served = registry.promoted_id()
-    at = models_page(ADMIN)
+    at = models_page(ADMIN, cookie_sign_in)
     assert buttons(at)["Roll back (no earlier model)"].disabled
     candidate = one_type_run(get_store())
-    at = models_page(ADMIN)
+    at = models_page(ADMIN, cookie_sign_in)
     select_run(at, candidate)
     warnings = [w.value for w in at.warning]
     assert any("Gamma to 90 %" in w for w in warnings), warnings
     assert any("macro f1 0.15 is below chance" in w for w in warnings), warnings
     assert not buttons(at)[f"Promote run {candidate}…"].disabled
     registry.promote(candidate)
-    at = models_page(ADMIN)
+    at = models_page(ADMIN, cookie_sign_in)
     rollback = buttons(at)[f"Roll back to run {served}"]
     assert not rollback.disabled
     rollback.click().run()
@@ -121,3 +124,35 @@ def test_promotion_is_refused_below_admin_even_without_the_button(registry_env, 
     with pytest.raises(PermissionDenied, match="promote needs the admin role"):
         jobs.promote(account, candidate)
     assert registry.promoted_id() != candidate
+
+
+def test_each_action_replayed_with_an_annotators_cookie_is_refused(registry_env, cookie_sign_in):
+    """The page was drawn for an admin (every button there); the connection's cookie now names an
+    annotator, as when an annotator replays an admin's widget messages: train, cancel and roll back (the
+    promote action; the Promote dialog's confirm goes through the same ``act``) are each refused in their
+    code path and nothing changes."""
+    from app.core.storage import get_store
+    from models import jobs, registry
+
+    served = registry.promoted_id()
+    candidate = one_type_run(get_store())
+    queued = jobs.enqueue(LEAD, "head")
+    at = models_page(ADMIN, cookie_sign_in)
+    cookie_sign_in("ana", "annotator")
+
+    def state():
+        return sorted((r.id, r.status, r.cancel_requested) for r in registry.list_runs()), registry.promoted_id()
+
+    def refused(action: str) -> bool:
+        return any(f"{action} needs the" in e.value and "ana (annotator) cannot" in e.value for e in at.error)
+
+    before = state()
+    at.button(key="FormSubmitter:train-Queue run").click().run()
+    assert refused("train") and state() == before
+    buttons(at)["Cancel"].click().run()
+    assert refused("cancel run") and state() == before
+    registry.promote(candidate)
+    at.run()
+    buttons(at)[f"Roll back to run {served}"].click().run()
+    assert refused("promote") and registry.promoted_id() == candidate
+    assert registry.get_run(queued).status == jobs.QUEUED

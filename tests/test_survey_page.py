@@ -191,3 +191,47 @@ def test_question_csv_without_a_file_says_the_sample_is_used(env):
     at.radio[0].set_value("Question CSV").run()
     assert not at.exception
     assert any("No question CSV uploaded" in i.value and "type_choices.csv" in i.value for i in at.info)
+
+
+def store_two_batches(env) -> tuple[int, int]:
+    ratings = survey.parse_ratings(env / "ratings.csv")
+    with session_scope() as session:
+        first = survey_store.store_ratings(session, auth.SYSTEM, ratings, (1, 5), "first.csv").id
+        second = survey_store.store_ratings(session, auth.SYSTEM, ratings.iloc[:-2], (1, 5), "second.csv").id
+    return first, second
+
+
+def active_batch() -> int:
+    with session_scope() as session:
+        return session.exec(select(db.RatingBatch).where(db.RatingBatch.active)).one().id
+
+
+def test_a_restore_replayed_as_an_annotator_restores_nothing(env, monkeypatch):
+    """The dialog was opened while a lead was signed in; the cookie now names an annotator (a replayed
+    widget message on an annotator's connection): Restore is refused and the stored batch stays."""
+    first, second = store_two_batches(env)
+    at = run_page()
+    at.button(key="restore").click().run()
+    sign_in_as(monkeypatch, "annotator")
+    at.button(key="confirm_restore").click().run()
+    assert active_batch() == second
+    assert any("Nothing was restored: store ratings needs the lead role" in e.value for e in at.error), \
+        [e.value for e in at.error]
+    sign_in_as(monkeypatch, "lead")  # the same steps as a lead restore it
+    at.run()
+    at.button(key="restore").click().run()
+    at.button(key="confirm_restore").click().run()
+    assert active_batch() == first
+
+
+def test_a_store_replayed_as_an_annotator_stores_nothing(env, monkeypatch):
+    first, second = store_two_batches(env)
+    at = run_page()
+    upload = (env / "ratings.csv").read_bytes()
+    at.sidebar.file_uploader[0].set_value(("new.csv", upload, "text/csv")).run()
+    at.button(key="store_ratings").click().run()
+    sign_in_as(monkeypatch, "annotator")
+    at.button(key="confirm_store").click().run()
+    assert active_batch() == second
+    assert any("Nothing was stored: store ratings needs the lead role" in e.value for e in at.error), \
+        [e.value for e in at.error]
