@@ -248,7 +248,8 @@ def survey_csv_decode(data: bytes) -> str:
     return decode_text(data)
 
 
-@pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\",\"click\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+@pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\",\"click\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx",
+                                  "  =1+1", "\n=1+1", "＝1+1", "＋1", "－1", "＠SUM(A1)", "\u3000=1+1"])
 def test_exported_labels_cannot_carry_formulas(name):
     people = pd.DataFrame({"person_id": ["p01", "=cmd|' /C calc'!A0"], "name": [name, "Kim"]})
     ratings = pd.DataFrame({"rater_id": ["r1", "r1", "r2", "r2"], "person_id": ["p01", "=cmd|' /C calc'!A0"] * 2,
