@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from bench.timing import load_average, time_ms
 from labeling.autolabel import autolabel_files
 from models.gate import get_face_gate
 from models.intake import decode_image
@@ -45,14 +46,11 @@ def percentile(values: list[float], q: float) -> float:
 
 def time_gate(data: bytes, runs: int) -> list[float]:
     gate = get_face_gate()
-    for _ in range(5):
+
+    def once():
         assert gate.check_bytes(data).ok
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        gate.check_bytes(data)
-        times.append((time.perf_counter() - start) * 1000)
-    return times
+
+    return time_ms(once, runs)
 
 
 def time_autolabel(count: int) -> float:
@@ -68,7 +66,9 @@ def time_autolabel(count: int) -> float:
     return count / elapsed
 
 
-def time_source_detector(data: bytes, runs: int) -> list[float]:
+def time_source_way(data: bytes, runs: int, detectors: int = 1) -> list[float]:
+    """The source's request: ``detectors`` Faster R-CNN built, loaded from a file and run on the
+    photo, per request."""
     import torch
     import torchvision
 
@@ -80,17 +80,17 @@ def time_source_detector(data: bytes, runs: int) -> list[float]:
     with tempfile.TemporaryDirectory() as folder:
         weights = Path(folder, "detector.pt")
         torch.save(build().state_dict(), weights)
-        times = []
-        for _ in range(runs + 1):
-            start = time.perf_counter()
-            model = build()
-            model.load_state_dict(torch.load(weights, map_location="cpu"))
-            model.eval()
+
+        def once():
             image = torch.from_numpy(decode_image(data)).permute(2, 0, 1).float() / 255
-            with torch.no_grad():
-                model([image])
-            times.append((time.perf_counter() - start) * 1000)
-    return times[1:]  # the first run pays one-off library start-up
+            for _ in range(detectors):
+                model = build()
+                model.load_state_dict(torch.load(weights, map_location="cpu"))
+                model.eval()
+                with torch.no_grad():
+                    model([image])
+
+        return time_ms(once, runs, warmup=1)  # the first run pays one-off library start-up
 
 
 def main(argv=None) -> None:
@@ -103,11 +103,11 @@ def main(argv=None) -> None:
     data = jpeg_bytes(SHARED_FACES / "obama.jpg", (1280, 960))
     gate_ms = time_gate(data, args.runs)
     photos_per_s = time_autolabel(args.photos)
-    source_ms = time_source_detector(data, args.source_runs)
+    source_ms = time_source_way(data, args.source_runs)
 
     gate_p50, source_p50 = statistics.median(gate_ms), statistics.median(source_ms)
     print(f"\ncascade — {os.cpu_count()} cores; beside it: nothing of ours "
-          f"(load {' '.join(Path('/proc/loadavg').read_text().split()[:3])})")
+          f"(load {load_average()})")
     print(f"{'measure':46s} {'p50':>9s} {'p95':>9s}")
     print(f"{'decode+gate+regions, 1280x960 JPEG (ms)':46s} {gate_p50:9.1f} {percentile(gate_ms, 95):9.1f}")
     print(f"{'source: load Faster R-CNN + run, per request (ms)':46s} {source_p50:9.1f} {percentile(source_ms, 95):9.1f}")

@@ -15,16 +15,14 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 import numpy as np
 
-from bench.cascade import SHARED_FACES, jpeg_bytes
+from bench.cascade import SHARED_FACES, jpeg_bytes, time_source_way
+from bench.timing import load_average, time_ms
 from models.gate import get_face_gate
-from models.intake import decode_image
 from models.kinds.head import HeadModel
 from models.runtime import configure_serving_process
 from models.serving import classify
@@ -45,13 +43,6 @@ def cpu_burner(processes: int = 1):
             burner.wait()
 
 
-def load_average() -> str:
-    try:
-        return " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    except OSError:
-        return "?"
-
-
 def time_classify(data: bytes, model, runs: int) -> list[float]:
     gate = get_face_gate()
 
@@ -60,40 +51,7 @@ def time_classify(data: bytes, model, runs: int) -> list[float]:
         assert gate_result.ok, gate_result.reason
         return classify(image, gate_result, model)
 
-    for _ in range(5):
-        once()
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        once()
-        times.append((time.perf_counter() - start) * 1000)
-    return times
-
-
-def time_source_way(data: bytes, runs: int) -> list[float]:
-    """The source's request: two Faster R-CNN built, loaded from files and run, per request."""
-    import torch
-    import torchvision
-
-    def build():
-        return torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn(
-            weights=None, weights_backbone=None, num_classes=16)
-
-    with tempfile.TemporaryDirectory() as folder:
-        weights = Path(folder, "detector.pt")
-        torch.save(build().state_dict(), weights)
-        times = []
-        for _ in range(runs + 1):
-            start = time.perf_counter()
-            image = torch.from_numpy(decode_image(data)).permute(2, 0, 1).float() / 255
-            for _ in range(2):
-                model = build()
-                model.load_state_dict(torch.load(weights, map_location="cpu"))
-                model.eval()
-                with torch.no_grad():
-                    model([image])
-            times.append((time.perf_counter() - start) * 1000)
-    return times[1:]  # the first run pays one-off library start-up
+    return time_ms(once, runs)
 
 
 def measure(runs: int, source_runs: int) -> list[tuple[str, str, str]]:
@@ -115,7 +73,7 @@ def measure(runs: int, source_runs: int) -> list[tuple[str, str, str]]:
                      f"{statistics.median(busy):.1f} / {np.percentile(busy, 95):.1f} ms (goal <= 25 ms)",
                      f"1 busy-loop process (load {load_average()})"))
     if source_runs:
-        source = time_source_way(data, source_runs)
+        source = time_source_way(data, source_runs, detectors=2)
         ratio = statistics.median(source) / statistics.median(quiet)
         rows.append(("the source's way: 2 Faster R-CNN built+loaded+run per request, p50",
                      f"{statistics.median(source):.0f} ms = {ratio:.0f}x the classify p50 (goal >= 50x)",

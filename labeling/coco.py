@@ -269,15 +269,25 @@ def load_coco(data: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
     return coco
 
 
+#: The largest whole number a photo id or box version can be (a PostgreSQL INTEGER).
+MAX_WHOLE = 2**31 - 1
+
+
 def _number(value: Any) -> float | None:
-    """A finite JSON number (not a bool, not NaN or infinite), else None."""
+    """A finite JSON number (not a bool, not NaN or infinite, not an integer too large for a
+    float), else None."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return None
-    return float(value) if math.isfinite(value) else None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
 
 
 def _whole(value: Any) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+    """A whole number a photo id or box version can be, else None."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_WHOLE else None
 
 
 def _image_size(image: Mapping[str, Any], where: str, photo: Photo) -> tuple[float, float]:

@@ -24,6 +24,7 @@ import io
 import math
 import re
 import sys
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Collection, Sequence
@@ -175,12 +176,17 @@ class SurveyResult:
 
 
 #: A cell starting with one of these is run as a formula by spreadsheet programs.
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")
 
 
 def spreadsheet_safe(value):
-    """Text that a spreadsheet would run as a formula, prefixed with ``'`` so it shows as text."""
-    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+    """Text that a spreadsheet would run as a formula, prefixed with ``'`` so it shows as text: also
+    after leading spaces or line breaks, and in full-width forms (``＝``, ``＋``, ``－``, ``＠``), which
+    spreadsheets in East Asian locales read as the ASCII ones."""
+    if not isinstance(value, str):
+        return value
+    text = unicodedata.normalize("NFKC", value)
+    if text.startswith(FORMULA_STARTS) or text.lstrip().startswith(FORMULA_STARTS):
         return "'" + value
     return value
 

@@ -70,13 +70,15 @@ class SurveyValidationError(ValueError):
 
 def decode_text(data: bytes | str) -> str:
     """Decode a survey file: UTF-8 (with or without BOM), else CP949 (a superset of EUC-KR).
-    Shift-JIS (Japanese) text, which CP949 would also decode into nonsense, is refused by name."""
+    Shift-JIS and ISO-2022-JP (Japanese) text is refused by name, and text that CP949 decodes into
+    mostly non-Hangul letters (EUC-JP kana, for one) as not Korean. (Japanese or Chinese ideographs
+    alone in EUC-JP, GB18030 or Big5 read as rare Hangul syllables and still pass.)"""
     if isinstance(data, str):
         return data.removeprefix("\ufeff")
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as utf8_error:
         line = data[: utf8_error.start].count(b"\n") + 1
         if _looks_like_shift_jis(data):
@@ -85,12 +87,32 @@ def decode_text(data: bytes | str) -> str:
                                "save it as UTF-8 and upload it again")]
             ) from None
         try:
-            return data.decode("cp949")
+            text = data.decode("cp949")
         except UnicodeDecodeError:
             raise SurveyValidationError(
                 [Problem(line, "the file is neither UTF-8 nor CP949/EUC-KR text "
                                f"(byte 0x{data[utf8_error.start]:02x})")]
             ) from None
+        if not _mostly_hangul(text):
+            raise SurveyValidationError(
+                [Problem(None, "the file is not UTF-8, and read as CP949/EUC-KR it is not Korean text (it may be "
+                               "Japanese or Chinese, e.g. EUC-JP, which this app does not read); "
+                               "save it as UTF-8 and upload it again")]
+            ) from None
+        return text
+    if "\x1b$" in text:  # the escape that switches ISO-2022-JP to Japanese characters
+        raise SurveyValidationError(
+            [Problem(None, "the file is ISO-2022-JP (Japanese) text, which this app does not read; "
+                           "save it as UTF-8 and upload it again")]
+        )
+    return text
+
+
+def _mostly_hangul(text: str) -> bool:
+    """At least half the non-ASCII letters are Hangul syllables: Korean text. (Japanese and Chinese
+    files read as CP949 come out as jamo, symbols and hanja.)"""
+    wide = [c for c in text if ord(c) > 0x7F and c.isalpha()]
+    return not wide or sum("\uac00" <= c <= "\ud7a3" for c in wide) >= 0.5 * len(wide)
 
 
 def _looks_like_shift_jis(data: bytes) -> bool:

@@ -138,23 +138,29 @@ def plan_ratings_change(session: Session, ratings_df: pd.DataFrame, scale: Seque
 
 
 def _activate(session: Session, batch: RatingBatch) -> None:
-    """Make ``batch`` the stored ratings: its rows replace ``SurveyRating``'s."""
-    ids = dict(session.exec(select(ReferencePerson.person_key, ReferencePerson.id)).all())
-    missing = sorted({r[1] for r in batch.ratings} - set(ids))
-    if missing:
-        raise SurveyValidationError([Problem(None, f"person {key!r} is no longer in the database") for key in missing],
-                                    "ratings")
-    for other in session.exec(select(RatingBatch).where(RatingBatch.active)):
-        other.active = False
-        session.add(other)
-    batch.active = True
-    session.add(batch)
-    session.exec(delete(SurveyRating))
-    session.add_all(
-        SurveyRating(rater_id=rater, person_id=ids[person], score=score, scale_min=batch.scale_min,
-                     scale_max=batch.scale_max, **dict(zip(BREAKDOWN_COLUMNS, extra)))
-        for rater, person, score, *extra in batch.ratings
-    )
+    """Make ``batch`` the stored ratings: its rows replace ``SurveyRating``'s, flushed; on any failure
+    the session is rolled back (nothing written) and the error raised."""
+    try:
+        ids = dict(session.exec(select(ReferencePerson.person_key, ReferencePerson.id)).all())
+        missing = sorted({r[1] for r in batch.ratings} - set(ids))
+        if missing:
+            raise SurveyValidationError([Problem(None, f"person {key!r} is no longer in the database")
+                                         for key in missing], "ratings")
+        for other in session.exec(select(RatingBatch).where(RatingBatch.active)):
+            other.active = False
+            session.add(other)
+        batch.active = True
+        session.add(batch)
+        session.exec(delete(SurveyRating))
+        session.add_all(
+            SurveyRating(rater_id=rater, person_id=ids[person], score=score, scale_min=batch.scale_min,
+                         scale_max=batch.scale_max, **dict(zip(BREAKDOWN_COLUMNS, extra)))
+            for rater, person, score, *extra in batch.ratings
+        )
+        session.flush()
+    except BaseException:
+        session.rollback()
+        raise
 
 
 def store_ratings(session: Session, account: Account, ratings_df: pd.DataFrame, scale: Sequence[float],
@@ -168,12 +174,7 @@ def store_ratings(session: Session, account: Account, ratings_df: pd.DataFrame, 
     batch = RatingBatch(stored_by=account.name, stored_at=utcnow(), file_name=file_name[:255], n_ratings=len(rows),
                         n_raters=len({r[0] for r in rows}), n_people=len({r[1] for r in rows}),
                         scale_min=float(scale[0]), scale_max=float(scale[1]), ratings=rows)
-    try:
-        _activate(session, batch)
-        session.flush()
-    except BaseException:
-        session.rollback()
-        raise
+    _activate(session, batch)
     return batch
 
 
@@ -184,12 +185,7 @@ def restore_batch(session: Session, account: Account, batch_id: int) -> RatingBa
     batch = session.get(RatingBatch, batch_id)
     if batch is None:
         raise SurveyValidationError([Problem(None, f"there is no ratings batch {batch_id}")], "ratings")
-    try:
-        _activate(session, batch)
-        session.flush()
-    except BaseException:
-        session.rollback()
-        raise
+    _activate(session, batch)
     return batch
 
 

@@ -85,13 +85,17 @@ def decode_image(data: bytes, max_pixels: int | None = None, max_side: int | Non
     with _decode_slot(settings.max_concurrent_decodes):
         try:
             image.seek(0)  # first frame of an animation
-            if image.format == "JPEG":
+            if image.format == "JPEG" and not image.info.get("progressive"):
                 _draft(image, settings.max_decode_pixels, max_side)
-            elif width * height > settings.max_decode_pixels:
+            elif width * height > settings.max_decode_pixels // FULL_SIZE_COPIES.get(image.format, 1):
                 raise IntakeError("too_large")
+            elif image.format == "JPEG":
+                _draft(image, settings.max_decode_pixels, max_side)
             image.load()
             orientation = image.getexif().get(EXIF_ORIENTATION)
             if max_side and max(image.size) > max_side:
+                if _has_alpha(image):  # flattened first, the resize holds no premultiplied copy
+                    image = _flatten(image)
                 image = _shrink(image, max_side)
             if orientation in ORIENTATION_TRANSPOSE:
                 image = image.transpose(ORIENTATION_TRANSPOSE[orientation])
@@ -116,6 +120,12 @@ ORIENTATION_TRANSPOSE = {
 }
 #: The reductions a JPEG decoder can apply while decoding (DCT scaling).
 JPEG_SCALES = (1, 2, 4, 8)
+#: Formats whose decode holds more than the image at full size, in units of the decode budget
+#: (``max_decode_pixels``), so their full size must fit a smaller share of it. A progressive JPEG
+#: keeps every DCT coefficient of the full-size image (2 bytes a sample) however reduced it is
+#: decoded, so it is not reduced past the budget but held to it; Pillow decodes WebP through libwebp's
+#: animation decoder, which holds two more full RGBA frames besides the image.
+FULL_SIZE_COPIES = {"JPEG": 1, "WEBP": 2}
 
 
 def _draft(image: Image.Image, max_decode_pixels: int, max_side: int | None) -> None:
@@ -175,22 +185,38 @@ def read_image_file(path: str | Path) -> np.ndarray:
     return decode_image(Path(path).read_bytes())
 
 
+def _has_alpha(image: Image.Image) -> bool:
+    return image.mode in ("RGBA", "LA", "PA", "RGBa", "La") or (image.mode == "P" and "transparency" in image.info)
+
+
 def _to_rgb(image: Image.Image) -> Image.Image:
+    """The image in RGB, with as few full-size copies as the mode allows (none for an RGB one);
+    transparency is composited on white."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         return _sixteen_bit_to_rgb(image)
-    if image.mode == "P":
-        image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = image.convert("RGBA")
-        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(white, rgba).convert("RGB")
+    if _has_alpha(image):
+        image = _flatten(image)
     # CMYK JPEGs: PIL's conversion applies the Adobe inversion recorded in the file.
-    return image.convert("RGB")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def _flatten(image: Image.Image) -> Image.Image:
+    """A transparent image composited on white: gray stays gray (L), anything else becomes RGB."""
+    if image.mode == "LA":
+        white = Image.new("L", image.size, 255)
+        white.paste(image.getchannel("L"), mask=image.getchannel("A"))
+        return white
+    if image.mode != "RGBA":
+        image = image.convert("RGBA")
+    white = Image.new("RGB", image.size, (255, 255, 255))
+    white.paste(image, mask=image)  # the alpha band blends the colour bands onto white
+    return white
 
 
 def _sixteen_bit_to_rgb(image: Image.Image) -> Image.Image:
-    values = np.clip(np.asarray(image, dtype=np.int64), 0, 65535)
+    values = np.asarray(image)  # 16-bit unsigned, or 32-bit signed for mode I
+    if values.dtype.kind != "u":
+        values = np.clip(values, 0, 65535)
     # PIL converts 16-bit grayscale by clipping at 255, which turns most photos white.
-    peak = 65535 if values.max() > 255 else 255
-    gray = (values * 255 // peak).astype(np.uint8)
-    return Image.fromarray(gray).convert("RGB")
+    gray = values // 257 if values.max() > 255 else values  # 65535 // 257 == 255
+    return Image.fromarray(gray.astype(np.uint8)).convert("RGB")

@@ -107,3 +107,33 @@ def analyze_and_wait_for_result(page, timeout_ms: int = 60_000) -> str:
     heading = page.get_by_text(re.compile(r"^Your face type: \w+$"))
     heading.wait_for(timeout=timeout_ms)
     return heading.inner_text().removeprefix("Your face type: ")
+
+
+def image_url(page, caption: str) -> str:
+    """The full /media URL of the image shown with ``caption``."""
+    image = page.locator('[data-testid="stImage"]', has_text=caption).locator("img")
+    return image.evaluate("img => img.src")
+
+
+def media_status(url: str) -> int:
+    """The HTTP status the app answers for ``url``, asked without any browser session."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def wait_until_gone(url: str, timeout_s: float) -> float:
+    """Seconds until ``url`` answers 404; raises if it still answers after ``timeout_s``."""
+    import time
+
+    start = time.monotonic()
+    while media_status(url) != 404:
+        if time.monotonic() - start > timeout_s:
+            raise AssertionError(f"{url} was still served {timeout_s:.0f} s later")
+        time.sleep(0.5)
+    return time.monotonic() - start

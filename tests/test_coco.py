@@ -251,7 +251,7 @@ def _one_jaw_file(key, bbox, **image):
     ([float("inf"), 1, 50, 50], "finite"), ([float("nan"), 1, 50, 50], "finite"), ([-40, 1, 50, 50], "outside"),
     ([600, 600, 100, 100], "outside"), ([1, 1, 0, 50], "no area"), ([1, 1, -5, 50], "no area"),
     ([1, 1, 50], "list"), ("1,1,50,50", "list"), ([True, 1, 50, 50], "finite"), (["1", 1, 50, 50], "finite"),
-    (None, "list"),
+    (None, "list"), ([10**400, 1, 50, 50], "finite"),
 ])
 def test_import_refuses_boxes_that_are_not_in_the_image(database_url, bbox, message):
     with session_scope(database_url) as s:
@@ -268,7 +268,9 @@ def test_import_refuses_boxes_that_are_not_in_the_image(database_url, bbox, mess
     ({"width": 0}, "images[0].width"), ({"height": "tall"}, "images[0].height"),
     ({"width": float("inf")}, "images[0].width"), ({"attributes": []}, "images[0].attributes"),
     ({"attributes": {"photo_id": "1; drop"}}, "photo_id"), ({"attributes": {"photo_id": 1.5}}, "photo_id"),
-    ({"attributes": {"boxes_version": "x"}}, "boxes_version"),
+    ({"attributes": {"boxes_version": "x"}}, "boxes_version"), ({"width": 10**400}, "images[0].width"),
+    ({"attributes": {"photo_id": 10**30}}, "photo_id"), ({"attributes": {"photo_id": 2**31}}, "photo_id"),
+    ({"attributes": {"boxes_version": 2**63}}, "boxes_version"),
 ])
 def test_import_names_the_bad_field(database_url, image, message):
     with session_scope(database_url) as s:

@@ -28,6 +28,9 @@ def test_client_key_without_configured_proxies():
     assert client_key(scope("1.2.3.4", "1.2.3.4")) == FORWARDED_KEY
     assert client_key(scope("5.6.7.8", "9.9.9.9, 5.6.7.8")) == FORWARDED_KEY
     assert client_key(scope("10.0.0.7", "1.2.3.4")) == "10.0.0.7"  # a header from an untrusted peer: ignored
+    # uvicorn drops a hop's port: the peer it made is still the header's address
+    assert client_key(scope("1.2.3.4", "1.2.3.4:8080")) == FORWARDED_KEY
+    assert client_key(scope("2001:db8::7", "[2001:db8::7]:443")) == FORWARDED_KEY
 
 
 def test_client_key_behind_configured_proxies():
@@ -36,6 +39,7 @@ def test_client_key_behind_configured_proxies():
     assert client_key(scope("10.0.0.1", "6.6.6.6, 203.0.113.9, 10.0.0.2"), proxies) == "203.0.113.9"
     assert client_key(scope("10.0.0.1", "6.6.6.6", "203.0.113.9"), proxies) == "203.0.113.9"  # two headers
     assert client_key(scope("198.51.100.4", "203.0.113.9"), proxies) == "198.51.100.4"  # not a proxy: not believed
+    assert client_key(scope("10.0.0.1", "203.0.113.9:5000, 10.0.0.2:80"), proxies) == "203.0.113.9"
 
 
 @pytest.fixture
@@ -66,3 +70,5 @@ def test_rotating_x_forwarded_for_does_not_bypass_the_limit(limited_server):
     assert statuses[:3] == [200, 200, 200] and set(statuses[3:]) == {429}
     spoofed = httpx.get(f"{limited_server}/v1/classify", headers={"X-Forwarded-For": "127.0.0.1, 10.1.1.1"})
     assert spoofed.status_code == 429
+    for hop in ("198.51.100.20:80", "198.51.100.21:81", "[2001:db8::5]:443", "1.1.1.1, 198.51.100.22:82"):
+        assert httpx.get(f"{limited_server}/v1/classify", headers={"X-Forwarded-For": hop}).status_code == 429, hop

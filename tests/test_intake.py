@@ -282,6 +282,68 @@ def test_other_formats_over_the_decode_budget_are_refused_before_decoding(decode
     assert error.value.reason == "too_large"
 
 
+def test_a_progressive_jpeg_over_the_decode_budget_is_refused_not_decoded_reduced(decode_settings, draft_calls):
+    """A progressive JPEG holds every coefficient of the full-size photo however reduced it is
+    decoded (a 40 MP one cost 240 MB): its full size is held to the decode budget."""
+    decode_settings(max_decode_pixels=300_000)
+    image = gradient_rgb(1200, 900)  # 1.08 M pixels
+    with pytest.raises(IntakeError) as error:
+        decode_image(encode(image, "JPEG", quality=80, progressive=True), max_side=300)
+    assert error.value.reason == "too_large"
+    assert draft_calls == []
+    assert_rgb(decode_image(encode(image, "JPEG", quality=80), max_side=300), 300, 225)  # a baseline one is reduced
+
+
+def test_a_progressive_jpeg_within_the_decode_budget_is_still_decoded_reduced(decode_settings, draft_calls):
+    decode_settings(max_decode_pixels=2_000_000)
+    array = decode_image(encode(gradient_rgb(1200, 900), "JPEG", quality=80, progressive=True), max_side=300)
+    assert_rgb(array, 300, 225)
+    assert draft_calls == [(300, 225)]
+
+
+def test_a_webp_is_held_to_half_the_decode_budget(decode_settings):
+    """libwebp's decoder (as Pillow uses it) holds two more full-size frames than the image."""
+    decode_settings(max_decode_pixels=1_000_000)
+    assert_rgb(decode_image(encode(gradient_rgb(700, 700), "WEBP")), 700, 700)  # 490 000 pixels
+    with pytest.raises(IntakeError) as error:
+        decode_image(encode(gradient_rgb(800, 800), "WEBP"))  # 640 000 pixels
+    assert error.value.reason == "too_large"
+
+
+@pytest.mark.parametrize("max_side", [None, 32])
+def test_gray_with_alpha_is_composited_on_white(max_side):
+    image = Image.new("LA", (64, 64), (40, 255))
+    for x in range(32, 64):
+        for y in range(64):
+            image.putpixel((x, y), (0, 0))  # fully transparent black
+    array = decode_image(encode(image, "PNG"), max_side=max_side)
+    side = max_side or 64
+    assert_rgb(array, side, side)
+    assert tuple(array[side // 4, side // 8]) == (40, 40, 40)
+    assert tuple(array[side // 4, side - 2]) == (255, 255, 255)
+
+
+@pytest.mark.parametrize("max_side", [None, 32])
+def test_palette_transparency_is_white_and_half_alpha_is_blended(max_side):
+    image = Image.new("P", (64, 64), 1)
+    image.putpalette([0, 0, 0, 0, 0, 255] + [0] * 762)
+    for x in range(32, 64):
+        for y in range(64):
+            image.putpixel((x, y), 0)
+    array = decode_image(encode(image, "PNG", transparency=0), max_side=max_side)
+    side = max_side or 64
+    assert tuple(array[side // 4, side // 8]) == (0, 0, 255)
+    assert tuple(array[side // 4, side - 2]) == (255, 255, 255)
+    half = decode_image(encode(Image.new("RGBA", (64, 64), (0, 0, 0, 128)), "PNG"), max_side=max_side)
+    assert abs(int(half[5, 5, 0]) - 127) <= 1  # black at half alpha over white
+
+
+def test_sixteen_bit_values_scale_exactly():
+    values = np.array([[0, 257, 257 * 100, 65535]], dtype=np.uint16).repeat(40, axis=0).repeat(10, axis=1)
+    array = decode_image(encode(Image.fromarray(values), "PNG"))
+    assert [int(array[0, 10 * i, 0]) for i in range(4)] == [0, 1, 100, 255]
+
+
 @pytest.mark.parametrize(
     ("mode", "fmt"),
     [("P", "PNG"), ("1", "PNG"), ("L", "PNG"), ("RGBA", "PNG"), ("LA", "PNG"), ("CMYK", "JPEG"), ("RGB", "WEBP")],

@@ -227,10 +227,24 @@ def test_accept_after_the_session_ended_is_refused_not_saved_as_the_old_account(
 AUTO_SMALL = {"face": (100.0, 80.0, 500.0, 560.0), "tzone": (210.0, 200.0, 400.0, 380.0), "jaw": (150.0, 380.0, 450.0, 580.0)}
 
 
+def _run_labeling_page_with_photo_at(key: str, cookie_sign_in):
+    """Store a plain 640 x 640 JPEG at ``key`` and run the Labeling page (AppTest) signed in as annotator
+    "tester" (``cookie_sign_in`` is the fixture of that name)."""
+    from streamlit.testing.v1 import AppTest
+
+    out = io.BytesIO()
+    Image.new("RGB", (640, 640), (200, 170, 150)).save(out, format="JPEG")
+    get_store().put(key, out.getvalue(), "image/jpeg")
+    cookie_sign_in("tester")
+    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at.session_state["annotator"] = "tester"
+    at.run()
+    return at
+
+
 def test_page_shows_conflict_and_lets_annotator_choose(app_env, cookie_sign_in):
     """Two sessions: the page opened version 1, someone else saved version 2, then Accept here
     shows both versions instead of overwriting; the choice is saved as version 3."""
-    from streamlit.testing.v1 import AppTest
 
     from tests.test_annotations import add_photo, moved
 
@@ -239,13 +253,7 @@ def test_page_shows_conflict_and_lets_annotator_choose(app_env, cookie_sign_in):
         pid = add_photo(s, "p01")
         key = s.get(Photo, pid).object_key
         start = ann.box_map(ann.boxes_at(s, pid, 1))
-    out = io.BytesIO()
-    Image.new("RGB", (640, 640), (200, 170, 150)).save(out, format="JPEG")
-    get_store().put(key, out.getvalue(), "image/jpeg")
-    cookie_sign_in("tester")
-    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
-    at.session_state["annotator"] = "tester"
-    at.run()
+    at = _run_labeling_page_with_photo_at(key, cookie_sign_in)
     assert not at.error, [e.value for e in at.error]
     theirs = moved(start, "jaw", 25, 0)
     with session_scope() as s:
@@ -432,7 +440,6 @@ def test_accept_with_a_deleted_box_is_blocked_until_marked_not_visible(labeling_
 
 def test_reject_asks_for_a_reason_in_a_dialog_with_presets(app_env, cookie_sign_in):
     """Reject… opens a dialog: nothing is saved until a reason is picked (a preset plus optional details)."""
-    from streamlit.testing.v1 import AppTest
 
     from tests.test_annotations import add_photo
 
@@ -441,13 +448,7 @@ def test_reject_asks_for_a_reason_in_a_dialog_with_presets(app_env, cookie_sign_
         pid = add_photo(s, "p01")
         add_photo(s, "p02")
         key = s.get(Photo, pid).object_key
-    out = io.BytesIO()
-    Image.new("RGB", (640, 640), (200, 170, 150)).save(out, format="JPEG")
-    get_store().put(key, out.getvalue(), "image/jpeg")
-    cookie_sign_in("tester")
-    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
-    at.session_state["annotator"] = "tester"
-    at.run()
+    at = _run_labeling_page_with_photo_at(key, cookie_sign_in)
     at.button(key="labeling-reject").click().run()
     assert not at.exception, at.exception
     assert at.button(key=f"reject-confirm-{pid}").disabled  # no reason yet

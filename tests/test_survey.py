@@ -237,6 +237,20 @@ def test_shift_jis_files_are_refused_by_name(text):
         survey_csv_decode(text.encode("shift_jis"))
 
 
+@pytest.mark.parametrize("text, encoding, named", [
+    ("person_id,name\np01,やまだ たろう\np02,すずき はなこ\n", "euc_jp", "not Korean"),
+    ("person_id,name\np01,山田やまだ\n", "iso2022_jp", "ISO-2022-JP"),
+])
+def test_other_east_asian_encodings_are_refused_not_read_as_korean(text, encoding, named):
+    with pytest.raises(SurveyValidationError, match=named):
+        survey_csv_decode(text.encode(encoding))
+
+
+def test_korean_with_a_few_hanja_is_still_read():
+    text = "person_id,name\np01,김민준 (金敏俊)\np02,이서연\np03,박지호\n"
+    assert survey_csv_decode(text.encode("cp949")) == text
+
+
 def test_korean_with_rare_syllables_is_not_taken_for_shift_jis():
     text = "person_id,name\np01,똠얌꿍\np02,쌰뱌\n"  # CP949 extension syllables (not in EUC-KR)
     assert survey_csv_decode(text.encode("cp949")) == text
@@ -248,7 +262,8 @@ def survey_csv_decode(data: bytes) -> str:
     return decode_text(data)
 
 
-@pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\",\"click\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx"])
+@pytest.mark.parametrize("name", ["=HYPERLINK(\"http://x\",\"click\")", "+1+1", "-2+3", "@SUM(A1)", "\tx", "\rx",
+                                  "  =1+1", "\n=1+1", "＝1+1", "＋1", "－1", "＠SUM(A1)", "\u3000=1+1"])
 def test_exported_labels_cannot_carry_formulas(name):
     people = pd.DataFrame({"person_id": ["p01", "=cmd|' /C calc'!A0"], "name": [name, "Kim"]})
     ratings = pd.DataFrame({"rater_id": ["r1", "r1", "r2", "r2"], "person_id": ["p01", "=cmd|' /C calc'!A0"] * 2,

@@ -1,5 +1,6 @@
 """The visitor's path in Chromium: upload, answer, consent, Analyze, see the type and four
-reference faces. Uses a synthetic sample portrait (no real person is given a type)."""
+reference faces; Try again and a closed page take the photo off its /media URL. Uses a synthetic
+sample portrait (no real person is given a type)."""
 
 import re
 
@@ -10,10 +11,13 @@ from tests.browser import (
     answer_try_it_questions,
     broken_images,
     exceptions_shown,
+    image_url,
+    media_status,
     open_page,
     screenshot,
     upload_try_it_photo,
     wait_for_app,
+    wait_until_gone,
 )
 
 PHOTO = get_settings().sample_dir / "framing_example.jpg"
@@ -48,3 +52,28 @@ def test_upload_answer_analyze_shows_type_and_four_reference_faces(page, streaml
     assert "for fun" in main.inner_text().lower()
     assert broken_images(page) == 0
     assert exceptions_shown(page) == []
+
+    # Try again: the photo and its preview with the regions are no longer served
+    visitor_images = [image_url(page, "Your photo (only kept in this page's memory)"),
+                      image_url(page, "Your photo with the three regions")]
+    assert [media_status(url) for url in visitor_images] == [200, 200]
+    page.get_by_role("button", name="Try again").click()
+    wait_for_app(page)
+    for url in visitor_images:
+        wait_until_gone(url, timeout_s=30)
+
+
+#: app.media_release sweeps every 2 s; the rest is room for a busy machine.
+GONE_AFTER_CLOSE_S = 30
+
+
+def test_a_closed_pages_photo_leaves_its_media_url(browser, streamlit_app):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    tab = context.new_page()
+    open_page(tab, streamlit_app.url)
+    upload_try_it_photo(tab, PHOTO)
+    wait_for_app(tab)
+    preview = image_url(tab, "Your photo (only kept in this page's memory)")
+    assert media_status(preview) == 200
+    context.close()  # Streamlit keeps a closed page's session a while, for a reconnect
+    wait_until_gone(preview, timeout_s=GONE_AFTER_CLOSE_S)

@@ -75,7 +75,7 @@ def client_key(scope, trusted_proxies: frozenset[str] = frozenset()) -> str:
     requests share one key: rotating the header buys nothing."""
     client = scope.get("client") or ("unknown", 0)
     host = str(client[0])
-    hops = [hop.strip() for name, value in scope.get("headers") or [] if name.lower() == b"x-forwarded-for"
+    hops = [_hop_host(hop.strip()) for name, value in scope.get("headers") or [] if name.lower() == b"x-forwarded-for"
             for hop in value.decode("latin-1").split(",") if hop.strip()]
     if not hops:
         return host
@@ -87,6 +87,16 @@ def client_key(scope, trusted_proxies: frozenset[str] = frozenset()) -> str:
         if hop not in trusted_proxies:
             return hop
     return host
+
+
+def _hop_host(hop: str) -> str:
+    """The address of an X-Forwarded-For hop without its port (``1.2.3.4:80``, ``[2001:db8::1]:443``),
+    as uvicorn reads it."""
+    if hop.startswith("[") and "]" in hop:
+        return hop[1:hop.index("]")]
+    if hop.count(":") == 1:
+        return hop.split(":")[0]
+    return hop
 
 
 def trusted_proxies_from_settings() -> frozenset[str]:

@@ -17,6 +17,7 @@ sign-out revokes it, and a Streamlit session id alone (it shows in upload URLs) 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import getpass
 import hashlib
 import hmac
@@ -278,19 +279,29 @@ def start_session(account: Account, client: str = "", settings: Settings | None 
     return f"{token}.{_signature(token, settings)}"
 
 
+@contextlib.contextmanager
+def _session_row(cookie: str | None, settings: Settings):
+    """The unrevoked team session the cookie names (None for a missing, forged or revoked one), in
+    an open database session that commits what is changed on it."""
+    from app.core.db import TeamSession, session_scope
+
+    token = _token_from_cookie(cookie, settings)
+    if token is None:
+        yield None
+        return
+    with session_scope(settings.resolved_database_url) as session:
+        row = session.get(TeamSession, hashlib.sha256(token.encode()).hexdigest())
+        yield None if row is None or row.revoked_at is not None else row
+
+
 def account_for_cookie(cookie: str | None, settings: Settings | None = None,
                        accounts: dict[str, Account] | None = None) -> Account | None:
     """The account whose unexpired, unrevoked session the cookie names, with its current role; None
     for a missing, forged, expired or revoked cookie, or an account that no longer exists."""
-    from app.core.db import TeamSession, session_scope, utcnow
+    from app.core.db import utcnow
 
-    settings = settings or get_settings()
-    token = _token_from_cookie(cookie, settings)
-    if token is None:
-        return None
-    with session_scope(settings.resolved_database_url) as session:
-        row = session.get(TeamSession, hashlib.sha256(token.encode()).hexdigest())
-        if row is None or row.revoked_at is not None or row.expires_at <= utcnow():
+    with _session_row(cookie, settings or get_settings()) as row:
+        if row is None or row.expires_at <= utcnow():
             return None
         name = row.account
     return (load_accounts() if accounts is None else accounts).get(name)
@@ -298,18 +309,12 @@ def account_for_cookie(cookie: str | None, settings: Settings | None = None,
 
 def end_session(cookie: str | None, settings: Settings | None = None) -> bool:
     """Revoke the cookie's session (sign-out); True when there was one to end."""
-    from app.core.db import TeamSession, session_scope, utcnow
+    from app.core.db import utcnow
 
-    settings = settings or get_settings()
-    token = _token_from_cookie(cookie, settings)
-    if token is None:
-        return False
-    with session_scope(settings.resolved_database_url) as session:
-        row = session.get(TeamSession, hashlib.sha256(token.encode()).hexdigest())
-        if row is None or row.revoked_at is not None:
+    with _session_row(cookie, settings or get_settings()) as row:
+        if row is None:
             return False
         row.revoked_at = utcnow()
-        session.add(row)
         log.info("sign-out account=%r", row.account)
     return True
 

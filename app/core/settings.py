@@ -101,6 +101,9 @@ class Settings(BaseSettings):
 
     # Privacy and limits.
     retention_days: int = 30
+    #: Seconds an image on a page (a visitor's photo, its previews) stays at its ``/media`` URL after
+    #: the page last showed it; a closed page's images and downloads go within seconds.
+    media_max_age_s: float = 300.0
     max_batch_files: int = 200
     #: API rate limit per client IP (token bucket); 0 turns it off.
     api_rate_per_minute: int = 30

@@ -217,6 +217,16 @@ def without_metadata(data: bytes) -> bytes:
     return out.getvalue()
 
 
+def _check_keepable(visit: VisitResult, mbti: str, birth_date: date) -> None:
+    """Raise :class:`NotStored` unless the visit is classified and the answers are valid."""
+    if not visit.ok or not visit.type_name:
+        raise NotStored("Only a classified photo can be kept.", "invalid")
+    try:
+        check_answers(mbti, birth_date)
+    except ValueError as exc:
+        raise NotStored(f"Not stored: {exc}.", "invalid") from None
+
+
 def store_submission(
     visit: VisitResult,
     data: bytes,
@@ -232,12 +242,7 @@ def store_submission(
 
     Raises :class:`NotStored` when anything fails; then nothing of the visit remains (an object
     whose clean-up failed is removed by the orphan sweep of the next purge)."""
-    if not visit.ok or not visit.type_name:
-        raise NotStored("Only a classified photo can be kept.", "invalid")
-    try:
-        check_answers(mbti, birth_date)
-    except ValueError as exc:
-        raise NotStored(f"Not stored: {exc}.", "invalid") from None
+    _check_keepable(visit, mbti, birth_date)
     settings = get_settings()
     try:
         store = store or get_visitor_store()
@@ -304,12 +309,7 @@ def update_submission(result_code: str, visit: VisitResult, mbti: str, birth_dat
     False when the submission no longer exists (deleted or expired): then keep it anew.
 
     Raises :class:`NotStored` for an unusable visit or answers, or when the database fails."""
-    if not visit.ok or not visit.type_name:
-        raise NotStored("Only a classified photo can be kept.", "invalid")
-    try:
-        check_answers(mbti, birth_date)
-    except ValueError as exc:
-        raise NotStored(f"Not stored: {exc}.", "invalid") from None
+    _check_keepable(visit, mbti, birth_date)
     try:
         with session_scope(url) as session:
             row = _find_submission(session, normalise_code(result_code), utcnow())
