@@ -228,9 +228,13 @@ def test_the_app_queues_runs_without_importing_the_training_code(tmp_path):
     script = f"""
 import json, sys
 from streamlit.testing.v1 import AppTest
-from app.core.auth import Account
+from app.core import auth
+from pages import team_account
+lead = auth.Account("lead", "lead", "unused")
+cookie = auth.start_session(lead)  # AppTest sends no cookies: the page's cookie reader gets this one
+team_account.session_cookie = lambda: cookie
 at = AppTest.from_file({str(PROJECT_ROOT / 'pages' / 'models.py')!r}, default_timeout=120)
-at.session_state["account"] = Account("lead", "lead", "unused")
+at.session_state["account"] = lead
 at.run()
 next(b for b in at.button if b.label == "Queue run").click()
 at.run()
@@ -238,8 +242,10 @@ print(json.dumps({{"exception": [str(e.value) for e in at.exception],
                    "success": [s.value for s in at.success],
                    "training": sorted(m for m in sys.modules if m.startswith(("models.training", "models.worker")))}}))
 """
-    out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=worker_env(url, tmp_path / "store"),
-                         capture_output=True, text=True, timeout=300)
+    env = {**worker_env(url, tmp_path / "store"),
+           "FACETYPE_ACCOUNTS": json.dumps({"lead": {"role": "lead", "password_hash": "unused"}})}
+    out = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     report = json.loads(out.stdout.strip().splitlines()[-1])
     assert report["exception"] == []
