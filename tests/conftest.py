@@ -95,6 +95,17 @@ def cookie_sign_in(app_env, monkeypatch):
     return sign_in
 
 
+@pytest.fixture(autouse=True)
+def main_module_restored():
+    """AppTest leaves ``sys.modules["__main__"]`` set to the page script it ran; a process pool spawned
+    later (auto-labeling) would then run that page in every worker, which dies at once."""
+    import sys
+
+    main = sys.modules["__main__"]
+    yield
+    sys.modules["__main__"] = main
+
+
 def clear_caches():
     from app.services.analysis import forget_cached_state
     from models.serving import clear_cache
