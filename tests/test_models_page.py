@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from app.core.auth import Account
+from app.core.vocabulary import RunStatus
 
 ADMIN, LEAD, ANNOTATOR = (Account(r, r, "unused") for r in ("admin", "lead", "annotator"))
 
@@ -155,4 +156,4 @@ def test_each_action_replayed_with_an_annotators_cookie_is_refused(registry_env,
     at.run()
     buttons(at)[f"Roll back to run {served}"].click().run()
     assert refused("promote") and registry.promoted_id() == candidate
-    assert registry.get_run(queued).status == jobs.QUEUED
+    assert registry.get_run(queued).status == RunStatus.QUEUED
