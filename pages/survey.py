@@ -393,8 +393,9 @@ def confirm_store(shown: pd.DataFrame, shown_scale: tuple[float, float], file_na
         st.write(f"{change.ratings_changed} ratings get a different score.")
     yes, no = st.columns(2)
     # A callback: it runs (and checks the cookie's account) before the next run decides what to show.
-    yes.button("Store ratings", type="primary", key="confirm_store", on_click=_store,
-               args=(shown, shown_scale, file_name))
+    if yes.button("Store ratings", type="primary", key="confirm_store", on_click=_store,
+                  args=(shown, shown_scale, file_name)):
+        st.rerun()  # a dialog reruns as a fragment: close it, so the page shows the note
     if no.button("Cancel", key="cancel_store"):
         st.rerun()
 
@@ -413,7 +414,8 @@ def confirm_restore(batch_id: int, description: str, replaced: str) -> None:
     st.write(f"The stored ratings become **{description}**, replacing {replaced}. "
              "The replaced batch stays stored and can be restored.")
     yes, no = st.columns(2)
-    yes.button("Restore", type="primary", key="confirm_restore", on_click=_restore, args=(batch_id,))
+    if yes.button("Restore", type="primary", key="confirm_restore", on_click=_restore, args=(batch_id,)):
+        st.rerun()  # a dialog reruns as a fragment: close it, so the page shows the note
     if no.button("Cancel", key="cancel_restore"):
         st.rerun()
 

@@ -5,6 +5,7 @@ side (Try again, a closed page) is in tests/test_try_it_browser.py."""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 
 import pytest
 from streamlit.runtime import media_file_manager
@@ -168,5 +169,7 @@ def test_the_app_sweeps_and_installs_the_releasing_manager(monkeypatch):
         return False
 
     assert isinstance(runtime.media_file_mgr, media_file_manager.MediaFileManager)
-    assert asyncio.run(visit_and_leave())
+    # in a thread of its own: Playwright's sync API may already run an event loop in this one
+    with concurrent.futures.ThreadPoolExecutor(1) as thread:
+        assert thread.submit(asyncio.run, visit_and_leave()).result()
     assert isinstance(runtime.media_file_mgr, ReleasingMediaFileManager)

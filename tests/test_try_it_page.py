@@ -340,12 +340,28 @@ def test_without_a_model_the_page_says_so(app_env):
     assert analyze_button(at).disabled
 
 
-def test_take_a_photo_offers_the_live_guide_and_the_simple_camera(served_app_env):
+def test_take_a_photo_offers_the_live_guide_and_the_simple_camera(served_app_env, monkeypatch):
+    """AppTest has no real runtime for the WebRTC component, so the streamer is a stand-in that
+    records its arguments here (tests/test_framing_browser.py drives the real one in Chromium)."""
+    import types
+
+    import streamlit_webrtc
+
+    calls = []
+
+    def streamer(**kwargs):
+        calls.append(kwargs)
+        return types.SimpleNamespace(state=types.SimpleNamespace(playing=False))
+
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer", streamer)
     at = open_page()
     at.radio(key="try_source").set_value("Take a photo")
     at.run()
     assert not at.exception, at.exception
     assert "The video shows, live, whether your framing passes" in texts(at)
+    (call,) = calls[-1:]
+    assert call["rtc_configuration"] == {"iceServers": []}  # nothing fetched from outside
+    assert callable(call["video_frame_callback"])
     assert not at.get("camera_input")
     at.toggle(key="try_simple_camera").set_value(True)
     at.run()
