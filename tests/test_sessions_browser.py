@@ -106,11 +106,11 @@ def test_storing_ratings_asks_and_restore_brings_the_previous_batch_back(page, s
     assert stored[0] != before[0] and stored[1] == "reversed_ratings.csv" and stored[2] == before[2]
 
     wait_for_app(page)  # the stored note's rerun re-draws the selectbox; choose after that
-    choice = page.locator('[data-testid="stSelectbox"]').filter(has_text="Batch to restore")
-    if f"batch {before[0]}:" not in choice.inner_text():  # the newest earlier batch is offered first
+    choice = page.get_by_role("combobox", name="Batch to restore")  # its value is the chosen batch
+    if not choice.input_value().startswith(f"batch {before[0]}:"):  # the newest earlier batch is offered first
         choice.click()
         page.get_by_role("option", name=re.compile(rf"^batch {before[0]}:")).click()
-    expect(choice).to_contain_text(f"batch {before[0]}:", timeout=90_000)
+    expect(choice).to_have_value(re.compile(rf"^batch {before[0]}:"), timeout=90_000)
     wait_for_app(page)
     page.get_by_role("button", name="Restore…").click()
     dialog = page.get_by_role("dialog")
