@@ -461,8 +461,9 @@ def test_reject_asks_for_a_reason_in_a_dialog_with_presets(app_env, cookie_sign_
         assert (photo.review_status, photo.review_note) == ("rejected", "Blurred or out of focus, motion blur")
 
 
-def test_coco_import_asks_before_saving(app_env, cookie_sign_in):
-    """Import… on Export / import opens a confirmation; the boxes are saved only after Import in it."""
+def _coco_import_asked_by_a_lead(cookie_sign_in):
+    """A lead's Export / import page (AppTest) with a COCO file moving one box 7 px uploaded and Import…
+    pressed; the import acts as the account of the connection's session cookie. Returns (at, photo id)."""
     from streamlit.testing.v1 import AppTest
 
     from app.core.auth import Account
@@ -475,13 +476,19 @@ def test_coco_import_asks_before_saving(app_env, cookie_sign_in):
     with session_scope() as s:
         data = coco.export_coco(s, ["pending"])
     data["annotations"][0]["bbox"][0] += 7
-    cookie_sign_in("lee", "lead")  # the import acts as the account of the connection's session cookie
+    cookie_sign_in("lee", "lead")
     at = AppTest.from_file("pages/labeling_exchange.py", default_timeout=60)
     at.session_state["annotator"] = "lee"
     at.session_state["account"] = Account("lee", "lead", "unused")
     at.run()
     at.file_uploader(key="coco_upload").set_value(("boxes.json", json.dumps(data).encode(), "application/json")).run()
     at.button(key="coco-import").click().run()
+    return at, pid
+
+
+def test_coco_import_asks_before_saving(app_env, cookie_sign_in):
+    """Import… on Export / import opens a confirmation; the boxes are saved only after Import in it."""
+    at, pid = _coco_import_asked_by_a_lead(cookie_sign_in)
     assert not at.exception, at.exception
     assert _version(pid) == 1  # asked, not saved
     at.button(key="coco-import-confirm").click().run()
@@ -536,25 +543,7 @@ def test_queue_filters_come_from_the_address_and_go_back_to_it(app_env):
 
 def test_coco_import_replayed_with_an_annotators_cookie_saves_nothing(app_env, cookie_sign_in):
     """The confirmation was opened by a lead; the connection's cookie now names an annotator: refused."""
-    from streamlit.testing.v1 import AppTest
-
-    from app.core.auth import Account
-    from labeling import coco
-    from tests.test_annotations import add_photo
-
-    migrate()
-    with session_scope() as s:
-        pid = add_photo(s, "p01")
-    with session_scope() as s:
-        data = coco.export_coco(s, ["pending"])
-    data["annotations"][0]["bbox"][0] += 7
-    cookie_sign_in("lee", "lead")
-    at = AppTest.from_file("pages/labeling_exchange.py", default_timeout=60)
-    at.session_state["annotator"] = "lee"
-    at.session_state["account"] = Account("lee", "lead", "unused")
-    at.run()
-    at.file_uploader(key="coco_upload").set_value(("boxes.json", json.dumps(data).encode(), "application/json")).run()
-    at.button(key="coco-import").click().run()
+    at, pid = _coco_import_asked_by_a_lead(cookie_sign_in)
     cookie_sign_in("ana")
     at.button(key="coco-import-confirm").click().run()
     assert any("import annotations needs the lead role; ana (annotator) cannot" in e.value for e in at.error)
