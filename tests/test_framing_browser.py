@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import re
 import time
+
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 from contextlib import contextmanager
 
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -53,10 +55,13 @@ def wait_for_status(page, text: str, name: str) -> None:
             page.screenshot(path=str(ARTIFACTS / f"{name}-timeout.png"), full_page=True)
             raise AssertionError(f"the live guide did not say {text!r} in {WAIT_MS / 1000:.0f} s")
         component = page.frame_locator('iframe[title*="webrtc"]')
-        if start_button(page).is_visible():
-            start_button(page).click()
-        elif component.get_by_text("taking longer than expected").is_visible():  # stuck connecting: again
-            component.get_by_role("button", name="Stop the camera").click()
+        try:  # a button seen a moment ago may be re-drawn before the click: poll again then
+            if start_button(page).is_visible():
+                start_button(page).click(timeout=5_000)
+            elif component.get_by_text("taking longer than expected").is_visible():  # stuck connecting: again
+                component.get_by_role("button", name="Stop the camera").click(timeout=5_000)
+        except PlaywrightTimeoutError:
+            pass
         page.wait_for_timeout(1000)  # poll
 
 
