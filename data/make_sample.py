@@ -58,10 +58,10 @@ the pixel average of 4-6 different faces, so it is nobody in particular:
 The planted rule
 ----------------
 Per person, standard normal traits (standardised over the sample): ``face`` = flush (face
-colour, rosy vs pale, at the same lightness), ``tzone`` = brow weight (darkness and thickness)
-plus eye shading, ``jaw`` = stubble shadow. They change tone/colour/texture *inside* the
-region boxes, because the head model squashes every box to a 32x32 square (extents and
-aspect ratios would be normalised away). ``rule = 0.5 face + 0.4 tzone + 0.1 jaw``;
+colour, rosy vs pale, at the same lightness), ``tzone`` = brow weight (darkness and thickness;
+below the mean the composite's own brows fade towards the skin) plus eye shading, ``jaw`` =
+stubble shadow. They change tone/colour/texture *inside* the region boxes, because the head
+model squashes every box to a 32x32 square (extents and aspect ratios would be normalised away). ``rule = 0.5 face + 0.4 tzone + 0.1 jaw``;
 ``appeal = rule + HIDDEN_SD * hidden`` (hidden: 5 % of the variance, shown by no photo).
 
 The survey data
@@ -339,6 +339,11 @@ class Portraits:
                              ((300, 293, 334, 296, 336), (276, 283, 282, 295, 285))):
             u, lo = self._px(upper), self._px(lower)
             self.brows.append(((u + lo) / 2, float(np.linalg.norm(u - lo, axis=1).mean())))
+        self.brow_area = np.zeros((n, n), np.float32)  # where the faces' own brows are
+        for line, width in self.brows:
+            cv2.polylines(self.brow_area, [np.rint(line * 4).astype(np.int32)], False, 1.0,
+                          thickness=max(1, int(round(2.2 * width))), lineType=cv2.LINE_AA, shift=2)
+        self.brow_area = cv2.GaussianBlur(self.brow_area, (0, 0), 0.3 * UP) * self.inside
         eyes = [self._px(e).mean(0) for e in ((33, 133, 159, 145), (362, 263, 386, 374))]
         eye_w = float(np.linalg.norm(self._px([33])[0] - self._px([133])[0]))
         self.eye_shade = sum(blob(c - [0, 0.1 * eye_w], 0.55 * eye_w, 0.3 * eye_w) for c in eyes)
@@ -379,6 +384,9 @@ class Portraits:
                           shift=2)
         brows = cv2.GaussianBlur(brows, (0, 0), 0.18 * UP)
         dark = darkness * brows + float(np.clip(0.22 + 0.1 * t, 0.0, 0.5)) * self.eye_shade
+        # Below the mean the composite's own brows fade towards the skin, so that the low end of
+        # the trait shows as well as the high end (darkening alone stops at the faces' own brows).
+        fade = float(np.clip(-0.45 * t, 0.0, 0.9)) * self.brow_area
         # Jaw: stubble / beard shadow (a fine dot texture, darker with the trait).
         rng = np.random.default_rng(seed)
         dots = cv2.GaussianBlur(rng.random((n, n)).astype(np.float32), (0, 0), 0.8)
@@ -386,7 +394,8 @@ class Portraits:
         dark = dark + float(np.clip(0.2 + 0.12 * j, 0.0, 0.55)) * self.beard * dots
         # Face: a flush (rosy and warm vs pale and cool), colour only, lightness kept.
         flush = float(np.clip(0.1 + 0.075 * f, -0.1, 0.3)) * (0.55 * self.inside + self.cheeks)
-        return {"dark": np.clip(dark, 0, 0.95).astype(np.float32), "flush": flush.astype(np.float32)}
+        return {"dark": np.clip(dark, 0, 0.95).astype(np.float32), "flush": flush.astype(np.float32),
+                "fade": fade.astype(np.float32)}
 
     def texture(self, ids) -> np.ndarray:
         return np.mean([self.warped[i] for i in ids], 0)
@@ -406,7 +415,8 @@ class Portraits:
         M = np.array([[c, -s, tx], [s, c, ty]], np.float32)
         face = tex * look["contrast"] * shot["contrast"] + look["skin"] + shot["bright"]
         if layers is not None:
-            face = face * (1 - layers["dark"])
+            skin = float(np.median(face[self.inside > 0.8]))
+            face = (face + layers["fade"] * (skin - face)) * (1 - layers["dark"])
         fw = cv2.warpAffine(face.astype(np.float32), M, (W, H), flags=cv2.INTER_CUBIC,
                             borderMode=cv2.BORDER_REPLICATE)
         flush = np.zeros((H, W), np.float32)
