@@ -43,3 +43,37 @@ def test_head_loss_uses_position_targets_only_with_a_sigma():
     assert plain["loss_face"].item() == pytest.approx(alpha["loss_face"].item())
     soft = head_loss(net, crops, off_type, smoothing=0.0, sigma=0.8)
     assert soft["loss_face"].item() != pytest.approx(plain["loss_face"].item())
+
+
+def test_score_loss_is_the_squared_error_of_the_region_points_weighted_expected_position():
+    torch.manual_seed(0)
+    net = HeadNet(width=4).eval()
+    crops = torch.randn(3, 2, 3, 16, 16)
+    positions = torch.tensor([0.5, 3.0])
+    without = head_loss(net, crops, positions, sigma=0.8)
+    assert "loss_score" not in without
+    losses = head_loss(net, crops, positions, sigma=0.8, score_weight=2.0, region_points=(50.0, 40.0, 10.0))
+    expected = (net(crops).softmax(-1) * torch.arange(5)).sum(-1)  # R×B expected type index
+    combined = (0.5 * expected[0] + 0.4 * expected[1] + 0.1 * expected[2])
+    assert losses["loss_score"].item() == pytest.approx(2.0 * ((combined - positions) ** 2).mean().item(), rel=1e-5)
+    assert losses["loss_face"].item() == pytest.approx(without["loss_face"].item())  # the region losses stay
+
+
+def test_score_loss_moves_the_served_score_towards_the_person():
+    torch.manual_seed(0)
+    net = HeadNet(width=4)
+    crops = torch.randn(3, 8, 3, 16, 16)
+    positions = torch.linspace(0, 4, 8)
+    optimiser = torch.optim.SGD(net.parameters(), lr=0.05)
+
+    def score_error():
+        with torch.no_grad():
+            return head_loss(net.eval(), crops, positions, score_weight=1.0, sigma=0.8)["loss_score"].item()
+
+    before = score_error()
+    for _ in range(30):
+        net.train()
+        optimiser.zero_grad()
+        head_loss(net, crops, positions, score_weight=1.0, sigma=0.0, smoothing=0.0)["loss_score"].backward()
+        optimiser.step()
+    assert score_error() < 0.5 * before

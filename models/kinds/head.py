@@ -19,6 +19,7 @@ from PIL import Image
 from torch import nn
 from torchvision.ops import roi_align
 
+from app.core.settings import get_settings
 from app.core.vocabulary import REGIONS, TYPES
 from models.geometry import landmark_regions
 from models.kinds.base import CheckpointedModel, Recipe, RegionPrediction
@@ -37,6 +38,10 @@ DEFAULT_CONFIG = {
     # band (a Gaussian of this width, in types, around that position) instead of ``ordinal_smoothing``.
     # The quota cut between two types is arbitrary; the survey score says how close to it a person is.
     "target_sigma": 0.8,
+    # Weight of a loss on the served score itself: the regions' expected type positions weighted
+    # by ``region_points`` (the score is linear in it), against the person's position. Without it
+    # each region learns the whole type alone; with it they learn the score together.
+    "score_loss": 1.0,
 }
 
 
@@ -248,15 +253,23 @@ def position_targets(positions: torch.Tensor, sigma: float, num_types: int = len
 
 
 def head_loss(net: HeadNet, crops: torch.Tensor, positions: torch.Tensor, smoothing: float = 0.0,
-              sigma: float = 0.0) -> dict:
+              sigma: float = 0.0, score_weight: float = 0.0, region_points: Sequence[float] | None = None) -> dict:
     """Cross-entropy per region against soft targets: ``position_targets`` when ``sigma`` > 0, else
-    ``ordinal_targets`` of the (rounded) positions."""
+    ``ordinal_targets`` of the (rounded) positions. With ``score_weight`` > 0 also the squared error
+    of the score's position: the regions' expected type positions weighted by ``region_points``."""
     logits = net(crops)
     if sigma > 0:
         targets = position_targets(positions, sigma)
     else:
         targets = ordinal_targets(positions.round().long(), smoothing)
-    return {f"loss_{r}": nn.functional.cross_entropy(logits[i], targets) for i, r in enumerate(REGIONS)}
+    losses = {f"loss_{r}": nn.functional.cross_entropy(logits[i], targets) for i, r in enumerate(REGIONS)}
+    if score_weight > 0:
+        weights = torch.as_tensor(region_points or get_settings().region_points, dtype=logits.dtype,
+                                  device=logits.device)
+        expected = (logits.softmax(-1) * torch.arange(logits.shape[-1], device=logits.device)).sum(-1)  # R×B
+        combined = (weights[:, None] * expected).sum(0) / weights.sum()
+        losses["loss_score"] = score_weight * nn.functional.mse_loss(combined, positions)
+    return losses
 
 
 class HeadModel(CheckpointedModel):
@@ -295,7 +308,7 @@ class HeadModel(CheckpointedModel):
 def _head_loss(net, batch, device, config: dict) -> dict:
     crops, positions = batch
     return head_loss(net, crops.to(device), positions.to(device), config.get("ordinal_smoothing", 0.0),
-                     config.get("target_sigma", 0.0))
+                     config.get("target_sigma", 0.0), config.get("score_loss", 0.0))
 
 
 RECIPE = Recipe(
