@@ -38,7 +38,7 @@ from app.api.schemas import (
 from app.core import db, storage
 from app.core.db import TypeProfile, session_scope
 from app.core.storage import StorageError
-from app.services import analysis, submissions
+from app.services import analysis, result_codes, submissions
 from app.services.bootstrap import ConfigurationError, prepare, public_message
 from models.intake import photo_file_type
 from models.serving import warm_load
@@ -183,8 +183,8 @@ CODE_PATH = Path(description="The 8-character result code (Crockford base32; cas
 
 
 def _result_code(code: str) -> str:
-    flat = submissions.normalise_code(code)
-    if len(flat) != submissions.RESULT_CODE_LENGTH:
+    flat = result_codes.normalise_code(code)
+    if len(flat) != result_codes.RESULT_CODE_LENGTH:
         raise ApiError(404, "not_found", "No stored result has this code (it may have expired or been deleted).")
     return flat
 
@@ -209,8 +209,8 @@ def get_result(request: Request, code: str = CODE_PATH):
         per_region=per_region(stored.per_region, stored.boxes),
         model=ModelInfo(id=stored.model_version_id, kind=None) if stored.model_version_id is not None else None,
         notes=[], stored=True, result_code=stored.result_code, delete_code=None,
-        created_at=submissions.as_utc(stored.created_at).isoformat(timespec="seconds"),
-        expires_at=submissions.as_utc(stored.expires_at).isoformat(timespec="seconds"),
+        created_at=db.as_utc(stored.created_at).isoformat(timespec="seconds"),
+        expires_at=db.as_utc(stored.expires_at).isoformat(timespec="seconds"),
     )
 
 
