@@ -51,13 +51,20 @@ log = logging.getLogger("facetype.api")
 # ============================================================================ app
 
 
+def _prepare(state) -> None:
+    """Read the settings (the rate limiter's too) and prepare the project. Raises ConfigurationError, or
+    ValueError: a setting of the wrong kind (SettingsError), a storage URL of an unknown kind."""
+    state.limiter = limiter_from_settings()
+    prepare()
+
+
 async def _startup(app: FastAPI) -> None:
     app.state.config_error = None
-    app.state.limiter = limiter_from_settings()
+    app.state.limiter = None
     app.state.last_prepare = time.monotonic()
     try:
-        await run_in_threadpool(prepare)
-    except (ConfigurationError, ValueError) as exc:  # ValueError: a storage URL of an unknown kind
+        await run_in_threadpool(_prepare, app.state)
+    except (ConfigurationError, ValueError) as exc:
         app.state.config_error = public_message(exc)
         log.error("facetype API is not ready: %s", exc)
         return
@@ -282,7 +289,7 @@ def healthz(request: Request, response: Response):
         if time.monotonic() - getattr(state, "last_prepare", 0.0) > 10:  # try again, at most every 10 s
             state.last_prepare = time.monotonic()
             try:
-                prepare()
+                _prepare(state)
                 state.config_error = None
             except (ConfigurationError, ValueError) as exc:
                 log.error("facetype API is still not ready: %s", exc)
