@@ -20,7 +20,7 @@ from sqlmodel import select
 from streamlit_drawable_canvas import st_canvas
 
 from app.core.db import Photo, ReferencePerson, session_scope
-from app.core.vocabulary import REGION_COLORS, REGIONS
+from app.core.vocabulary import REGION_COLORS, REGIONS, ReviewStatus
 from labeling import annotations as ann
 from labeling import queue
 from labeling.canvas import boxes_to_drawing, check_canvas_boxes, drawing_to_boxes, fit_canvas, missing_regions
@@ -68,7 +68,7 @@ def queue_strip(photo_ids: list[int]) -> None:
 
 #: Queue filter widget key -> (address parameter, default value). The filters live in the address too,
 #: so a reload or a shared link (a new Streamlit session) keeps them; defaults are left out of it.
-QUEUE_FILTERS = {"q_status": ("status", ["pending"]), "q_person": ("person", None),
+QUEUE_FILTERS = {"q_status": ("status", [ReviewStatus.PENDING]), "q_person": ("person", None),
                  "q_annotator": ("annotator", None), "q_second": ("second", False)}
 
 

@@ -11,7 +11,7 @@ from streamlit.errors import StreamlitAPIException
 
 from app.core import auth
 from app.core.db import Photo, session_scope
-from app.core.vocabulary import REGIONS
+from app.core.vocabulary import REGIONS, ReviewStatus
 from labeling import annotations as ann
 from labeling.canvas import missing_regions
 from pages.labeling_widgets import boxes_preview
@@ -61,7 +61,7 @@ def record_save(pid: int, result: ann.SaveResult, next_pid: int | None) -> None:
     # Kept until the next save rather than popped: the canvas can trigger an extra rerun right after a
     # save, and a popped message would vanish before the annotator (or a test) sees it.
     state["labeling_last_save"] = f"Photo {pid}: {result.action.replace('_', ' ')} saved as version {result.version}."
-    if result.review_status != "pending" and next_pid is not None:
+    if result.review_status != ReviewStatus.PENDING and next_pid is not None:
         state["labeling_back"] = [*state["labeling_back"], pid][-50:]
         st.query_params["photo"] = str(next_pid)
 

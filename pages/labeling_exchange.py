@@ -12,6 +12,7 @@ import streamlit as st
 
 from app.core import auth
 from app.core.db import session_scope
+from app.core.vocabulary import ReviewStatus
 from labeling import coco_export, coco_import, queue
 from pages.labeling_widgets import annotator_name
 from pages.team_account import account_for
@@ -22,7 +23,8 @@ st.title("Export / import boxes")
 annotator = annotator_name()
 account = state.get("account")
 
-statuses = st.multiselect("Export photos with status", queue.REVIEW_STATUSES, default=["accepted"], key="export_status")
+statuses = st.multiselect("Export photos with status", queue.REVIEW_STATUSES, default=[ReviewStatus.ACCEPTED],
+                          key="export_status")
 with session_scope() as s:
     data = coco_export.export_coco(s, statuses)
     yolo = coco_export.export_yolo(s, statuses)

@@ -46,6 +46,7 @@ from app.core.db import (
     utcnow,
 )
 from app.core.settings import get_settings
+from app.core.vocabulary import PhotoSource, ReviewStatus
 from app.core.storage import (
     ObjectNotFound,
     ObjectStore,
@@ -167,8 +168,8 @@ def store_submission(
         with session_scope(url) as session:
             photo = Photo(
                 object_key=key, size_bytes=len(data), sha256=visitor_digest(key, data),
-                width=int(width), height=int(height), source="visitor", consent_store=True,
-                consent_training=bool(consent_training), review_status="pending", created_at=now,
+                width=int(width), height=int(height), source=PhotoSource.VISITOR, consent_store=True,
+                consent_training=bool(consent_training), review_status=ReviewStatus.PENDING, created_at=now,
                 expires_at=expires,
             )
             session.add(photo)
