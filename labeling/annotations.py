@@ -35,10 +35,10 @@ import sqlalchemy as sa
 from sqlmodel import Session, select
 
 from app.core.db import BoxAudit, Photo, RegionBox, utcnow
-from app.core.vocabulary import REGIONS
+from app.core.vocabulary import REGIONS, BoxSource, PhotoSource, ReviewStatus
 
 DECISIONS = ("accept", "reject", "flag", "save")
-STATUS_FOR_DECISION = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}
+STATUS_FOR_DECISION = {"accept": ReviewStatus.ACCEPTED, "reject": ReviewStatus.REJECTED, "flag": ReviewStatus.FLAGGED}
 #: Coordinates closer than this (pixels) count as unchanged.
 SAME_PX = 0.01
 #: Boxes may reach this many pixels past the photo's edge (tools round differently).
@@ -57,8 +57,8 @@ class PhotoNotAvailable(AnnotationError):
 def team_photo_clause():
     """The photos team tools may open, label, import to and export: reference photos, and
     visitors' photos only where the visitor consented to training use."""
-    return sa.or_(Photo.source == "reference",
-                  sa.and_(Photo.source == "visitor", Photo.consent_training.is_(True)))
+    return sa.or_(Photo.source == PhotoSource.REFERENCE,
+                  sa.and_(Photo.source == PhotoSource.VISITOR, Photo.consent_training.is_(True)))
 
 
 def team_photo(session: Session, photo_id: int, fresh: bool = False) -> Photo:
@@ -246,12 +246,12 @@ def save_boxes(
 
     before_rows = boxes_at(session, photo_id, int(expected_version))
     before = {r.region: r for r in before_rows}
-    was_accepted_by = _accepted_by(session, photo_id) if before_status == "accepted" else set()
+    was_accepted_by = _accepted_by(session, photo_id) if before_status == ReviewStatus.ACCEPTED else set()
     if action is None:
         action = decision
-        if decision == "accept" and before_status == "accepted" and was_accepted_by and annotator not in was_accepted_by:
+        if decision == "accept" and before_status == ReviewStatus.ACCEPTED and was_accepted_by and annotator not in was_accepted_by:
             action = "second_review"
-    box_status = {"accept": "accepted", "reject": "rejected", "flag": "flagged"}.get(decision, "pending")
+    box_status = STATUS_FOR_DECISION.get(decision, ReviewStatus.PENDING)
     new_rows = []
     for region, box in mine.items():
         old = before.get(region)
@@ -259,7 +259,7 @@ def save_boxes(
         if unchanged and decision != "accept":
             source, confidence, who = old.source, old.confidence, old.annotator
         else:
-            source, confidence, who = "human", None, annotator
+            source, confidence, who = BoxSource.HUMAN, None, annotator
             if unchanged:
                 box = (old.x0, old.y0, old.x1, old.y1)
         row = RegionBox(photo_id=photo_id, version=new_version, region=region, x0=box[0], y0=box[1],

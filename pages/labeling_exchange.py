@@ -1,6 +1,7 @@
 """Labeling · Export / import: the reviewed boxes as COCO JSON or YOLO labels, and COCO files back in.
 
-A thin page over ``labeling.coco``; an import asks for confirmation first (it saves new box versions)."""
+A thin page over ``labeling.coco_export`` and ``labeling.coco_import``; an import asks for confirmation
+first (it saves new box versions)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import streamlit as st
 
 from app.core import auth
 from app.core.db import session_scope
-from labeling import coco, queue
+from app.core.vocabulary import ReviewStatus
+from labeling import coco_export, coco_import, queue
 from pages.labeling_widgets import annotator_name
 from pages.team_account import account_for
 
@@ -21,14 +23,15 @@ st.title("Export / import boxes")
 annotator = annotator_name()
 account = state.get("account")
 
-statuses = st.multiselect("Export photos with status", queue.REVIEW_STATUSES, default=["accepted"], key="export_status")
+statuses = st.multiselect("Export photos with status", queue.REVIEW_STATUSES, default=[ReviewStatus.ACCEPTED],
+                          key="export_status")
 with session_scope() as s:
-    data = coco.export_coco(s, statuses)
-    yolo = coco.export_yolo(s, statuses)
+    data = coco_export.export_coco(s, statuses)
+    yolo = coco_export.export_yolo(s, statuses)
 st.caption(f"{len(data['images'])} photos, {len(data['annotations'])} boxes.")
 a, b = st.columns(2)
 a.download_button("COCO JSON", json.dumps(data, indent=1), "facetype_boxes.json", "application/json")
-b.download_button("YOLO labels (zip)", coco.yolo_zip(yolo), "facetype_yolo.zip", "application/zip")
+b.download_button("YOLO labels (zip)", coco_export.yolo_zip(yolo), "facetype_yolo.zip", "application/zip")
 
 st.subheader("Import a COCO file")
 if account is not None and not auth.can(account, "import_annotations"):
@@ -61,9 +64,9 @@ def confirm_import(payload: bytes, name: str) -> None:
         close_dialog()
         try:
             with session_scope() as s:
-                state["coco_report"] = coco.import_coco(s, payload, account_for("import_annotations"), decision,
+                state["coco_report"] = coco_import.import_coco(s, payload, account_for("import_annotations"), decision,
                                                         use_versions)
-        except (coco.CocoFormatError, auth.PermissionDenied) as exc:
+        except (coco_import.CocoFormatError, auth.PermissionDenied) as exc:
             state["coco_report"] = str(exc)
         st.rerun()
 

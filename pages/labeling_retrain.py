@@ -7,6 +7,7 @@ import streamlit as st
 from app.core import auth
 from app.core.db import session_scope
 from app.core.settings import PROJECT_ROOT
+from app.core.vocabulary import ReviewStatus
 from labeling import queue
 from models import jobs
 from pages.labeling_widgets import annotator_name
@@ -25,7 +26,7 @@ st.title("Retrain")
 annotator_name()
 account = state.get("account")
 with session_scope() as s:
-    n = queue.status_counts(s)["accepted"]
+    n = queue.status_counts(s)[ReviewStatus.ACCEPTED]
 st.markdown(f"**{n}** reviewed (accepted) photos. Training uses each photo's human-reviewed boxes where "
             "there are any and leaves rejected photos out.")
 if not auth.can(account, "retrain"):

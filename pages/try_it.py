@@ -6,30 +6,39 @@ visitor ticks "keep my photo and answers" is anything written (photo object + ro
 get a result code and a delete code, which stay on this page for the whole session (navigating to
 Privacy and back included). One photo in one visit is one kept submission: analysing it again
 updates it. ``?result=CODE`` reopens a kept result.
+
+Its parts: pages/try_it_camera.py (the live camera and framing guide), pages/try_it_result.py (how a
+result is shown) and pages/try_it_kept.py (keeping, deleting and the codes).
 """
 
 from __future__ import annotations
 
 import hashlib
-import html
 from pathlib import Path
 
-import pandas as pd
 import streamlit as st
 
-from app.core import vocabulary
 from app.core.settings import get_settings
 from app.core.vocabulary import MBTI_TYPES
 from streamlit.errors import StreamlitAPIException
-from app.services import analysis, cards, framing, gallery, submissions
+from app.services import analysis, cards, gallery, submissions
 from models.gate import get_face_gate
 from models.intake import IntakeError, decode_image, photo_file_type
-from pages.visitor_widgets import reference_faces
+from pages.try_it_camera import camera_photo
+from pages.try_it_kept import codes_text, delete_kept, keep_or_update, kept_now
+from pages.try_it_result import (
+    copy_button,
+    result_link,
+    scroll_to_result,
+    show_breakdown,
+    show_references,
+    show_type,
+)
 
 try:
-    from streamlit_webrtc import WebRtcMode, webrtc_streamer
+    import streamlit_webrtc
 except ImportError:  # without streamlit-webrtc the simple camera is the only one
-    webrtc_streamer = None
+    streamlit_webrtc = None
 
 settings = get_settings()
 PHOTO_FILE_EXTENSIONS = ("jpg", "png", "webp")  # as named by models.intake.photo_file_type
@@ -45,14 +54,6 @@ ANSWER_DEFAULTS = {"try_mbti": None, "try_birth": "", "try_consent": False, "try
 #: Streamlit forgets a widget's value while its page is not shown; these are put back on return.
 REMEMBERED_WIDGETS = ("try_source", *ANSWER_DEFAULTS)
 PREVIEW_MAX_SIDE = 640  # shown 320 px wide; twice that for sharp screens, and little memory
-#: No STUN or TURN server: nothing is fetched from outside, and the browser reaches the app by its host
-#: addresses (same machine or network). Where that fails, the visitor switches to the simple camera.
-LIVE_RTC_CONFIGURATION = {"iceServers": []}
-LIVE_VIDEO = {"video": {"width": {"ideal": 640}, "height": {"ideal": 480}}, "audio": False}
-#: Small enough that the hint and the button below stay in view on a desktop screen.
-LIVE_VIDEO_HTML = {"autoPlay": True, "controls": False, "muted": True, "style": {"width": "100%", "maxWidth": "560px"}}
-LIVE_STATUS_EVERY_S = 1.0  # the hint in the page's text; the video shows it on every frame
-SIMPLE_CAMERA_LABEL = "Use the simple camera instead (if the live camera does not start)"
 
 
 # ---------------------------------------------------------------- cached resources
@@ -105,104 +106,6 @@ def start_over() -> None:
 def leave_stored_view() -> None:
     st.query_params.clear()
     start_over()
-
-
-# ---------------------------------------------------------------- display helpers
-
-
-def breakdown_table(per_region: dict) -> pd.DataFrame:
-    rows = []
-    for region, label in vocabulary.REGION_LABELS.items():
-        info = per_region.get(region) or {}
-        rows.append({
-            "region": label,
-            "type": info.get("type", "–"),
-            "points": round(float(info.get("points", 0.0)), 1),
-            "probability": f"{float(info.get('probability', 0.0)):.0%}",
-        })
-    return pd.DataFrame(rows)
-
-
-def explore_link() -> None:
-    """A link to the Explore the types page, when the app's navigation has it."""
-    try:
-        st.page_link(Path(__file__).with_name("explore.py"), label="All five types, and how the score is worked out",
-                     icon=":material/explore:")
-    except (StreamlitAPIException, KeyError):  # not in the navigation (or the page run alone)
-        pass
-
-
-def show_type(type_name: str, description: str, confidence: float | None, score: float | None,
-              explanation: str = "") -> None:
-    st.subheader(f"Your face type: {type_name}")
-    if explanation:
-        st.markdown(f"**How it was worked out:** {explanation}",
-                    help="Each region's most likely type and its points (expected over the model's "
-                         "probabilities), their total, and the band of points that gives the type.")
-    explore_link()
-    if description:
-        st.write(description)
-    cols = st.columns(2)
-    if confidence is not None:
-        cols[0].metric("Confidence", f"{confidence:.0%}",
-                       help="How often this type was right when the model was tested on people it had not "
-                            "seen (their survey type), or for older models how sure it is by its own "
-                            "probabilities. It says nothing about you.")
-    if score is not None:
-        cols[1].metric("Points", f"{score:.1f}", help="Sum of the region points (face, T-zone, jaw).")
-
-
-def show_breakdown(per_region: dict) -> None:
-    st.markdown("**Per-region breakdown**")
-    st.dataframe(breakdown_table(per_region), hide_index=True, width="stretch")
-
-
-def show_references(type_name: str, refs: list) -> None:
-    st.markdown(f"**Reference faces of type {type_name}**")
-    missing = getattr(refs, "missing", None)
-    if missing:
-        st.caption(missing)
-    if not refs:
-        if not missing:
-            st.caption("There are no reference photos of this type yet.")
-        return
-    reference_faces(refs)
-
-
-def result_link(code: str) -> str:
-    base = None
-    try:
-        base = st.context.url
-    except Exception:  # older Streamlit or no browser context (tests)
-        base = None
-    return f"{base or ''}?result={code}"
-
-
-def copy_button(text: str, label: str) -> None:
-    """A button that copies ``text`` to the clipboard and says so (or says to copy it by hand)."""
-    st.html(
-        f"""<button class="facetype-copy" type="button" data-copy="{html.escape(text)}">{html.escape(label)}</button>
-        <span class="facetype-copied" role="status"></span>
-        <script>
-        document.querySelectorAll("button.facetype-copy").forEach(button => {{
-          if (button.dataset.ready) return;
-          button.dataset.ready = "1";
-          button.addEventListener("click", () => {{
-            const said = button.nextElementSibling;
-            navigator.clipboard.writeText(button.dataset.copy)
-              .then(() => {{ said.textContent = " Copied."; }})
-              .catch(() => {{ said.textContent = " Copying is blocked here: select the link above and copy it."; }});
-          }});
-        }});
-        </script>
-        <style>
-        button.facetype-copy {{ font: inherit; padding: 0.35rem 0.75rem; border-radius: 0.5rem;
-          border: 1px solid rgba(49, 51, 63, 0.3); background: white; cursor: pointer; }}
-        </style>""",
-        unsafe_allow_javascript=True, width="content",
-    )
-
-
 
 
 # ---------------------------------------------------------------- a stored result (?result=CODE)
@@ -273,127 +176,6 @@ def check_photo(data: bytes):
     return image, None
 
 
-def scroll_to_result(nonce: int) -> None:
-    """Bring the result heading into view once, right after Analyze (it starts below the fold)."""
-    st.html(
-        f"""<script data-run="{nonce}">
-        const heading = [...window.parent.document.querySelectorAll('[data-testid="stMain"] h3')]
-            .find(h => h.textContent.startsWith("Your face type"));
-        if (heading) heading.scrollIntoView({{behavior: "smooth", block: "start"}});
-        </script>""",
-        unsafe_allow_javascript=True, width="content",
-    )
-
-
-def codes_text(kept: dict) -> str:
-    lines = ["facetype: your kept results", ""]
-    for entry in kept.values():
-        lines += [f"Result code: {entry['result_code']}   link: {result_link(entry['result_code'])}",
-                  f"Delete code: {entry['delete_code']}", ""]
-    lines.append(f"Enter the delete code on the Privacy page to delete the photo and answers; everything is "
-                 f"deleted automatically after {settings.retention_days} days.")
-    return "\n".join(lines)
-
-
-def kept_now() -> dict:
-    """Photo id -> codes of what this session kept; lives as long as the browser session."""
-    return st.session_state.get("try_kept") or {}
-
-
-def keep_or_update(visit, data: bytes | None, photo_id: str | None, answers, analysed_now: bool) -> None:
-    """Keep the current result when "Keep" is ticked: store it once per photo; analysing the same
-    photo again updates that one submission instead of storing a second copy."""
-    kept = st.session_state.setdefault("try_kept", {})
-    mbti, birth = answers
-    entry = kept.get(photo_id)
-    try:
-        if entry is not None:
-            if analysed_now and not submissions.update_submission(entry["result_code"], visit, mbti, birth):
-                kept.pop(photo_id)  # deleted meanwhile: keep it anew
-                entry = None
-            elif analysed_now:
-                entry["type_name"] = visit.type_name
-        if entry is None and data:
-            result_code, delete_code = submissions.store_submission(visit, data, mbti, birth, consent_training=True)
-            kept[photo_id] = {"result_code": result_code, "delete_code": delete_code, "type_name": visit.type_name}
-    except analysis.NotStored as exc:
-        st.session_state["try_store_error"] = exc.message
-
-
-def delete_kept(photo_id: str) -> None:
-    entry = st.session_state.get("try_kept", {}).get(photo_id)
-    if entry is None:
-        return
-    try:
-        submissions.delete_submission(None, entry["delete_code"])
-    except analysis.DeleteFailed as exc:
-        st.session_state["try_delete_error"] = exc.message
-        return
-    st.session_state["try_kept"].pop(photo_id)
-    st.session_state["try_deleted"] = entry["result_code"]
-
-
-class TakenPhoto:
-    """A frame taken with the live camera, read like an upload."""
-
-    name = "the photo taken with the camera"
-
-    def __init__(self, data: bytes):
-        self._data = data
-
-    def getvalue(self) -> bytes:
-        return self._data
-
-
-def framing_guide() -> framing.FramingGuide:
-    """This session's live guide (its verdicts outlive the reruns; the camera's frames arrive on
-    another thread)."""
-    if "try_guide" not in st.session_state:
-        st.session_state["try_guide"] = framing.FramingGuide(face_gate())
-    return st.session_state["try_guide"]
-
-
-def live_status(guide: framing.FramingGuide) -> None:
-    """The guide's latest hint as text (the video shows it too), refreshed while the camera runs."""
-    verdict = guide.verdict
-    if verdict is None:
-        st.info("Framing: checking…", icon=":material/hourglass_top:")
-    elif verdict.ready:
-        st.success("Framing: ready. Hold still and take the photo.", icon=":material/check_circle:")
-    else:
-        st.warning(f"Framing: {verdict.hint}", icon=":material/center_focus_weak:")
-
-
-def live_camera(photo_n: int) -> TakenPhoto | None:
-    """The live framing guide: the camera's video with the face box and a hint drawn on it, and a
-    button that takes the latest frame that passed."""
-    guide = framing_guide()
-    st.caption("Press **Start the camera** and allow it. The video shows, live, whether your framing passes: "
-               "one face, whole head in the picture, close enough, looking at the camera. The frames are "
-               "checked in this app's memory and nothing is stored.")
-    context = webrtc_streamer(
-        key="try_live", mode=WebRtcMode.SENDRECV, rtc_configuration=LIVE_RTC_CONFIGURATION,
-        media_stream_constraints=LIVE_VIDEO, video_frame_callback=guide.on_video_frame,
-        translations={"start": "Start the camera", "stop": "Stop the camera"}, video_html_attrs=LIVE_VIDEO_HTML,
-    )
-    already_taken = st.session_state.get("try_live_photo", (None, None))[0] == photo_n
-    if context.state.playing and already_taken:  # no refreshing while the questions are answered
-        st.caption("Photo taken: it is shown below. Take the photo again to replace it.")
-    elif context.state.playing:
-        st.fragment(live_status, run_every=LIVE_STATUS_EVERY_S)(guide)
-    if context.state.playing:
-        if st.button("Take the photo", type="primary", key="try_live_take"):
-            data = guide.photo_jpeg()
-            if data is None:
-                verdict = guide.verdict
-                st.warning("Not yet: " + (verdict.hint if verdict else "the framing is still being checked")
-                           + ". Take the photo when the video says ready.")
-            else:
-                st.session_state["try_live_photo"] = (photo_n, data)
-    taken_n, data = st.session_state.get("try_live_photo", (None, None))
-    return TakenPhoto(data) if taken_n == photo_n and data else None
-
-
 st.title("Try it: which face type are you?")
 st.caption(analysis.FOR_FUN_LINE)
 
@@ -411,11 +193,7 @@ photo_n = st.session_state.get("try_photo_n", 0)
 source = st.radio("How do you want to give a photo?", ["Upload a photo", "Take a photo"], horizontal=True,
                   key="try_source")
 if source == "Take a photo":
-    simple_camera = webrtc_streamer is None or st.toggle(SIMPLE_CAMERA_LABEL, key="try_simple_camera")
-    if simple_camera:
-        photo = st.camera_input("Take a photo: one face, looking at the camera", key=f"try_camera_{photo_n}")
-    else:
-        photo = live_camera(photo_n)
+    photo = camera_photo(photo_n, streamlit_webrtc)
 else:
     photo = st.file_uploader(
         f"Upload a photo (JPEG, PNG or WebP, up to {settings.max_upload_mb} MB)",

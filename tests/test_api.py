@@ -230,6 +230,35 @@ def test_configuration_error_is_503_on_healthz(app_env, monkeypatch, tmp_path, s
         assert c.get("/openapi.json").status_code == 200
 
 
+def test_a_setting_of_the_wrong_kind_is_named_by_the_api_instead_of_a_failed_start(app_env, monkeypatch):
+    """FACETYPE_MAX_UPLOAD_MB=abc: the API still starts (the rate limiter reads its settings inside the
+    start's configuration-error handling) and names the setting to fix, as the app's pages do, without
+    its value. Once the setting is fixed, the next health check prepares again and builds the limiter."""
+    from app.api import api
+    from app.api import routes
+
+    monkeypatch.setenv("FACETYPE_MAX_UPLOAD_MB", "abc")
+    clear_caches()
+    with TestClient(api) as c:
+        health = c.get("/healthz")
+        assert health.status_code == 503
+        assert health.json()["message"] == "A setting has a value that cannot be used (FACETYPE_MAX_UPLOAD_MB)."
+        refused = assert_error(c.post("/v1/classify", json={"user_img": "x", "age": "1990-01-01", "mbti": "ESTJ"}),
+                               503, "unavailable")
+        assert "FACETYPE_MAX_UPLOAD_MB" in refused["message"]
+        assert "abc" not in health.text + refused["message"]
+        assert c.get("/openapi.json").status_code == 200
+        assert api.state.limiter is None
+
+        monkeypatch.delenv("FACETYPE_MAX_UPLOAD_MB")
+        clear_caches()
+        monkeypatch.setattr(routes, "prepare", lambda: None)  # the project is prepared elsewhere in these tests
+        api.state.last_prepare = 0.0  # the next health check tries again at once
+        c.get("/healthz")
+        assert api.state.config_error is None
+        assert api.state.limiter is not None
+
+
 def test_an_unreachable_database_is_not_described_by_the_api(app_env, monkeypatch):
     from app.api import api
 

@@ -13,7 +13,7 @@ from sqlmodel import select
 from app.core.auth import Account, PermissionDenied
 from app.core.db import Photo, ReferencePerson, session_scope
 from labeling import annotations as ann
-from labeling import coco
+from labeling import coco_export, coco_import
 from labeling import queue
 from tests.test_annotations import AUTO, add_photo, moved
 
@@ -35,7 +35,7 @@ def _reviewed_project(url):
 def test_export_is_valid_coco_with_attributes(database_url, tmp_path):
     ids = _reviewed_project(database_url)
     with session_scope(database_url) as s:
-        data = coco.export_coco(s)
+        data = coco_export.export_coco(s)
     assert [im["id"] for im in data["images"]] == ids[:2]
     assert {c["name"]: c["id"] for c in data["categories"]} == {"face": 1, "tzone": 2, "jaw": 3}
     first = data["images"][0]
@@ -57,11 +57,11 @@ def test_export_is_valid_coco_with_attributes(database_url, tmp_path):
 def test_round_trip_reimports_to_the_same_boxes(database_url):
     ids = _reviewed_project(database_url)
     with session_scope(database_url) as s:
-        exported = json.dumps(coco.export_coco(s))
-        expected = {pid: coco.current_box_map(s, pid) for pid in ids[:2]}
+        exported = json.dumps(coco_export.export_coco(s))
+        expected = {pid: coco_import.current_box_map(s, pid) for pid in ids[:2]}
     # Re-importing the unchanged file changes nothing (no new versions).
     with session_scope(database_url) as s:
-        report = coco.import_coco(s, exported, LEAD)
+        report = coco_import.import_coco(s, exported, LEAD)
     assert report.summary["unchanged"] == 2 and report.summary["updated"] == 0
     # The boxes are edited in the app after the export; the file's boxes come back through an
     # import against the current version and equal the exported ones exactly.
@@ -70,17 +70,17 @@ def test_round_trip_reimports_to_the_same_boxes(database_url):
     edited = json.loads(exported)
     edited["annotations"][0]["bbox"][0] += 1.0  # an edit made in another tool: face of ids[0]
     with session_scope(database_url) as s:
-        report = coco.import_coco(s, edited, LEAD)  # versions in the file: conflict for ids[0]
+        report = coco_import.import_coco(s, edited, LEAD)  # versions in the file: conflict for ids[0]
     by_photo = {o.photo_id: o for o in report.outcomes}
     assert by_photo[ids[0]].status == "conflict" and by_photo[ids[0]].conflict.current_version == 3
     assert by_photo[ids[1]].status == "unchanged"
     with session_scope(database_url) as s:
         assert s.get(Photo, ids[0]).boxes_version == 3  # not overwritten
-        report = coco.import_coco(s, exported, LEAD, use_file_versions=False)
+        report = coco_import.import_coco(s, exported, LEAD, use_file_versions=False)
     assert report.summary == {"updated": 1, "unchanged": 1, "conflict": 0, "unmatched": 0, "invalid": 0}
     with session_scope(database_url) as s:
         for pid in ids[:2]:
-            assert coco.current_box_map(s, pid) == expected[pid]
+            assert coco_import.current_box_map(s, pid) == expected[pid]
         (last, *_) = queue.audit_trail(s, ids[0])
         assert (last.annotator, last.action, last.from_version, last.to_version) == ("importer", "import_save", 3, 4)
 
@@ -101,16 +101,16 @@ def test_import_from_another_tool_matches_by_file_name_and_category_name(databas
         ],
     }
     with session_scope(database_url) as s:
-        report = coco.import_coco(s, other, LEAD)
+        report = coco_import.import_coco(s, other, LEAD)
     assert [o.status for o in report.outcomes] == ["updated", "unmatched"]
     with session_scope(database_url) as s:
-        boxes = coco.current_box_map(s, pid)
+        boxes = coco_import.current_box_map(s, pid)
     assert boxes["jaw"] == (160.0, 400.0, 460.0, 600.0)
     assert boxes["face"] == AUTO["face"] and boxes["tzone"] == AUTO["tzone"]  # kept
-    with pytest.raises(coco.CocoFormatError):
-        coco.load_coco(b"{not json")
-    with pytest.raises(coco.CocoFormatError):
-        coco.load_coco({"images": []})
+    with pytest.raises(coco_import.CocoFormatError):
+        coco_import.load_coco(b"{not json")
+    with pytest.raises(coco_import.CocoFormatError):
+        coco_import.load_coco({"images": []})
 
 
 def test_import_rejects_two_boxes_of_one_region(database_url):
@@ -122,23 +122,23 @@ def test_import_rejects_two_boxes_of_one_region(database_url):
             "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 1, 50, 50]},
                             {"id": 2, "image_id": 1, "category_id": 3, "bbox": [2, 2, 50, 50]}]}
     with session_scope(database_url) as s:
-        (outcome,) = coco.import_coco(s, data, LEAD).outcomes
+        (outcome,) = coco_import.import_coco(s, data, LEAD).outcomes
     assert outcome.status == "invalid" and "two jaw boxes" in outcome.message
 
 
 def test_yolo_export_round_trips(database_url):
     ids = _reviewed_project(database_url)
     with session_scope(database_url) as s:
-        files = coco.export_yolo(s)
+        files = coco_export.export_yolo(s)
         photo = s.get(Photo, ids[0])
-        expected = coco.current_box_map(s, ids[0])
+        expected = coco_import.current_box_map(s, ids[0])
     assert files["classes.txt"] == "face\ntzone\njaw\n"
     label = files[f"labels/{photo.object_key.rsplit('/', 1)[1].rsplit('.', 1)[0]}.txt"]
     assert label.splitlines()[0].startswith("0 ")
-    back = coco.parse_yolo(label, photo.width, photo.height)
+    back = coco_export.parse_yolo(label, photo.width, photo.height)
     for region, box in expected.items():
         assert back[region] == pytest.approx(box, abs=0.01)
-    assert coco.yolo_zip(files)[:2] == b"PK"
+    assert coco_export.yolo_zip(files)[:2] == b"PK"
 
 
 def _named_project(url, store):
@@ -163,7 +163,7 @@ def test_coco_export_uses_original_names_and_rounds_to_hundredths(database_url, 
 
     ids = _named_project(database_url, LocalStore(tmp_path / "store"))
     with session_scope(database_url) as s:
-        data = coco.export_coco(s)
+        data = coco_export.export_coco(s)
     assert [im["file_name"] for im in data["images"]] == ["p01/IMG_1.jpg", "p02/IMG_1.jpg", "other.jpg"]
     for annotation in data["annotations"]:
         assert all(round(v, 2) == v for v in [*annotation["bbox"], annotation["area"]]), annotation
@@ -182,7 +182,7 @@ def test_coco_zip_holds_the_images_under_the_exported_names(database_url, tmp_pa
     store = LocalStore(tmp_path / "store")
     ids = _named_project(database_url, store)
     with session_scope(database_url) as s:
-        archive = zipfile.ZipFile(io.BytesIO(coco.export_zip(s, store)))
+        archive = zipfile.ZipFile(io.BytesIO(coco_export.export_zip(s, store)))
     archive.extractall(tmp_path / "out")
     with contextlib.redirect_stdout(io.StringIO()):
         api = COCO(str(tmp_path / "out" / "annotations.json"))
@@ -190,7 +190,7 @@ def test_coco_zip_holds_the_images_under_the_exported_names(database_url, tmp_pa
     for image in api.loadImgs(ids):
         assert (tmp_path / "out" / "images" / image["file_name"]).read_bytes() == f"jpeg bytes of {image['id']}".encode()
     with session_scope(database_url) as s:
-        assert "images/other.jpg" not in zipfile.ZipFile(io.BytesIO(coco.export_zip(s))).namelist()
+        assert "images/other.jpg" not in zipfile.ZipFile(io.BytesIO(coco_export.export_zip(s))).namelist()
 
 
 def test_yolo_dataset_has_a_complete_data_yaml(database_url, tmp_path):
@@ -210,7 +210,7 @@ def test_yolo_dataset_has_a_complete_data_yaml(database_url, tmp_path):
             photo = s.get(Photo, pid)
             store.put(photo.object_key, b"x", "image/jpeg")
             ann.save_boxes(s, pid, 1, AUTO, "ann", "accept")
-        archive = zipfile.ZipFile(io.BytesIO(coco.export_zip(s, store, yolo=True)))
+        archive = zipfile.ZipFile(io.BytesIO(coco_export.export_zip(s, store, yolo=True)))
     archive.extractall(tmp_path / "yolo")
     root = tmp_path / "yolo"
     config = yaml.safe_load((root / "data.yaml").read_text())
@@ -230,15 +230,15 @@ def test_yolo_dataset_has_a_complete_data_yaml(database_url, tmp_path):
 def test_an_annotator_cannot_import_annotations(database_url):
     ids = _reviewed_project(database_url)
     with session_scope(database_url) as s:
-        data = coco.export_coco(s)
-        before = coco.current_box_map(s, ids[0])
+        data = coco_export.export_coco(s)
+        before = coco_import.current_box_map(s, ids[0])
     data["annotations"][0]["bbox"][0] += 20
     for account in (None, Account("ana", "annotator", "unused")):
         with pytest.raises(PermissionDenied, match="import annotations needs the lead role"):
             with session_scope(database_url) as s:
-                coco.import_coco(s, data, account)
+                coco_import.import_coco(s, data, account)
     with session_scope(database_url) as s:
-        assert coco.current_box_map(s, ids[0]) == before
+        assert coco_import.current_box_map(s, ids[0]) == before
 
 
 def _one_jaw_file(key, bbox, **image):
@@ -258,7 +258,7 @@ def test_import_refuses_boxes_that_are_not_in_the_image(database_url, bbox, mess
         pid = add_photo(s)
         key = s.get(Photo, pid).object_key
     with session_scope(database_url) as s:
-        (outcome,) = coco.import_coco(s, _one_jaw_file(key, bbox), LEAD).outcomes
+        (outcome,) = coco_import.import_coco(s, _one_jaw_file(key, bbox), LEAD).outcomes
     assert outcome.status == "invalid" and "annotations[0].bbox" in outcome.message and message in outcome.message
     with session_scope(database_url) as s:
         assert s.get(Photo, pid).boxes_version == 1
@@ -277,7 +277,7 @@ def test_import_names_the_bad_field(database_url, image, message):
         pid = add_photo(s)
         key = s.get(Photo, pid).object_key
     with session_scope(database_url) as s:
-        (outcome,) = coco.import_coco(s, _one_jaw_file(key, [1, 1, 50, 50], **image), LEAD).outcomes
+        (outcome,) = coco_import.import_coco(s, _one_jaw_file(key, [1, 1, 50, 50], **image), LEAD).outcomes
     assert outcome.status == "invalid" and message in outcome.message
 
 
@@ -290,8 +290,8 @@ def test_import_names_the_bad_field(database_url, image, message):
     (b"\xff\xfe", "not a JSON file"),
 ])
 def test_malformed_files_are_refused_with_a_message(data, message):
-    with pytest.raises(coco.CocoFormatError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        coco.load_coco(data)
+    with pytest.raises(coco_import.CocoFormatError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        coco_import.load_coco(data)
 
 
 def test_one_file_makes_at_most_one_version_per_photo(database_url):
@@ -303,7 +303,7 @@ def test_one_file_makes_at_most_one_version_per_photo(database_url):
             "annotations": [{"id": i, "image_id": i, "category_id": 3, "bbox": [i % 50, 1, 50, 50]}
                             for i in range(1, 501)]}
     with session_scope(database_url) as s:
-        report = coco.import_coco(s, data, LEAD)
+        report = coco_import.import_coco(s, data, LEAD)
     assert report.summary["updated"] == 1 and report.summary["invalid"] == 499
     assert "one version per photo per file" in report.outcomes[1].message
     with session_scope(database_url) as s:

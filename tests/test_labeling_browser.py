@@ -467,14 +467,14 @@ def _coco_import_asked_by_a_lead(cookie_sign_in):
     from streamlit.testing.v1 import AppTest
 
     from app.core.auth import Account
-    from labeling import coco
+    from labeling import coco_export
     from tests.test_annotations import add_photo
 
     migrate()
     with session_scope() as s:
         pid = add_photo(s, "p01")
     with session_scope() as s:
-        data = coco.export_coco(s, ["pending"])
+        data = coco_export.export_coco(s, ["pending"])
     data["annotations"][0]["bbox"][0] += 7
     cookie_sign_in("lee", "lead")
     at = AppTest.from_file("pages/labeling_exchange.py", default_timeout=60)

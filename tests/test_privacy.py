@@ -48,7 +48,7 @@ def test_page_says_what_is_kept_and_for_how_long(app_env, monkeypatch):
     text = page_text(at)
     assert "**12 days**" in text
     assert "nothing" in text.lower() and "delete code" in text.lower()
-    assert "location, camera serial number" in text  # what submissions.without_metadata strips
+    assert "location, camera serial number" in text  # what visitor_photos.without_metadata strips
 
 
 def test_delete_by_code_on_the_page(app_env):

@@ -8,9 +8,9 @@ from datetime import date, timedelta
 import pytest
 from sqlmodel import select
 
-from app.services import analysis, submissions
+from app.services import analysis, result_codes, submissions, visitor_photos
 from app.core import settings, storage
-from app.core.db import BoxSuggestion, ModelVersion, Photo, RegionBox, Submission, session_scope, utcnow
+from app.core.db import BoxSuggestion, ModelVersion, Photo, RegionBox, Submission, as_utc, session_scope, utcnow
 from tests.visit_helpers import fake_visit, synthetic_jpeg, visitor_counts
 
 
@@ -18,21 +18,21 @@ from tests.visit_helpers import fake_visit, synthetic_jpeg, visitor_counts
 
 
 def test_codes_are_random_hashed_and_normalised():
-    codes = {submissions.new_result_code() for _ in range(200)}
+    codes = {result_codes.new_result_code() for _ in range(200)}
     assert len(codes) == 200
-    assert all(len(c) == 8 and set(c) <= set(submissions._CROCKFORD) for c in codes)
-    code = submissions.new_result_code()
-    delete_code = submissions.new_delete_code(code)
+    assert all(len(c) == 8 and set(c) <= set(result_codes.CROCKFORD) for c in codes)
+    code = result_codes.new_result_code()
+    delete_code = result_codes.new_delete_code(code)
     assert delete_code.startswith(code + "-")
-    first, second = submissions.hash_delete_code(delete_code), submissions.hash_delete_code(delete_code)
+    first, second = result_codes.hash_delete_code(delete_code), result_codes.hash_delete_code(delete_code)
     assert first != second  # per-row salt
     assert first.startswith("scrypt$") and len(first) <= 128
-    assert submissions.normalise_code(delete_code) not in first
-    assert submissions.verify_delete_code(delete_code, first)
-    assert submissions.verify_delete_code(delete_code.lower().replace("0", "o").replace("-", " "), first)
-    other = submissions.new_delete_code(code)
-    assert not submissions.verify_delete_code(other, first)
-    assert not submissions.verify_delete_code(delete_code, "garbage")
+    assert result_codes.normalise_code(delete_code) not in first
+    assert result_codes.verify_delete_code(delete_code, first)
+    assert result_codes.verify_delete_code(delete_code.lower().replace("0", "o").replace("-", " "), first)
+    other = result_codes.new_delete_code(code)
+    assert not result_codes.verify_delete_code(other, first)
+    assert not result_codes.verify_delete_code(delete_code, "garbage")
 
 
 # ============================================================================ store / load / delete
@@ -47,14 +47,14 @@ def test_store_load_and_delete(database_url, object_store):
         row = session.exec(select(Submission)).one()
         photo = session.get(Photo, row.photo_id)
     assert row.result_code == result_code and row.mbti == "INTJ" and row.birth_date == date(1990, 4, 5)
-    assert submissions.normalise_code(delete_code) not in row.delete_code_hash
+    assert result_codes.normalise_code(delete_code) not in row.delete_code_hash
     assert photo.source == "visitor" and photo.consent_store and photo.consent_training
     days = settings.get_settings().retention_days
-    assert abs(submissions.as_utc(row.expires_at) - (utcnow() + timedelta(days=days))) < timedelta(minutes=5)
+    assert abs(as_utc(row.expires_at) - (utcnow() + timedelta(days=days))) < timedelta(minutes=5)
     assert photo.expires_at is not None
-    kept = submissions.without_metadata(data)  # the photo as kept: upright, without metadata
+    kept = visitor_photos.without_metadata(data)  # the photo as kept: upright, without metadata
     assert object_store.get(photo.object_key) == kept
-    assert photo.sha256 == submissions.visitor_digest(photo.object_key, kept)
+    assert photo.sha256 == visitor_photos.visitor_digest(photo.object_key, kept)
 
     # The same photo may be kept twice (two visits), each with its own codes.
     second = submissions.store_submission(fake_visit(), data, "ENFP", date(1991, 1, 1), False, url=database_url,

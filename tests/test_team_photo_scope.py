@@ -11,7 +11,7 @@ from app.core import storage
 from app.core.auth import Account
 from app.core.db import Photo, RegionBox, session_scope
 from labeling import annotations as ann
-from labeling import coco
+from labeling import coco_export, coco_import
 from labeling.photos import team_photo_bytes
 from tests.test_annotations import AUTO, add_photo, moved
 
@@ -74,7 +74,7 @@ def test_a_coco_file_cannot_relabel_a_declined_visitor_photo(photos):
             "categories": [{"id": 3, "name": "jaw"}],
             "annotations": [{"id": 1, "image_id": 1, "category_id": 3, "bbox": [10, 10, 50, 50]}]}
     with session_scope(url) as s:
-        (outcome,) = coco.import_coco(s, json.dumps(data), Account("lee", "lead", "unused")).outcomes
+        (outcome,) = coco_import.import_coco(s, json.dumps(data), Account("lee", "lead", "unused")).outcomes
     assert outcome.status == "unmatched" and outcome.photo_id is None
     with session_scope(url) as s:
         assert s.get(Photo, ids["declined"]).boxes_version == 1
@@ -83,8 +83,8 @@ def test_a_coco_file_cannot_relabel_a_declined_visitor_photo(photos):
 def test_the_export_holds_no_declined_visitor_photo(photos):
     url, _, ids = photos
     with session_scope(url) as s:
-        exported = coco.export_coco(s, statuses=None)
-        yolo = coco.export_yolo(s, statuses=None)
+        exported = coco_export.export_coco(s, statuses=None)
+        yolo = coco_export.export_yolo(s, statuses=None)
     assert ids["declined"] not in {image["id"] for image in exported["images"]}
     assert "labels/20260101t000000-declined.txt" not in yolo
 

@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from PIL import Image
 from sqlmodel import func, select
 
-from app.services import analysis, submissions
+from app.services import analysis, submissions, visitor_photos
 from app.core import db, storage, vocabulary
 from app.core.db import Photo, Submission, session_scope
 from app.core.settings import PROJECT_ROOT
@@ -82,7 +82,7 @@ def visitor_counts(url: str | None = None, store=None) -> tuple[int, int, int]:
         photos = session.exec(select(func.count()).select_from(Photo).where(Photo.source == "visitor")).one()
     store = store or storage.get_store()
     try:
-        objects = len(store.list(submissions.VISITOR_PREFIX + "/"))
+        objects = len(store.list(visitor_photos.VISITOR_PREFIX + "/"))
     except storage.StorageError:
         objects = 0
     return n_submissions, photos, objects

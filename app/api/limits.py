@@ -115,6 +115,10 @@ class _BodyTooLarge(Exception):
     pass
 
 
+#: What a service that could not start still answers: its health (saying why) and its documentation.
+ANSWERED_WHILE_NOT_READY = frozenset({"/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"})
+
+
 class LimitsMiddleware:
     """Before the app sees a request: refuse a service that could not start (503), a client over
     its rate (429) and a body over the size limit (413; by Content-Length, and while streaming for
@@ -130,7 +134,9 @@ class LimitsMiddleware:
         app_state = getattr(scope.get("app"), "state", None)
 
         config_error = getattr(app_state, "config_error", None)
-        if config_error and path not in ("/healthz", "/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc"):
+        if config_error and path in ANSWERED_WHILE_NOT_READY:  # no body to limit; the settings may be unreadable
+            return await self.app(scope, receive, send)
+        if config_error:
             return await error_response(503, "unavailable", f"The service cannot start: {config_error}")(scope, receive, send)
 
         if _rate_limited(path):

@@ -38,7 +38,7 @@ from app.api.schemas import (
 from app.core import db, storage
 from app.core.db import TypeProfile, session_scope
 from app.core.storage import StorageError
-from app.services import analysis, submissions
+from app.services import analysis, result_codes, submissions
 from app.services.bootstrap import ConfigurationError, prepare, public_message
 from models.intake import photo_file_type
 from models.serving import warm_load
@@ -51,13 +51,20 @@ log = logging.getLogger("facetype.api")
 # ============================================================================ app
 
 
+def _prepare(state) -> None:
+    """Read the settings (the rate limiter's too) and prepare the project. Raises ConfigurationError, or
+    ValueError: a setting of the wrong kind (SettingsError), a storage URL of an unknown kind."""
+    state.limiter = limiter_from_settings()
+    prepare()
+
+
 async def _startup(app: FastAPI) -> None:
     app.state.config_error = None
-    app.state.limiter = limiter_from_settings()
+    app.state.limiter = None
     app.state.last_prepare = time.monotonic()
     try:
-        await run_in_threadpool(prepare)
-    except (ConfigurationError, ValueError) as exc:  # ValueError: a storage URL of an unknown kind
+        await run_in_threadpool(_prepare, app.state)
+    except (ConfigurationError, ValueError) as exc:
         app.state.config_error = public_message(exc)
         log.error("facetype API is not ready: %s", exc)
         return
@@ -183,8 +190,8 @@ CODE_PATH = Path(description="The 8-character result code (Crockford base32; cas
 
 
 def _result_code(code: str) -> str:
-    flat = submissions.normalise_code(code)
-    if len(flat) != submissions.RESULT_CODE_LENGTH:
+    flat = result_codes.normalise_code(code)
+    if len(flat) != result_codes.RESULT_CODE_LENGTH:
         raise ApiError(404, "not_found", "No stored result has this code (it may have expired or been deleted).")
     return flat
 
@@ -209,8 +216,8 @@ def get_result(request: Request, code: str = CODE_PATH):
         per_region=per_region(stored.per_region, stored.boxes),
         model=ModelInfo(id=stored.model_version_id, kind=None) if stored.model_version_id is not None else None,
         notes=[], stored=True, result_code=stored.result_code, delete_code=None,
-        created_at=submissions.as_utc(stored.created_at).isoformat(timespec="seconds"),
-        expires_at=submissions.as_utc(stored.expires_at).isoformat(timespec="seconds"),
+        created_at=db.as_utc(stored.created_at).isoformat(timespec="seconds"),
+        expires_at=db.as_utc(stored.expires_at).isoformat(timespec="seconds"),
     )
 
 
@@ -282,7 +289,7 @@ def healthz(request: Request, response: Response):
         if time.monotonic() - getattr(state, "last_prepare", 0.0) > 10:  # try again, at most every 10 s
             state.last_prepare = time.monotonic()
             try:
-                prepare()
+                _prepare(state)
                 state.config_error = None
             except (ConfigurationError, ValueError) as exc:
                 log.error("facetype API is still not ready: %s", exc)

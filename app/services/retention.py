@@ -18,15 +18,11 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlmodel import select
 
-from app.core.db import Photo, Submission, checkpoint, migrate, session_scope, utcnow
+from app.core.db import Photo, Submission, as_utc, checkpoint, migrate, session_scope, utcnow
 from app.core.storage import ObjectStore, StorageError, get_store
 from app.core.vocabulary import PhotoSource
-from app.services.submissions import (
-    VISITOR_PREFIX,
-    as_utc,
-    delete_rows_and_object,
-    key_time,
-)
+from app.services.submissions import delete_rows_and_object
+from app.services.visitor_photos import VISITOR_PREFIX, key_time
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ Privacy rules kept here
 * :func:`analyse_photo` works in memory only: it writes nothing to the database, the object store
   or the logs. Without opt-in nothing about a visit is written anywhere.
 * :func:`store_submission` (opt-in only) keeps the photo upright and without metadata (no EXIF
-  GPS position or camera serial: see :func:`without_metadata`); it writes the photo object **first**, then the Photo and
+  GPS position or camera serial: see :func:`app.services.visitor_photos.without_metadata`); it writes the photo object **first**, then the Photo and
   Submission rows in **one** transaction; when the rows fail the object is deleted again. If that
   delete fails too (the store went away in between), the object is an *orphan*: its key carries
   its creation time (``visitor/photos/<YYYYmmddTHHMMSS>-<random>.<ext>``) and
@@ -19,27 +19,18 @@ Privacy rules kept here
   transaction: the rows are deleted and flushed, the object is deleted, then the transaction
   commits. If the store cannot delete, the transaction is rolled back and both parts stay (the
   visitor is told to try again); a missing object counts as deleted, so a retry always finishes.
-* Delete codes come from :mod:`secrets` (80 random bits) and are stored only as a salted scrypt
-  hash ``scrypt$<n>$<r>$<p>$<salt hex>$<hash hex>`` (16-byte random salt per row); they are
-  compared with :func:`hmac.compare_digest`. A delete code is ``<result code>-<secret>``, so the
-  delete code alone finds its row (the result code is not secret; the 80-bit secret is).
-* Result codes are 8 characters of Crockford base32 (40 random bits; input is normalised, so
-  ``O``/``0`` and ``I``/``L``/``1`` are the same).
+* Result codes and delete codes, and how a delete code is hashed and checked:
+  :mod:`app.services.result_codes` (only the delete code's salted hash is stored).
 * Logs name row ids, reasons and counts; never photo bytes, birth dates, MBTI types or codes.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import io
 import logging
-import secrets
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 
 import sqlalchemy as sa
-from PIL import Image
 from sqlmodel import select
 
 from app.core.db import (
@@ -49,16 +40,17 @@ from app.core.db import (
     RegionBox,
     Submission,
     TypeProfile,
+    as_utc,
     checkpoint,
     session_scope,
     utcnow,
 )
 from app.core.settings import get_settings
+from app.core.vocabulary import PhotoSource, ReviewStatus
 from app.core.storage import (
     ObjectNotFound,
     ObjectStore,
     StorageError,
-    check_key,
     get_visitor_store,
 )
 from app.services.analysis import (
@@ -68,17 +60,21 @@ from app.services.analysis import (
     VisitResult,
     check_answers,
 )
-from models.intake import IntakeError, decode_image, photo_file_type
+from app.services.result_codes import (
+    CROCKFORD,
+    RESULT_CODE_LENGTH,
+    burn_time,
+    hash_delete_code,
+    new_delete_code,
+    new_result_code,
+    normalise_code,
+    split_delete_code,
+    verify_delete_code,
+)
+from app.services.visitor_photos import visitor_digest, visitor_key, without_metadata
+from models.intake import IntakeError, photo_file_type
 
 log = logging.getLogger(__name__)
-
-VISITOR_PREFIX = "visitor/photos"
-
-_CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-_NORMALISE = str.maketrans({"O": "0", "I": "1", "L": "1"})
-RESULT_CODE_LENGTH = 8
-DELETE_SECRET_LENGTH = 16
-_SCRYPT_N, _SCRYPT_R, _SCRYPT_P = 2**14, 8, 1
 
 
 @dataclass
@@ -115,106 +111,7 @@ class StoredResult:
         }
 
 
-# ----------------------------------------------------------------------------- codes
-
-
-def new_result_code() -> str:
-    return "".join(secrets.choice(_CROCKFORD) for _ in range(RESULT_CODE_LENGTH))
-
-
-def normalise_code(code: str | None) -> str:
-    """Upper-case, drop spaces and dashes, map O->0 and I/L->1 (Crockford base32)."""
-    return "".join((code or "").upper().split()).replace("-", "").translate(_NORMALISE)
-
-
-def new_delete_code(result_code: str) -> str:
-    secret = "".join(secrets.choice(_CROCKFORD) for _ in range(DELETE_SECRET_LENGTH))
-    groups = "-".join(secret[i:i + 4] for i in range(0, DELETE_SECRET_LENGTH, 4))
-    return f"{result_code}-{groups}"
-
-
-def _split_delete_code(delete_code: str) -> tuple[str, str] | None:
-    flat = normalise_code(delete_code)
-    if len(flat) != RESULT_CODE_LENGTH + DELETE_SECRET_LENGTH or any(c not in _CROCKFORD for c in flat):
-        return None
-    return flat[:RESULT_CODE_LENGTH], flat[RESULT_CODE_LENGTH:]
-
-
-def hash_delete_code(delete_code: str, salt: bytes | None = None) -> str:
-    """Salted scrypt hash of the normalised code: ``scrypt$n$r$p$salt_hex$hash_hex``."""
-    salt = salt if salt is not None else secrets.token_bytes(16)
-    digest = hashlib.scrypt(normalise_code(delete_code).encode(), salt=salt, n=_SCRYPT_N, r=_SCRYPT_R,
-                            p=_SCRYPT_P, dklen=32)
-    return f"scrypt${_SCRYPT_N}${_SCRYPT_R}${_SCRYPT_P}${salt.hex()}${digest.hex()}"
-
-
-def verify_delete_code(delete_code: str, stored: str) -> bool:
-    """Constant-time check of a delete code against its stored hash."""
-    try:
-        scheme, n, r, p, salt_hex, hash_hex = stored.split("$")
-        if scheme != "scrypt":
-            return False
-        digest = hashlib.scrypt(normalise_code(delete_code).encode(), salt=bytes.fromhex(salt_hex), n=int(n),
-                                r=int(r), p=int(p), dklen=len(hash_hex) // 2)
-    except (ValueError, AttributeError):
-        return False
-    return hmac.compare_digest(digest.hex(), hash_hex)
-
-
-_DUMMY_HASH = None
-
-
-def _burn_time(delete_code: str) -> None:
-    """Spend a hash's time when no row matched, so timing does not tell whether a code exists."""
-    global _DUMMY_HASH
-    if _DUMMY_HASH is None:
-        _DUMMY_HASH = hash_delete_code("0" * (RESULT_CODE_LENGTH + DELETE_SECRET_LENGTH))
-    verify_delete_code(delete_code or "", _DUMMY_HASH)
-
-
 # ----------------------------------------------------------------------------- store / load / delete
-
-
-def as_utc(moment: datetime) -> datetime:
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
-
-
-def visitor_key(extension: str, now: datetime | None = None) -> str:
-    """``visitor/photos/<UTC time>-<32 random hex>.<ext>``; the time lets the orphan sweep judge age."""
-    stamp = as_utc(now or utcnow()).astimezone(timezone.utc).strftime("%Y%m%dt%H%M%S")
-    return check_key(f"{VISITOR_PREFIX}/{stamp}-{secrets.token_hex(16)}.{extension}")
-
-
-def key_time(key: str) -> datetime | None:
-    """The creation time encoded in a visitor key, or None for a key of another shape."""
-    name = key.rsplit("/", 1)[-1]
-    try:
-        return datetime.strptime(name[:15], "%Y%m%dt%H%M%S").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return None
-
-
-def visitor_digest(key: str, data: bytes) -> str:
-    """The ``sha256`` kept for a visitor photo: SHA-256 of its object key followed by its bytes.
-
-    Keyed by the (unique, random) object key so the same photo stored twice does not clash with
-    the ``(source, sha256)`` uniqueness that deduplicates reference photos, and so a visitor
-    photo's hash cannot be matched against the same photo elsewhere. The object can still be
-    verified: ``visitor_digest(row.object_key, store.get(row.object_key)) == row.sha256``."""
-    return hashlib.sha256(key.encode() + data).hexdigest()
-
-
-def without_metadata(data: bytes) -> bytes:
-    """The photo as it is kept: turned upright by its EXIF orientation, then written again from
-    its pixels alone, so no EXIF (GPS position, camera serial, times), XMP, comments or thumbnails
-    are kept. JPEGs stay JPEG (quality 95); every other format becomes PNG (lossless)."""
-    upright = Image.fromarray(decode_image(data))
-    out = io.BytesIO()
-    if photo_file_type(data)[0] == "jpg":
-        upright.save(out, format="JPEG", quality=95)
-    else:
-        upright.save(out, format="PNG")
-    return out.getvalue()
 
 
 def _check_keepable(visit: VisitResult, mbti: str, birth_date: date) -> None:
@@ -271,8 +168,8 @@ def store_submission(
         with session_scope(url) as session:
             photo = Photo(
                 object_key=key, size_bytes=len(data), sha256=visitor_digest(key, data),
-                width=int(width), height=int(height), source="visitor", consent_store=True,
-                consent_training=bool(consent_training), review_status="pending", created_at=now,
+                width=int(width), height=int(height), source=PhotoSource.VISITOR, consent_store=True,
+                consent_training=bool(consent_training), review_status=ReviewStatus.PENDING, created_at=now,
                 expires_at=expires,
             )
             session.add(photo)
@@ -347,9 +244,9 @@ def load_submission(code: str, url: str | None = None) -> StoredResult | None:
     """The stored result for a result code (or a delete code), or None when unknown or expired.
     Raises :class:`ResultsUnavailable` when the database cannot be reached."""
     flat = normalise_code(code)
-    split = _split_delete_code(code) if len(flat) > RESULT_CODE_LENGTH else None
+    split = split_delete_code(code) if len(flat) > RESULT_CODE_LENGTH else None
     result_code = split[0] if split else flat
-    if len(result_code) != RESULT_CODE_LENGTH or any(c not in _CROCKFORD for c in result_code):
+    if len(result_code) != RESULT_CODE_LENGTH or any(c not in CROCKFORD for c in result_code):
         return None
     try:
         with session_scope(url) as session:
@@ -409,13 +306,13 @@ def delete_submission(
 
     ``result_code`` may be None (the delete code names its result). Raises :class:`DeleteFailed`
     when the database or the store cannot be reached; then nothing was deleted."""
-    split = _split_delete_code(delete_code or "")
+    split = split_delete_code(delete_code or "")
     if split is None:
-        _burn_time(delete_code)
+        burn_time(delete_code)
         return False
     code_result, _secret = split
     if result_code and normalise_code(result_code) != code_result:
-        _burn_time(delete_code)
+        burn_time(delete_code)
         return False
     try:
         store = store or get_visitor_store()
@@ -423,7 +320,7 @@ def delete_submission(
             row = session.exec(select(Submission).where(Submission.result_code == code_result)).first()
             if row is None or not verify_delete_code(delete_code, row.delete_code_hash):
                 if row is None:
-                    _burn_time(delete_code)
+                    burn_time(delete_code)
                 return False
             submission_id = row.id
             photo = session.get(Photo, row.photo_id) if row.photo_id else None
