@@ -129,6 +129,13 @@ def drag_jaw(page, how: str) -> int:
     return 2  # the Edit toggle and the drag
 
 
+def show_failure(page, screenshot: Path) -> None:
+    """What the page showed when a step timed out: a screenshot and the main area's text."""
+    page.screenshot(path=str(screenshot), full_page=True)
+    print(f"Step failed on photo {current_photo(page)}; screenshot {screenshot}; the page said:")
+    print(page.locator('[data-testid="stMain"]').inner_text(timeout=10_000))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=12)
@@ -146,7 +153,9 @@ def main() -> int:
         var = Path(tmp) / "var"
         env = build_project(var, args.photos)
         server = StreamlitServer(env).start(Path(tmp))
-        burner = multiprocessing.Process(target=_burn, daemon=True) if args.burn else None
+        # Spawned, not forked: a forked child would hold Playwright's pipe to its driver open, and leaving
+        # sync_playwright() would wait for the driver forever.
+        burner = multiprocessing.get_context("spawn").Process(target=_burn, daemon=True) if args.burn else None
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -161,9 +170,13 @@ def main() -> int:
                     previous = current_photo(page)
                     correct = n % 2 == 0 and n > 0
                     start = time.perf_counter()
-                    actions = drag_jaw(page, args.accept) if correct else 0
-                    accept(page, args.accept)
-                    wait_for_photo_after(page, previous)
+                    try:
+                        actions = drag_jaw(page, args.accept) if correct else 0
+                        accept(page, args.accept)
+                        wait_for_photo_after(page, previous)
+                    except Exception:
+                        show_failure(page, Path(tmp).parent / f"labeling-bench-failure-{os.getpid()}.png")
+                        raise
                     elapsed = time.perf_counter() - start
                     if n:  # photo 0 warms the app
                         (corrected if correct else untouched).append((elapsed, actions + 1))
