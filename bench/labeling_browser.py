@@ -108,8 +108,29 @@ def accept(page, how: str) -> None:
         page.get_by_role("button", name=re.compile(r"^Accept")).click()
 
 
+def wait_for_jaw_drawn(page, timeout_ms: int = 60_000) -> None:
+    """Until the canvas has drawn the jaw box (ink on its top edge, on the boxes' own layer above the
+    photo). The canvas element appears before its boxes are loaded (asynchronously, later still on a busy
+    machine); a drag before that moves nothing, and what an annotator drags is a box they see."""
+    page.wait_for_function(
+        """([x0, y0, x1]) => {
+            for (const host of document.querySelectorAll('[data-testid="stMain"] *')) {
+                const canvas = host.shadowRoot && host.shadowRoot.querySelector('canvas.dc-canvas');
+                if (!canvas || !canvas.width) continue;
+                const scale = canvas.width / %d;
+                const x = Math.round((x0 + x1) / 2 * scale), y = Math.round(y0 * scale);
+                const pixels = canvas.getContext('2d').getImageData(x - 3, y - 3, 7, 7).data;
+                for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) return true;
+            }
+            return false;
+        }""" % WIDTH,
+        arg=list(AUTO["jaw"][:3]), timeout=timeout_ms,
+    )
+
+
 def drag_jaw(page, how: str) -> int:
     """Turn on the canvas's Edit mode and drag the jaw box 20 canvas pixels right; returns the actions taken."""
+    wait_for_jaw_drawn(page)
     if how == "enter":
         page.keyboard.press("e")
     else:
