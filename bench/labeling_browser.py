@@ -108,8 +108,29 @@ def accept(page, how: str) -> None:
         page.get_by_role("button", name=re.compile(r"^Accept")).click()
 
 
+def wait_for_jaw_drawn(page, timeout_ms: int = 60_000) -> None:
+    """Until the canvas has drawn the jaw box (ink on its top edge, on the boxes' own layer above the
+    photo). The canvas element appears before its boxes are loaded (asynchronously, later still on a busy
+    machine); a drag before that moves nothing, and what an annotator drags is a box they see."""
+    page.wait_for_function(
+        """([x0, y0, x1]) => {
+            for (const host of document.querySelectorAll('[data-testid="stMain"] *')) {
+                const canvas = host.shadowRoot && host.shadowRoot.querySelector('canvas.dc-canvas');
+                if (!canvas || !canvas.width) continue;
+                const scale = canvas.width / %d;
+                const x = Math.round((x0 + x1) / 2 * scale), y = Math.round(y0 * scale);
+                const pixels = canvas.getContext('2d').getImageData(x - 3, y - 3, 7, 7).data;
+                for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) return true;
+            }
+            return false;
+        }""" % WIDTH,
+        arg=list(AUTO["jaw"][:3]), timeout=timeout_ms,
+    )
+
+
 def drag_jaw(page, how: str) -> int:
     """Turn on the canvas's Edit mode and drag the jaw box 20 canvas pixels right; returns the actions taken."""
+    wait_for_jaw_drawn(page)
     if how == "enter":
         page.keyboard.press("e")
     else:
@@ -129,6 +150,13 @@ def drag_jaw(page, how: str) -> int:
     return 2  # the Edit toggle and the drag
 
 
+def show_failure(page, screenshot: Path) -> None:
+    """What the page showed when a step timed out: a screenshot and the main area's text."""
+    page.screenshot(path=str(screenshot), full_page=True)
+    print(f"Step failed on photo {current_photo(page)}; screenshot {screenshot}; the page said:")
+    print(page.locator('[data-testid="stMain"]').inner_text(timeout=10_000))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=12)
@@ -146,7 +174,9 @@ def main() -> int:
         var = Path(tmp) / "var"
         env = build_project(var, args.photos)
         server = StreamlitServer(env).start(Path(tmp))
-        burner = multiprocessing.Process(target=_burn, daemon=True) if args.burn else None
+        # Spawned, not forked: a forked child would hold Playwright's pipe to its driver open, and leaving
+        # sync_playwright() would wait for the driver forever.
+        burner = multiprocessing.get_context("spawn").Process(target=_burn, daemon=True) if args.burn else None
         try:
             with sync_playwright() as p:
                 browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
@@ -161,9 +191,13 @@ def main() -> int:
                     previous = current_photo(page)
                     correct = n % 2 == 0 and n > 0
                     start = time.perf_counter()
-                    actions = drag_jaw(page, args.accept) if correct else 0
-                    accept(page, args.accept)
-                    wait_for_photo_after(page, previous)
+                    try:
+                        actions = drag_jaw(page, args.accept) if correct else 0
+                        accept(page, args.accept)
+                        wait_for_photo_after(page, previous)
+                    except Exception:
+                        show_failure(page, Path(tmp).parent / f"labeling-bench-failure-{os.getpid()}.png")
+                        raise
                     elapsed = time.perf_counter() - start
                     if n:  # photo 0 warms the app
                         (corrected if correct else untouched).append((elapsed, actions + 1))

@@ -15,10 +15,6 @@ import pandas as pd
 import streamlit as st
 from sqlmodel import select
 
-# streamlit-drawable-canvas 0.13 is a components-v2 component that sends the background as a
-# data URL; it does not use streamlit.elements.image.image_to_url, so no shim is needed.
-from streamlit_drawable_canvas import st_canvas
-
 from app.core.db import Photo, ReferencePerson, session_scope
 from app.core.vocabulary import REGION_COLORS, REGIONS, ReviewStatus
 from labeling import annotations as ann
@@ -36,6 +32,7 @@ from pages.labeling_decisions import (
 from pages.labeling_widgets import (
     SHORTCUTS,
     annotator_name,
+    box_canvas,
     boxes_preview,
     canvas_background,
     keyboard_shortcuts,
@@ -89,6 +86,11 @@ def filter_to_address(value) -> str:
     return "1" if value is True else str(value)
 
 
+def open_first_of_new_queue() -> None:
+    """A queue filter's callback: the photo open until now may not be in the new queue; its first one opens."""
+    st.query_params.pop("photo", None)
+
+
 def queue_filters(names: list[str], people: dict[int, str]):
     # A session starts from the filters in its address (a reload, a shared link); kept for the session, so
     # the widgets' defaults do not change under them.
@@ -98,15 +100,17 @@ def queue_filters(names: list[str], people: dict[int, str]):
         for key, (param, default) in QUEUE_FILTERS.items()})
     person_options, names_options = [None, *people], [None, *names]
     with st.popover("Queue filters", width="stretch"):
-        statuses = st.multiselect("Status", queue.REVIEW_STATUSES, default=start["q_status"], key="q_status")
+        statuses = st.multiselect("Status", queue.REVIEW_STATUSES, default=start["q_status"], key="q_status",
+                                  on_change=open_first_of_new_queue)
         person_id = st.selectbox("Person", person_options, key="q_person",
                                  index=person_options.index(start["q_person"]) if start["q_person"] in people else 0,
                                  format_func=lambda i: "all people" if i is None else people[i],
-                                 placeholder="all people")  # how this Streamlit shows the None option
+                                 placeholder="all people",  # how this Streamlit shows the None option
+                                 on_change=open_first_of_new_queue)
         who = st.selectbox("Annotator", names_options, format_func=lambda n: "anyone" if n is None else n,
                            index=names_options.index(start["q_annotator"]) if start["q_annotator"] in names else 0,
-                           placeholder="anyone", key="q_annotator")
-        second = st.toggle("Second review", value=start["q_second"], key="q_second",
+                           placeholder="anyone", key="q_annotator", on_change=open_first_of_new_queue)
+        second = st.toggle("Second review", value=start["q_second"], key="q_second", on_change=open_first_of_new_queue,
                            help="Only photos you have not reviewed yet "
                            "(pick status accepted to review another annotator's work).")
     for key, value in zip(QUEUE_FILTERS, (statuses, person_id, who, second)):
@@ -225,18 +229,17 @@ def review() -> None:
         return
     canvas_key = f"canvas-{pid}-{opened}-{state['canvas_nonce'].get(pid, 0)}-{zoom}"
     initial = state["initial_drawing"].setdefault(canvas_key, boxes_to_drawing(edited, fit))
-    result = st_canvas(
-        fill_color="rgba(0, 0, 0, 0)", stroke_width=3, stroke_color=REGION_COLORS[new_label],
-        background_image=background, background_image_fit="stretch", width=fit.canvas_width,
-        height=fit.canvas_height, drawing_mode="labeled_rect", label=new_label, initial_drawing=initial,
-        font_size=14, key=canvas_key, max_display_height=CANVAS_MAX_H if ZOOMS[zoom] > 1 else None,
+    drawing = box_canvas(
+        background_jpeg=background, width=fit.canvas_width, height=fit.canvas_height, label=new_label,
+        stroke_color=REGION_COLORS[new_label], initial_drawing=initial, key=canvas_key,
+        max_display_height=CANVAS_MAX_H if ZOOMS[zoom] > 1 else None,
     )
     if next_pid is not None:
         upcoming = next(q for q in pending if q.photo_id == next_pid)
         ahead = fit_canvas(upcoming.width, upcoming.height, round(CANVAS_MAX_W * ZOOMS[zoom]),
                            round(CANVAS_MAX_H * ZOOMS[zoom]))
         prefetch_canvas_background(upcoming.object_key, ahead.canvas_width, ahead.canvas_height)
-    boxes, problems = check_canvas_boxes(drawing_to_boxes(result.json_data, fit))
+    boxes, problems = check_canvas_boxes(drawing_to_boxes(drawing, fit))
     if not problems:
         state["edited"][(pid, opened)] = boxes
     missing = missing_regions(boxes)

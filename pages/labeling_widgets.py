@@ -4,8 +4,10 @@ Imported by those page scripts; not a page itself."""
 
 from __future__ import annotations
 
+import base64
 import functools
 import threading
+from pathlib import Path
 
 import sqlalchemy as sa
 import streamlit as st
@@ -90,6 +92,63 @@ def keyboard_shortcuts() -> None:
     # declaration made once at import would be missing from a second runtime (each AppTest has its own).
     keys = st.components.v2.component("facetype_labeling_keys", html="<span></span>", js=_KEYS_JS)
     keys(key="labeling-keys", width="content", height="content")
+
+
+# streamlit-drawable-canvas's own module, loaded from where Streamlit serves that package's assets and
+# mounted with one change: the report of the background's size ("backgroundFit") stays in the browser.
+# Every new canvas (each photo has its own) sends that report once its background has loaded, and a
+# component's report reruns the page: a second run after every Accept for a value this page never reads.
+_CANVAS_JS = """
+const canvasModule = import(new URL(%r, document.baseURI).href);
+export default function (component) {
+  const mount = { ...component, setStateValue: (name, value) => {
+    if (name !== 'backgroundFit') component.setStateValue(name, value);
+  } };
+  let cleanup = null, unmounted = false;
+  canvasModule.then((module) => { if (!unmounted) cleanup = module.default(mount); });
+  return () => { unmounted = true; if (cleanup) cleanup(); };
+}
+"""
+
+
+@functools.cache
+def _canvas_assets() -> tuple[str, str]:
+    """The canvas module's served address (relative to the page) and the package's stylesheet."""
+    import streamlit_drawable_canvas
+
+    build = Path(streamlit_drawable_canvas.__file__).parent / "frontend" / "build"
+    (module,) = build.glob("index-*.js")
+    return (f"_stcore/bidi-components/streamlit-drawable-canvas.streamlit_drawable_canvas/{module.name}",
+            (build / "index-style.css").read_text())
+
+
+@functools.lru_cache(maxsize=8)
+def _data_url(jpeg: bytes) -> str:
+    return "data:image/jpeg;base64," + base64.b64encode(jpeg).decode("ascii")
+
+
+def box_canvas(*, background_jpeg: bytes, width: int, height: int, label: str, stroke_color: str,
+               initial_drawing: dict, key: str, stroke_width: int = 3, font_size: int = 14,
+               max_display_height: int | None = None) -> dict | None:
+    """A streamlit-drawable-canvas ``labeled_rect`` canvas over ``background_jpeg``, as ``st_canvas``
+    draws it (same frontend and drawing JSON), without the rerun its background report causes (above).
+    Returns the drawing (Fabric JSON, ``st_canvas(...).json_data``)."""
+    import streamlit_drawable_canvas  # noqa: F401  (registers the package's component, which serves the module)
+
+    module_url, css = _canvas_assets()
+    canvas = st.components.v2.component("facetype_box_canvas", html='<div class="canvas-root"></div>', css=css,
+                                        js=_CANVAS_JS % module_url, isolate_styles=True)
+    drawing = {**initial_drawing, "background": ""}
+    data = {
+        "fillColor": "rgba(0, 0, 0, 0)", "strokeWidth": stroke_width, "strokeColor": stroke_color,
+        "backgroundColor": "", "backgroundImageURL": _data_url(background_jpeg), "realtimeUpdateStreamlit": True,
+        "canvasWidth": width, "canvasHeight": height, "drawingMode": "labeled_rect", "initialDrawing": drawing,
+        "displayRadius": 3, "returnImageData": False, "disabled": False, "backgroundImageFit": "stretch",
+        "maxDisplayHeight": max_display_height, "fontSize": font_size, "label": label,
+    }
+    result = canvas(data=data, key=key, default={"drawing": {"raw": drawing, "data": None}},
+                    on_drawing_change=lambda: None, width="content", height="content")
+    return (result.get("drawing") or {}).get("raw", drawing)
 
 
 def annotator_name() -> str:

@@ -366,14 +366,28 @@ def _status(url, photo_id):
         return photo.boxes_version, photo.review_status
 
 
+#: The canvas has drawn its photo (its background layer, under the boxes, has ink in the middle).
+_BACKGROUND_DRAWN = """() => {
+    for (const host of document.querySelectorAll('[data-testid="stMain"] *')) {
+        const canvas = host.shadowRoot && host.shadowRoot.querySelector('canvas.dc-background-canvas');
+        if (!canvas || !canvas.width) continue;
+        const pixel = canvas.getContext('2d').getImageData(canvas.width / 2, canvas.height / 2, 1, 1).data;
+        if (pixel[3] > 0) return true;
+    }
+    return false;
+}"""
+
+
 def test_keyboard_enter_accepts_and_opens_the_next_photo_in_1440x900(two_photo_app, browser):
     """In a 1440 x 900 window the canvas and Accept are in view without scrolling; Enter accepts the
-    untouched photo, the next one opens and the confirmation stays on screen; K goes back."""
+    untouched photo, the next one opens in one run and the confirmation stays on screen; K goes back."""
     from playwright.sync_api import expect
 
     server, url, (first, second) = two_photo_app
     context = browser.new_context(viewport={"width": 1440, "height": 900}, device_scale_factor=1)
     page = context.new_page()
+    sent = []  # messages from the page to the app: each asks for a run
+    page.on("websocket", lambda ws: ws.on("framesent", lambda frame: sent.append(frame)))
     try:
         sign_in(page, server.url, "ana", "labeling")
         expect(page.get_by_text(f"Photo {first} ·")).to_be_visible(timeout=60_000)
@@ -386,9 +400,14 @@ def test_keyboard_enter_accepts_and_opens_the_next_photo_in_1440x900(two_photo_a
             assert box["y"] >= 0 and box["y"] + box["height"] <= 900, box
         page.screenshot(path=str(ARTIFACTS / "labeling_1440x900.png"))
 
+        sent.clear()
         page.keyboard.press("Enter")
         expect(page.get_by_text(f"Photo {second} ·")).to_be_visible(timeout=30_000)
         expect(page.get_by_text(f"Photo {first}: accept saved as version 2.")).to_be_visible(timeout=30_000)
+        # One run per accept: the new canvas does not ask for a second one when its photo has loaded.
+        page.wait_for_function(_BACKGROUND_DRAWN, timeout=30_000)
+        page.wait_for_timeout(1_000)  # a second run would be asked for right after the photo is drawn
+        assert len(sent) == 1, f"{len(sent)} runs asked for by one accept"
         assert page.evaluate("() => new URLSearchParams(location.search).get('photo')") == str(second)
         assert _status(url, first) == (2, "accepted") and _status(url, second) == (1, "pending")
         expect(page.locator("canvas.upper-canvas")).to_be_visible(timeout=30_000)
@@ -539,6 +558,29 @@ def test_queue_filters_come_from_the_address_and_go_back_to_it(app_env):
     again.run()
     assert again.multiselect(key="q_status").value == [] and again.toggle(key="q_second").value is True
     assert again.selectbox(key="q_person").value is None
+
+
+def test_changing_a_queue_filter_opens_the_first_photo_of_the_new_queue(app_env):
+    """The photo open before a filter changed is not kept in the address or on screen: the new queue's
+    first photo opens (the old one may not even be in it)."""
+    from streamlit.testing.v1 import AppTest
+
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        first = add_photo(s, "p01")
+        second = add_photo(s, "p02")
+        person_2 = s.get(Photo, second).person_id
+    at = AppTest.from_file("pages/labeling.py", default_timeout=60)
+    at.session_state["annotator"] = "tester"
+    at.run()
+    assert list(at.query_params["photo"]) == [str(first)]
+    at.selectbox(key="q_person").set_value(person_2).run()
+    assert not at.exception, at.exception
+    assert list(at.query_params["photo"]) == [str(second)]
+    assert any(c.value.startswith(f"Photo {second} ·") for c in at.caption)
+    assert not any("not in this queue" in str(o) for o in at.selectbox[-1].options)
 
 
 def test_coco_import_replayed_with_an_annotators_cookie_saves_nothing(app_env, cookie_sign_in):

@@ -157,3 +157,27 @@ def test_each_action_replayed_with_an_annotators_cookie_is_refused(registry_env,
     buttons(at)[f"Roll back to run {served}"].click().run()
     assert refused("promote") and registry.promoted_id() == candidate
     assert registry.get_run(queued).status == RunStatus.QUEUED
+
+
+def test_the_chosen_run_stays_chosen_when_the_runs_change(registry_env, cookie_sign_in):
+    """A run chosen in the Run box is still the one shown after the page reruns for the live runs (a queued
+    run ended, another was queued, another admin promoted the run that ended, so the chosen run's name in
+    the box lost its " · served"): the box does not fall back to the served run."""
+    from app.core.storage import get_store
+    from models import jobs, registry
+
+    chosen = registry.promoted_id()
+    other = registry.create_run("head", {})
+    registry.finish_run(other, b"weights", SOUND, store=get_store())
+    running = jobs.enqueue(LEAD, "head")
+    at = models_page(ADMIN, cookie_sign_in)
+    select_run(at, other)
+    select_run(at, chosen)
+    assert at.selectbox(key="run").value == chosen
+    registry.finish_run(running, b"weights", SOUND, store=get_store())  # the fragment's ended run reruns the page
+    jobs.enqueue(LEAD, "detector")  # the list of runs grows
+    registry.promote(running)
+    at.run()
+    assert not at.exception
+    assert at.selectbox(key="run").value == chosen
+    assert f"Run {chosen} beside the served model" in [e.label for e in at.expander]
