@@ -15,7 +15,7 @@ from app.core import auth  # the project is installed into the venv (`make venv`
 from app.core.settings import SettingsError, get_settings
 from app.services.bootstrap import ConfigurationError, prepare
 from app.team_routes import SIGN_IN_PATH, SIGN_OUT_PATH
-from models.serving import warm_load
+from models import warmup
 from pages.team_account import acting_account
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +30,6 @@ st.set_page_config(page_title="facetype", page_icon=str(ROOT / "app" / "assets" 
 @st.cache_resource(show_spinner="Preparing the database and the sample project…")
 def prepare_once(database_url: str, storage_url: str) -> None:
     prepare()
-    warm_load()  # threads, face gate and served model: loaded here, not on the first photo
 
 
 try:
@@ -115,4 +114,9 @@ if account is not None:
         st.caption(f"Signed in as **{account.name}** ({account.role})")
         st.html(form_html(SIGN_OUT_PATH, "", "Sign out"))
 
-page.run()
+try:
+    page.run()
+finally:
+    # Threads, face gate and served model, once per process: loaded beside the pages, not on the first
+    # photo; started after the first page is drawn, which then does not share the CPU with torch's import.
+    warmup.start()

@@ -1,0 +1,51 @@
+"""Warm-loading beside the first pages: :func:`start` runs :func:`models.serving.warm_load` (the
+imports of torch, MediaPipe and OpenCV, the face gate and the served model: seconds on a small
+machine) on a background thread, so the app's first page is drawn at once; :func:`wait` is what
+the first analysis calls, to wait for it rather than load a second copy or fail.
+
+Torch-free on purpose: the pages import this module, and must not wait for torch to draw.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+
+
+def start(url: str | None = None, store=None) -> threading.Thread:
+    """Start warm-loading on a daemon thread, once per process; later calls return that thread."""
+    global _thread
+    with _lock:
+        if _thread is None:
+            _thread = threading.Thread(target=_warm_load, args=(url, store), name="facetype-warm-load", daemon=True)
+            _thread.start()
+        return _thread
+
+
+def _warm_load(url, store) -> None:
+    try:
+        from models.serving import warm_load
+
+        warm_load(url=url, store=store)
+    except Exception:  # the request that needs the models loads them itself and says what failed
+        log.exception("warm-loading the models failed")
+
+
+def done() -> bool:
+    """Whether warm-loading was started and has finished (whatever it found)."""
+    thread = _thread
+    return thread is not None and not thread.is_alive()
+
+
+def wait(timeout_s: float | None = None) -> bool:
+    """Wait for a warm-load that is under way (none started: return at once); False on timeout."""
+    thread = _thread
+    if thread is None or thread is threading.current_thread():
+        return True
+    thread.join(timeout_s)
+    return not thread.is_alive()
