@@ -320,6 +320,20 @@ def keep_or_update(visit, data: bytes | None, photo_id: str | None, answers, ana
         st.session_state["try_store_error"] = exc.message
 
 
+def result_references(visit) -> list:
+    """The reference faces of this result, fetched once, after the result's type is on the page."""
+    if "try_refs" not in st.session_state:
+        st.session_state["try_refs"] = gallery.reference_images(visit.type_name)
+    return st.session_state["try_refs"]
+
+
+def result_card(visit) -> bytes:
+    """The result card's PNG, made once per result, after the result is on the page."""
+    if not st.session_state.get("try_card"):
+        st.session_state["try_card"] = cards.visit_card_png(visit)
+    return st.session_state["try_card"]
+
+
 def delete_kept(photo_id: str) -> None:
     entry = st.session_state.get("try_kept", {}).get(photo_id)
     if entry is None:
@@ -397,11 +411,7 @@ def live_camera(photo_n: int) -> TakenPhoto | None:
 st.title("Try it: which face type are you?")
 st.caption(analysis.FOR_FUN_LINE)
 
-model_problem = None
-try:
-    current_model()
-except analysis.ModelUnavailable as exc:
-    model_problem = exc.message
+model_problem = analysis.model_status(load=False)  # drawn without waiting for the models to load
 if model_problem:
     st.warning(model_problem, icon="⏳")
 
@@ -499,9 +509,6 @@ if analyze and not missing and not model_problem:
         st.session_state["try_answers"] = (mbti, birth_date)
         st.session_state["try_scroll"] = st.session_state.get("try_scroll", 0) + 1
         analysed_now = True
-        if visit.ok:
-            st.session_state["try_refs"] = gallery.reference_images(visit.type_name)
-            st.session_state["try_card"] = cards.visit_card_png(visit)
 
 if st.session_state.get("try_model_error"):
     st.error(st.session_state["try_model_error"])
@@ -533,11 +540,11 @@ elif visit is not None and visit.ok:
         show_breakdown(visit.per_region)
         for note in visit.notes:
             st.caption(note)
-    show_references(visit.type_name, st.session_state.get("try_refs", []))
+    show_references(visit.type_name, result_references(visit))
     st.info(analysis.FOR_FUN_LINE)
 
     st.markdown("#### Save and share")
-    st.download_button("Download result card", data=st.session_state.get("try_card") or cards.visit_card_png(visit),
+    st.download_button("Download result card", data=result_card(visit),
                        file_name=f"facetype-{visit.type_name.lower()}.png", mime="image/png", key="try_card_button")
     entry = st.session_state.get("try_kept", {}).get(result_photo_id)
     if entry:
