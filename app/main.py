@@ -5,6 +5,7 @@ never from the Streamlit session alone; the sidebar lists only the pages the vis
 """
 
 import logging
+import threading
 from html import escape
 from pathlib import Path
 from urllib.parse import urlencode
@@ -114,9 +115,11 @@ if account is not None:
         st.caption(f"Signed in as **{account.name}** ({account.role})")
         st.html(form_html(SIGN_OUT_PATH, "", "Sign out"))
 
+# Threads, face gate and served model, once per process: loaded beside the pages, not on the first photo;
+# the loading begins when the first page is drawn, which then does not share the CPU with torch's import.
+page_drawn = threading.Event()
+warmup.start(after=page_drawn)
 try:
     page.run()
 finally:
-    # Threads, face gate and served model, once per process: loaded beside the pages, not on the first
-    # photo; started after the first page is drawn, which then does not share the CPU with torch's import.
-    warmup.start()
+    page_drawn.set()

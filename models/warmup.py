@@ -17,17 +17,23 @@ _lock = threading.Lock()
 _thread: threading.Thread | None = None
 
 
-def start(url: str | None = None, store=None) -> threading.Thread:
-    """Start warm-loading on a daemon thread, once per process; later calls return that thread."""
+def start(url: str | None = None, store=None, after: threading.Event | None = None) -> threading.Thread:
+    """Start warm-loading on a daemon thread, once per process; later calls return that thread.
+    With ``after``, the loading begins once that event is set (the app: when its first page is
+    drawn, so that the page does not share the CPU with torch's import); it counts as under way
+    from now on."""
     global _thread
     with _lock:
         if _thread is None:
-            _thread = threading.Thread(target=_warm_load, args=(url, store), name="facetype-warm-load", daemon=True)
+            _thread = threading.Thread(target=_warm_load, args=(url, store, after), name="facetype-warm-load",
+                                       daemon=True)
             _thread.start()
         return _thread
 
 
-def _warm_load(url, store) -> None:
+def _warm_load(url, store, after: threading.Event | None) -> None:
+    if after is not None:
+        after.wait()
     try:
         from models.serving import warm_load
 
@@ -36,10 +42,10 @@ def _warm_load(url, store) -> None:
         log.exception("warm-loading the models failed")
 
 
-def done() -> bool:
-    """Whether warm-loading was started and has finished (whatever it found)."""
+def in_progress() -> bool:
+    """Whether warm-loading was started and has not finished yet."""
     thread = _thread
-    return thread is not None and not thread.is_alive()
+    return thread is not None and thread.is_alive()
 
 
 def wait(timeout_s: float | None = None) -> bool:

@@ -33,14 +33,17 @@ def fresh_warmup(monkeypatch):
 @pytest.mark.unit
 def test_warm_load_runs_once_on_a_thread_and_wait_waits_for_it(fresh_warmup):
     calls, release = fresh_warmup
-    assert warmup.wait(0) and not warmup.done()  # nothing started: nothing to wait for
-    thread = warmup.start()
+    assert warmup.wait(0) and not warmup.in_progress()  # nothing started: nothing to wait for
+    page_drawn = threading.Event()
+    thread = warmup.start(after=page_drawn)
     assert warmup.start() is thread  # once per process
     assert thread is not threading.current_thread() and thread.daemon
-    assert not warmup.wait(0.2) and not warmup.done()  # still loading: the caller waits
-    release.set()
-    assert warmup.wait(10) and warmup.done()
+    assert not warmup.wait(0.2) and warmup.in_progress() and calls == []  # waits for the page to be drawn
+    page_drawn.set()
+    assert not warmup.wait(0.2) and warmup.in_progress()  # still loading: the caller waits
     assert calls == [None]
+    release.set()
+    assert warmup.wait(10) and not warmup.in_progress()
 
 
 @pytest.mark.unit
@@ -54,7 +57,7 @@ def test_a_failed_warm_load_is_done_and_the_request_loads_for_itself(monkeypatch
     with caplog.at_level("ERROR", logger="models.warmup"):
         warmup.start()
         assert warmup.wait(10)
-    assert warmup.done()
+    assert not warmup.in_progress()
     assert any("warm-loading the models failed" in r.getMessage() for r in caplog.records)
 
 
@@ -72,6 +75,13 @@ def test_the_page_check_does_not_load_the_model_before_the_warm_load_is_done(app
     assert warmup.wait(10)
     analysis.model_status(load=False)  # once warm: the model itself is asked for (cached by serving)
     assert loads == [1]
+
+
+def test_without_a_warm_load_the_page_check_asks_for_the_model(app_env, monkeypatch):
+    monkeypatch.setattr(warmup, "_thread", None)  # the page run alone (AppTest): the check is the full one
+    loads = []
+    monkeypatch.setattr(serving, "get_served_model", lambda *a, **k: loads.append(1))
+    assert analysis.model_status(load=False) is None and loads == [1]
 
 
 @pytest.mark.integration  # a fresh interpreter, so that nothing imported before counts

@@ -171,9 +171,9 @@ def served_model(url: str | None = None, store: ObjectStore | None = None):
 
 def model_status(url: str | None = None, load: bool = True) -> str | None:
     """``None`` when a model can be served, else a message for the visitor. With ``load`` false and
-    the warm-load not done, the model is not loaded here (a page is drawn without waiting for
-    torch): only whether one is promoted is looked up; the analysis loads it or waits for it."""
-    if not load and not warmup.done():
+    a warm-load under way, the model is not waited for here (a page is drawn without waiting for
+    torch): only whether one is promoted is looked up; the analysis waits for it."""
+    if not load and warmup.in_progress():
         try:
             promoted = registry.promoted_id(url=url)
         except sa.exc.SQLAlchemyError:
