@@ -16,10 +16,10 @@ app = st.App(Path(__file__).with_name("main.py"), routes=ROUTES, lifespan=releas
 
 #: What app/main.py and the Try it page import (not torch: see models.warmup). Imported on a thread as
 #: the server starts, while the first browser loads the page and connects, so that its first script
-#: run finds them imported.
+#: run finds them imported. Not streamlit_webrtc: its component must be declared inside a script run
+#: (imported on this thread, its camera never showed).
 FIRST_PAGE_MODULES = ("app.services.bootstrap", "app.services.analysis", "app.services.cards",
-                      "app.services.framing", "app.services.gallery", "app.services.submissions", "pandas",
-                      "streamlit_webrtc")
+                      "app.services.framing", "app.services.gallery", "app.services.submissions", "pandas")
 
 
 def import_first_page_modules() -> None:
