@@ -5,6 +5,7 @@ never from the Streamlit session alone; the sidebar lists only the pages the vis
 """
 
 import logging
+import threading
 from html import escape
 from pathlib import Path
 from urllib.parse import urlencode
@@ -15,7 +16,7 @@ from app.core import auth  # the project is installed into the venv (`make venv`
 from app.core.settings import SettingsError, get_settings
 from app.services.bootstrap import ConfigurationError, prepare
 from app.team_routes import SIGN_IN_PATH, SIGN_OUT_PATH
-from models.serving import warm_load
+from models import warmup
 from pages.team_account import acting_account
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -30,7 +31,6 @@ st.set_page_config(page_title="facetype", page_icon=str(ROOT / "app" / "assets" 
 @st.cache_resource(show_spinner="Preparing the database and the sample project…")
 def prepare_once(database_url: str, storage_url: str) -> None:
     prepare()
-    warm_load()  # threads, face gate and served model: loaded here, not on the first photo
 
 
 try:
@@ -115,4 +115,11 @@ if account is not None:
         st.caption(f"Signed in as **{account.name}** ({account.role})")
         st.html(form_html(SIGN_OUT_PATH, "", "Sign out"))
 
-page.run()
+# Threads, face gate and served model, once per process: loaded beside the pages, not on the first photo;
+# the loading begins when the first page is drawn, which then does not share the CPU with torch's import.
+page_drawn = threading.Event()
+warmup.start(after=page_drawn)
+try:
+    page.run()
+finally:
+    page_drawn.set()

@@ -20,7 +20,6 @@ import math
 import threading
 from dataclasses import dataclass, field
 
-import cv2
 import numpy as np
 
 from app.core.settings import Settings, get_settings
@@ -168,6 +167,8 @@ class FaceGate:
         return GateResult(ok=True, reason=None, message=OK_MESSAGE, image_size=size, **details)
 
     def _detect_faces(self, image: np.ndarray) -> list[tuple[float, tuple[float, float, float, float]]]:
+        import cv2  # loaded with MediaPipe by the gate's constructor; not at the top, which pages import
+
         height, width = image.shape[:2]
         scale = min(1.0, self.settings.detect_max_side / max(height, width))
         small = image if scale == 1.0 else cv2.resize(
@@ -192,6 +193,8 @@ class FaceGate:
         crop = _padded_crop(image, left, top, side)
         scale = min(1.0, MESH_MAX_SIDE / side)
         if scale < 1.0:
+            import cv2
+
             crop = cv2.resize(crop, (round(side * scale),) * 2, interpolation=cv2.INTER_AREA)
         found = self._mesh.process(crop).multi_face_landmarks
         if not found:

@@ -28,7 +28,9 @@ from pages.try_it_camera import camera_photo
 from pages.try_it_kept import codes_text, delete_kept, keep_or_update, kept_now
 from pages.try_it_result import (
     copy_button,
+    result_card,
     result_link,
+    result_references,
     scroll_to_result,
     show_breakdown,
     show_references,
@@ -179,11 +181,7 @@ def check_photo(data: bytes):
 st.title("Try it: which face type are you?")
 st.caption(analysis.FOR_FUN_LINE)
 
-model_problem = None
-try:
-    current_model()
-except analysis.ModelUnavailable as exc:
-    model_problem = exc.message
+model_problem = analysis.model_status(load=False)  # drawn without waiting for the models to load
 if model_problem:
     st.warning(model_problem, icon="⏳")
 
@@ -277,9 +275,6 @@ if analyze and not missing and not model_problem:
         st.session_state["try_answers"] = (mbti, birth_date)
         st.session_state["try_scroll"] = st.session_state.get("try_scroll", 0) + 1
         analysed_now = True
-        if visit.ok:
-            st.session_state["try_refs"] = gallery.reference_images(visit.type_name)
-            st.session_state["try_card"] = cards.visit_card_png(visit)
 
 if st.session_state.get("try_model_error"):
     st.error(st.session_state["try_model_error"])
@@ -311,11 +306,11 @@ elif visit is not None and visit.ok:
         show_breakdown(visit.per_region)
         for note in visit.notes:
             st.caption(note)
-    show_references(visit.type_name, st.session_state.get("try_refs", []))
+    show_references(visit.type_name, result_references(visit))
     st.info(analysis.FOR_FUN_LINE)
 
     st.markdown("#### Save and share")
-    st.download_button("Download result card", data=st.session_state.get("try_card") or cards.visit_card_png(visit),
+    st.download_button("Download result card", data=result_card(visit),
                        file_name=f"facetype-{visit.type_name.lower()}.png", mime="image/png", key="try_card_button")
     entry = st.session_state.get("try_kept", {}).get(result_photo_id)
     if entry:

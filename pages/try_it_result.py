@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from app.core import vocabulary
+from app.services import cards, gallery
 from pages.visitor_widgets import reference_faces
 from streamlit.errors import StreamlitAPIException
 
@@ -118,3 +119,17 @@ def scroll_to_result(nonce: int) -> None:
         </script>""",
         unsafe_allow_javascript=True, width="content",
     )
+
+
+def result_references(visit) -> list:
+    """The reference faces of this result, fetched once, after the result's type is on the page."""
+    if "try_refs" not in st.session_state:
+        st.session_state["try_refs"] = gallery.reference_images(visit.type_name)
+    return st.session_state["try_refs"]
+
+
+def result_card(visit) -> bytes:
+    """The result card's PNG, made once per result, after the result is on the page."""
+    if not st.session_state.get("try_card"):
+        st.session_state["try_card"] = cards.visit_card_png(visit)
+    return st.session_state["try_card"]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import getpass
 import hashlib
 import hmac
@@ -80,8 +81,13 @@ def has_role(account: Account | None, role: str) -> bool:
 
 
 SECRETS_PATH = PROJECT_ROOT / ".streamlit" / "secrets.toml"
-#: Checked against when the name is unknown, so a wrong name costs as long as a wrong password.
-_DUMMY_HASH = bcrypt.hashpw(b"not a password", bcrypt.gensalt()).decode()
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Checked against when the name is unknown, so a wrong name costs as long as a wrong password.
+    Made on first use, not at import: the web server imports this module as it starts."""
+    return bcrypt.hashpw(b"not a password", bcrypt.gensalt()).decode()
 
 
 @dataclass(frozen=True)
@@ -126,7 +132,7 @@ def load_accounts(environ=None, secrets_path: Path = SECRETS_PATH) -> dict[str, 
 
 def authenticate(accounts: dict[str, Account], name: str, password: str) -> Account | None:
     account = accounts.get(name.strip())
-    hashed = account.password_hash if account else _DUMMY_HASH
+    hashed = account.password_hash if account else _dummy_hash()
     secret = password.encode()
     fits = len(secret) <= 72  # bcrypt refuses longer ones: such a password never matches (same time spent)
     matches = bcrypt.checkpw(secret if fits else secret[:72], hashed.encode()) and fits

@@ -17,9 +17,9 @@ from app.core.db import TypeProfile, session_scope, utcnow
 from app.core.settings import get_settings
 from app.core.storage import ObjectStore
 from app.core.vocabulary import MBTI_TYPES, MBTI_UNKNOWN
+from models import registry, warmup
 from models.gate import get_face_gate
 from models.intake import IntakeError, decode_image
-from models.serving import OUTAGE_ERRORS, NoServedModel, classify, get_served_model
 
 log = logging.getLogger(__name__)
 
@@ -144,14 +144,20 @@ def forget_cached_state() -> None:
     _profiles.clear()
 
 
-def _default_gate():
+def default_gate():
+    """The process's face gate, once the warm-load under way (if any) is done."""
+    warmup.wait()
     return get_face_gate()
 
 
 def served_model(url: str | None = None, store: ObjectStore | None = None):
     """The promoted model, from :mod:`models.serving` (loaded once per process; during an outage of
     the database or the store, the model served before). Raises :class:`ModelUnavailable` when no
-    model is promoted (or none could ever be loaded)."""
+    model is promoted (or none could ever be loaded). Waits for a warm-load under way (torch is
+    imported there, not when a page imports this module)."""
+    warmup.wait()
+    from models.serving import OUTAGE_ERRORS, NoServedModel, get_served_model
+
     try:
         return get_served_model(url=url, store=store)
     except NoServedModel as exc:
@@ -163,8 +169,16 @@ def served_model(url: str | None = None, store: ObjectStore | None = None):
         ) from exc
 
 
-def model_status(url: str | None = None) -> str | None:
-    """``None`` when a model can be served, else a message for the visitor."""
+def model_status(url: str | None = None, load: bool = True) -> str | None:
+    """``None`` when a model can be served, else a message for the visitor. With ``load`` false and
+    a warm-load under way, the model is not waited for here (a page is drawn without waiting for
+    torch): only whether one is promoted is looked up; the analysis waits for it."""
+    if not load and warmup.in_progress():
+        try:
+            promoted = registry.promoted_id(url=url)
+        except sa.exc.SQLAlchemyError:
+            return None  # the analysis says what is down
+        return MESSAGES[NO_MODEL] if promoted is None else None
     try:
         served_model(url=url)
     except ModelUnavailable as exc:
@@ -208,7 +222,7 @@ def analyse_photo(
     :class:`ModelUnavailable` when no model is promoted (checked first, before the photo).
     """
     model = model or served_model(url=url)
-    gate = gate or _default_gate()
+    gate = gate or default_gate()
 
     def step(name):
         if progress:
@@ -234,6 +248,8 @@ def analyse_photo(
     # The gate has located the landmark regions; the model may place its own boxes below.
 
     step("type")
+    from models.serving import classify  # imported with the model above
+
     classification = classify(image, gate_result, model=model)
     result = classification.result
     description = type_profiles(url).get(result.type, "")

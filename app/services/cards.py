@@ -126,7 +126,7 @@ def result_card_png(
     draw.text((40, height - 62), day.isoformat(), fill=(110, 110, 110), font=small_font)
     draw.text((40, height - 36), "For fun, not a measure of worth.", fill=(110, 110, 110), font=small_font)
     buffer = io.BytesIO()
-    card.save(buffer, format="PNG")
+    card.save(buffer, format="PNG", compress_level=1)  # made on every result: speed over a few kB
     return buffer.getvalue()
 
 

@@ -14,7 +14,6 @@ import threading
 import time
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 #: gate reason -> the hint shown on the video (None: the framing passes)
@@ -66,6 +65,8 @@ def frame_verdict(gate, frame: np.ndarray) -> FramingVerdict:
 
 def draw_guide(frame: np.ndarray, verdict: FramingVerdict | None) -> np.ndarray:
     """A copy of ``frame`` (RGB) with the face box and the hint drawn on a band at the top."""
+    import cv2  # here, not at the top: the Try it page imports this module and draws before OpenCV loads
+
     shown = np.ascontiguousarray(frame).copy()
     height, width = shown.shape[:2]
     bgr = READY_BGR if verdict is not None and verdict.ready else NOT_READY_BGR
@@ -160,5 +161,7 @@ class FramingGuide:
             frame = self._ready_frame if self._clock() - self._ready_at <= TAKE_WITHIN_S else None
         if frame is None:
             return None
+        import cv2
+
         ok, encoded = cv2.imencode(".jpg", cv2.cvtColor(frame, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
         return encoded.tobytes() if ok else None

@@ -1,0 +1,57 @@
+"""Warm-loading beside the first pages: :func:`start` runs :func:`models.serving.warm_load` (the
+imports of torch, MediaPipe and OpenCV, the face gate and the served model: seconds on a small
+machine) on a background thread, so the app's first page is drawn at once; :func:`wait` is what
+the first analysis calls, to wait for it rather than load a second copy or fail.
+
+Torch-free on purpose: the pages import this module, and must not wait for torch to draw.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+log = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_thread: threading.Thread | None = None
+
+
+def start(url: str | None = None, store=None, after: threading.Event | None = None) -> threading.Thread:
+    """Start warm-loading on a daemon thread, once per process; later calls return that thread.
+    With ``after``, the loading begins once that event is set (the app: when its first page is
+    drawn, so that the page does not share the CPU with torch's import); it counts as under way
+    from now on."""
+    global _thread
+    with _lock:
+        if _thread is None:
+            _thread = threading.Thread(target=_warm_load, args=(url, store, after), name="facetype-warm-load",
+                                       daemon=True)
+            _thread.start()
+        return _thread
+
+
+def _warm_load(url, store, after: threading.Event | None) -> None:
+    if after is not None:
+        after.wait()
+    try:
+        from models.serving import warm_load
+
+        warm_load(url=url, store=store)
+    except Exception:  # the request that needs the models loads them itself and says what failed
+        log.exception("warm-loading the models failed")
+
+
+def in_progress() -> bool:
+    """Whether warm-loading was started and has not finished yet."""
+    thread = _thread
+    return thread is not None and thread.is_alive()
+
+
+def wait(timeout_s: float | None = None) -> bool:
+    """Wait for a warm-load that is under way (none started: return at once); False on timeout."""
+    thread = _thread
+    if thread is None or thread is threading.current_thread():
+        return True
+    thread.join(timeout_s)
+    return not thread.is_alive()
