@@ -37,7 +37,9 @@ from datetime import timedelta
 from pathlib import Path
 
 import bcrypt
+from sqlmodel import delete
 
+from app.core.db import TeamSession, session_scope, utcnow
 from app.core.settings import PROJECT_ROOT, Settings, get_settings
 
 log = logging.getLogger("facetype.auth")
@@ -270,10 +272,6 @@ def _token_from_cookie(cookie: str | None, settings: Settings) -> str | None:
 
 def start_session(account: Account, client: str = "", settings: Settings | None = None) -> str:
     """A fresh session for ``account``; returns the cookie value."""
-    from sqlmodel import delete
-
-    from app.core.db import TeamSession, session_scope, utcnow
-
     settings = settings or get_settings()
     token = secrets.token_urlsafe(32)
     now = utcnow()
@@ -289,8 +287,6 @@ def start_session(account: Account, client: str = "", settings: Settings | None 
 def _session_row(cookie: str | None, settings: Settings):
     """The unrevoked team session the cookie names (None for a missing, forged or revoked one), in
     an open database session that commits what is changed on it."""
-    from app.core.db import TeamSession, session_scope
-
     token = _token_from_cookie(cookie, settings)
     if token is None:
         yield None
@@ -304,8 +300,6 @@ def account_for_cookie(cookie: str | None, settings: Settings | None = None,
                        accounts: dict[str, Account] | None = None) -> Account | None:
     """The account whose unexpired, unrevoked session the cookie names, with its current role; None
     for a missing, forged, expired or revoked cookie, or an account that no longer exists."""
-    from app.core.db import utcnow
-
     with _session_row(cookie, settings or get_settings()) as row:
         if row is None or row.expires_at <= utcnow():
             return None
@@ -315,8 +309,6 @@ def account_for_cookie(cookie: str | None, settings: Settings | None = None,
 
 def end_session(cookie: str | None, settings: Settings | None = None) -> bool:
     """Revoke the cookie's session (sign-out); True when there was one to end."""
-    from app.core.db import utcnow
-
     with _session_row(cookie, settings or get_settings()) as row:
         if row is None:
             return False
