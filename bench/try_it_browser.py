@@ -56,6 +56,7 @@ def build_project(var: Path) -> dict:
 def detector_training(env: dict, log: Path):
     """A detector run queued and trained by a worker process until the block ends (then cancelled)."""
     from app.core.auth import Account
+    from app.core.vocabulary import RunStatus
     from models import jobs, registry
 
     lead = Account("bench", "lead", "")
@@ -72,7 +73,7 @@ def detector_training(env: dict, log: Path):
     finally:
         row = registry.get_run(run_id)
         print(f"  (detector run {run_id}: {row.message}, on {row.devices})")
-        if row.status in (jobs.QUEUED, jobs.RUNNING):
+        if row.status in (RunStatus.QUEUED, RunStatus.RUNNING):
             jobs.cancel(lead, run_id)
         worker.send_signal(signal.SIGTERM)
         worker.wait(60)
