@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +29,7 @@ import sys
 import threading
 import time
 
+from app.core.settings import get_settings
 from app.core.vocabulary import RunStatus
 from models import jobs, registry
 
@@ -50,18 +52,26 @@ def describe_devices(nproc: int, gpus: int) -> str:
     return "cpu" if nproc == 1 else f"cpu, {nproc} processes (DDP gloo)"
 
 
-def launch_command(run_id: int, nproc: int, module: str = "models.train") -> list[str]:
+def niced(command: list[str], niceness: int) -> list[str]:
+    """``command`` under ``nice -n niceness`` (where ``nice`` exists and niceness is positive)."""
+    if niceness <= 0 or shutil.which("nice") is None:
+        return command
+    return ["nice", "-n", str(niceness), *command]
+
+
+def launch_command(run_id: int, nproc: int, module: str = "models.train", niceness: int = 0) -> list[str]:
     """The training command for a claimed run: one process, or torchrun with ``nproc`` processes."""
     train = ["-m", module, "--run-id", str(run_id)]
     if nproc <= 1:
-        return [sys.executable, *train]
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *train]
+        return niced([sys.executable, *train], niceness)
+    return niced([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *train],
+                 niceness)
 
 
 class Worker:
     def __init__(self, name: str | None = None, nproc: int | None = None, poll_seconds: float = 2.0,
                  url: str | None = None, train_module: str = "models.train", assist_module: str | None = "labeling.assist",
-                 assist_every: float = 600.0):
+                 assist_every: float = 600.0, niceness: int | None = None):
         gpus = gpu_count()
         self.nproc = nproc or max(1, gpus)
         self.devices = describe_devices(self.nproc, gpus)
@@ -71,6 +81,7 @@ class Worker:
         self.train_module = train_module
         self.assist_module = assist_module
         self.assist_every = assist_every
+        self.niceness = get_settings().training_niceness if niceness is None else niceness
         self.assisted: tuple[int, float] | None = None  # (served detector id, monotonic time) of the last assist
         self.stopping = threading.Event()
 
@@ -97,7 +108,7 @@ class Worker:
         """Train a claimed run in its own process(es); returns the run's final status."""
         env = {**os.environ, WORKER_PID_ENV: str(os.getpid())}
         # Its own session: Ctrl+C on the worker's terminal reaches the worker, which stops the run.
-        process = subprocess.Popen(launch_command(run_id, self.nproc, self.train_module), env=env, start_new_session=True)
+        process = subprocess.Popen(launch_command(run_id, self.nproc, self.train_module, self.niceness), env=env, start_new_session=True)
         print(f"worker {self.name}: run {run_id} started (pid {process.pid})", file=sys.stderr, flush=True)
         cancelled = False
         while process.poll() is None:
@@ -143,7 +154,8 @@ class Worker:
         env = {**os.environ, WORKER_PID_ENV: str(os.getpid())}
         if self.url:
             env["FACETYPE_DATABASE_URL"] = self.url
-        process = subprocess.Popen([sys.executable, "-m", self.assist_module], start_new_session=True, env=env)
+        process = subprocess.Popen(niced([sys.executable, "-m", self.assist_module], self.niceness),
+                                   start_new_session=True, env=env)
         while process.poll() is None:
             if self.stopping.is_set():
                 stop_process_group(process)
@@ -198,12 +210,15 @@ def main(argv=None) -> int:
                         help="seconds between runs of `python -m labeling.assist` while a detector is served "
                              "(it also runs at once after a promotion); 0: after promotions only")
     parser.add_argument("--no-assist", action="store_true", help="never compute model-assisted boxes")
+    parser.add_argument("--nice", type=int, default=None,
+                        help="niceness of the training processes (default: the training_niceness setting, 10; "
+                             "0 on a dedicated machine)")
     parser.add_argument("--train-module", default="models.train",
                         help="what each run executes, as `python -m MODULE --run-id N` (the queue tests use a quick one)")
     args = parser.parse_args(argv)
     worker = Worker(args.name, args.nproc, args.poll, train_module=args.train_module,
                     assist_module=None if args.no_assist else "labeling.assist",
-                    assist_every=args.assist_every or float("inf"))
+                    assist_every=args.assist_every or float("inf"), niceness=args.nice)
     signal.signal(signal.SIGTERM, worker.stop)
     signal.signal(signal.SIGINT, worker.stop)
     return worker.run_forever(once=args.once)

@@ -291,6 +291,24 @@ def test_two_workers_on_postgresql_run_each_of_20_runs_exactly_once(postgres_ser
     assert len(by_worker) == 2 and sum(by_worker.values()) == 20  # both took part
 
 
+@pytest.mark.parametrize("args, added", [((), 10), (("--nice", "0"), 0)])
+def test_the_worker_trains_at_a_lower_priority_than_the_app_unless_told(tmp_path, args, added):
+    """Training on a machine shared with the app yields the CPU to visitors' requests (the
+    training_niceness setting, 10); ``--nice 0`` keeps full priority on a dedicated machine."""
+    from app.core.db import migrate
+    from models import jobs, registry
+
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    migrate(url)
+    run_id = jobs.enqueue(LEAD, "head", url=url, **TINY)
+    log = tmp_path / "worker.log"
+    worker = start_worker(worker_env(url, tmp_path / "store"), log, "--once", "--train-module", "tests.quick_job", *args)
+    assert worker.wait(120) == 0, log.read_text()
+    row = registry.get_run(run_id, url=url)
+    assert row.status == "done", log.read_text()
+    assert row.metrics["niceness"] == min(19, os.nice(0) + added)
+
+
 def test_cancel_stops_a_running_run_within_seconds(tmp_path):
     from models import jobs, registry
 
@@ -409,4 +427,6 @@ def test_several_processes_are_launched_with_torchrun_one_without():
     assert launch_command(7, 1) == [sys.executable, "-m", "models.train", "--run-id", "7"]
     assert launch_command(7, 4) == [sys.executable, "-m", "torch.distributed.run", "--standalone",
                                     "--nproc_per_node=4", "-m", "models.train", "--run-id", "7"]
+    assert launch_command(7, 1, niceness=10) == ["nice", "-n", "10", sys.executable, "-m", "models.train",
+                                                 "--run-id", "7"]
     assert describe_devices(1, 0) == "cpu" and describe_devices(2, 0) == "cpu, 2 processes (DDP gloo)"

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     detection_threshold: float = 0.75
     #: A training run whose heartbeat (every 10 s while it trains) stopped this long ago is marked failed.
     stale_run_minutes: float = 2.0
+    #: Scheduling niceness of the processes a worker launches (training, model-assisted boxes), so
+    #: that on a machine shared with the app or API the visitors' requests keep the CPU first.
+    #: 0 keeps the worker's own priority (a dedicated GPU machine has nothing to yield to).
+    training_niceness: int = 10
 
     # Privacy and limits.
     retention_days: int = 30
