@@ -30,7 +30,7 @@ from models.gate import get_face_gate
 from models.intake import decode_image
 from models.kinds.head import HeadModel
 from models.runtime import configure_serving_process
-from models.serving import classify
+from models.serving import classify, decode_side
 
 BURNER = "while True:\n    pass\n"
 
@@ -52,7 +52,7 @@ def time_classify(data: bytes, model, runs: int) -> list[float]:
     gate = get_face_gate()
 
     def once():
-        gate_result, image = gate.decode_and_check(data)
+        gate_result, image = gate.decode_and_check(data, min_side=decode_side(model))
         assert gate_result.ok, gate_result.reason
         return classify(image, gate_result, model)
 
@@ -161,7 +161,7 @@ def measure_stages(runs: int) -> list[tuple[str, str, str]]:
     for index in range(runs + 5):
         with timed_calls(targets) as spent:
             start = time.perf_counter()
-            gate_result, image = gate.decode_and_check(data)
+            gate_result, image = gate.decode_and_check(data, min_side=decode_side(model))
             assert gate_result.ok, gate_result.reason
             classify(image, gate_result, model)
             total = (time.perf_counter() - start) * 1000
@@ -231,7 +231,7 @@ def compare(sample_photos: int, checkpoint: str | None) -> list[tuple[str, str, 
     score_diffs, prob_diffs, ious = [0.0], [0.0], [1.0]
     for name, data in compare_photos(sample_photos):
         before, before_class = classify_whole(gate, data, model)
-        after, image = gate.decode_and_check(data)
+        after, image = gate.decode_and_check(data, min_side=decode_side(model))
         after_class = classify(image, after, model) if after.ok else None
         reduced += after.scale > 1
         verdict = lambda r: "pass" if r.ok else r.reason  # noqa: E731

@@ -190,6 +190,19 @@ def test_an_exif_rotated_jpeg_decoded_reduced_gives_the_regions_of_the_upright_p
         assert box_iou(result.regions[region], EXPECTED["obama_exif_rotated.jpg"][region]) > 0.8
 
 
+def test_a_model_working_on_larger_images_gets_the_photo_decoded_less_reduced(gate, obama):
+    from models.kinds.head import HeadModel
+    from models.serving import decode_side
+
+    assert decode_side(HeadModel()) == gate.settings.gate_decode_side == 640
+    assert decode_side(HeadModel({"max_side": 1024})) == 1024
+    assert decode_side(HeadModel({"max_side": None})) == 0  # a model on whole photos gets them whole
+    data = jpeg(obama_on_canvas(obama, 160))  # 1400x1050
+    for min_side, scale in [(640, 2), (1024, 1), (0, 1)]:
+        result, image = gate.decode_and_check(data, min_side=min_side)
+        assert result.ok and result.scale == scale and image.shape[1] == 1400 // scale
+
+
 @pytest.mark.parametrize("name", sorted([*EXPECTED, *(p.name for p in BAD.iterdir())]))
 def test_decode_and_check_decides_as_the_whole_photo_check(gate, name):
     data = ((FACES if name in EXPECTED else BAD) / name).read_bytes()
