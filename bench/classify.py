@@ -6,6 +6,11 @@ then with a CPU burner (a separate process spinning on one core, started here) b
 type model is a ``head`` with freshly initialised weights (its speed does not depend on training).
 Then the source's way per request: build two Faster R-CNN (MobileNetV3-FPN, random weights),
 load their weights from a file and run both on the same photo.
+
+``--stages``: the median time of each stage of one request (decode, the gate's MediaPipe calls and
+resizes, the head's crops and forward, scoring). ``--compare [--checkpoint FILE]``: the whole-photo
+path against the reduced decode on tests/data, the sample photos and enlarged copies of them (gate
+verdicts, types, score and region differences).
 """
 
 from __future__ import annotations
