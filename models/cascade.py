@@ -21,7 +21,7 @@ import numpy as np
 
 from models.gate import GateResult, get_face_gate, refusal
 from models.runtime import configure_serving_process
-from models.serving import NoServedModel, classify, get_served_model, load_model
+from models.serving import NoServedModel, classify, decode_side, get_served_model, load_model
 
 
 def add_gate_parser(subparsers) -> None:
@@ -31,13 +31,14 @@ def add_gate_parser(subparsers) -> None:
     parser.set_defaults(run=run_gate)
 
 
-def gate_file(gate, photo: str) -> tuple[GateResult, np.ndarray | None]:
-    """The gate's answer for a file, and its upright image when it could be decoded."""
+def gate_file(gate, photo: str, min_side: int | None = None) -> tuple[GateResult, np.ndarray | None]:
+    """The gate's answer for a file, and its upright image when it could be decoded (reduced to
+    ``min_side``, see :meth:`models.gate.FaceGate.decode_and_check`)."""
     try:
         data = Path(photo).read_bytes()
     except OSError:
         return refusal("unreadable"), None
-    return gate.decode_and_check(data)
+    return gate.decode_and_check(data, min_side=min_side)
 
 
 def run_gate(args) -> int:
@@ -80,7 +81,7 @@ def run_classify(args) -> int:
         return 2
     gate = get_face_gate()
     for photo in args.photos:
-        gate_result, image = gate_file(gate, photo)
+        gate_result, image = gate_file(gate, photo, min_side=decode_side(model))
         classification = classify(image, gate_result, model) if gate_result.ok else None
         line = classification_json(photo, gate_result, classification)
         if args.json:

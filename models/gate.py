@@ -32,7 +32,7 @@ from models.geometry import (
     brow_to_chin_px,
     regions_from_landmarks,
 )
-from models.intake import INTAKE_MESSAGES, IntakeError, decode_image
+from models.intake import INTAKE_MESSAGES, IntakeError, decode_image, decode_reduced
 
 FRAMING_ADVICE = (
     "Choose a photo framed like the example: one face, looking at the camera, "
@@ -56,6 +56,10 @@ BYSTANDER_WIDTH_RATIO = 1 / 3
 MESH_CONTEXT = 0.6
 #: Mesh crops are scaled to at most this side; the mesh itself works at 192 px.
 MESH_MAX_SIDE = 384
+MESH_INPUT_SIDE = 192
+#: A face narrower than this in a photo decoded reduced gives the mesh a crop smaller than its
+#: input: the photo is decoded whole and checked again, so the decision is made at full detail.
+MESH_MIN_FACE_WIDTH = MESH_INPUT_SIDE / (1 + 2 * MESH_CONTEXT)
 #: Landmarks may lie this fraction of the face size outside the photo before it counts as cut off
 #: (the mesh's forehead and chin points wobble by a few pixels).
 CUT_OFF_TOLERANCE = 0.02
@@ -73,16 +77,21 @@ class GateResult:
     detection_score: float | None = None
     yaw_deg: float | None = None
     pitch_deg: float | None = None
+    #: Original pixels per pixel of the image checked: above 1 when the photo was decoded reduced
+    #: (:meth:`FaceGate.decode_and_check`); the coordinates above are the checked image's.
+    scale: float = 1.0
 
     def to_json(self, file: str) -> dict:
-        """The command-line contract: one JSON object per photo (boxes are pixel lists)."""
+        """The command-line contract: one JSON object per photo (boxes are pixel lists, in pixels of
+        the original photo)."""
         return {
             "file": file,
             "ok": self.ok,
             "reason": self.reason,
             "message": self.message,
-            "face": [round(v, 1) for v in self.face] if self.face else None,
-            "regions": {name: box.as_list() for name, box in self.regions.items()} if self.regions else None,
+            "face": [round(v * self.scale, 1) for v in self.face] if self.face else None,
+            "regions": {name: [round(v * self.scale, 1) for v in box.as_list()] for name, box in self.regions.items()}
+            if self.regions else None,
         }
 
 
@@ -120,47 +129,66 @@ class FaceGate:
         )
 
     def check_bytes(self, data: bytes) -> GateResult:
-        """Decode and check an upload; unusable files become a refusal with the intake's reason."""
-        return self.decode_and_check(data)[0]
-
-    def decode_and_check(self, data: bytes) -> tuple[GateResult, np.ndarray | None]:
-        """:meth:`check_bytes`, also returning the upright image (None when it could not be decoded)."""
+        """Decode the whole photo and check it; unusable files become a refusal with the intake's
+        reason. Coordinates are in pixels of the original photo."""
         try:
             image = decode_image(data, max_pixels=self.settings.max_pixels)
         except IntakeError as error:
-            return GateResult(ok=False, reason=error.reason, message=error.message), None
-        return self.check(image), image
+            return GateResult(ok=False, reason=error.reason, message=error.message)
+        return self.check(image)
 
-    def check(self, image: np.ndarray) -> GateResult:
-        """Check an upright HxWx3 uint8 RGB image."""
+    def decode_and_check(self, data: bytes, min_side: int | None = None) -> tuple[GateResult, np.ndarray | None]:
+        """Decode and check an upload for classifying it: a JPEG is decoded reduced (DCT scaling) as
+        far as its longer side stays ``min_side`` (default ``settings.gate_decode_side``; 0: whole),
+        which is all the gate and the type model need (see :func:`models.serving.decode_side`); a
+        refusal, or a face too small for the mesh at that size, is checked again on the whole photo,
+        so decisions are made at full detail. Returns the result and the upright image it was made
+        on (None when the file could not be decoded); ``result.scale`` maps the image's pixels to
+        the original photo's."""
+        max_pixels = self.settings.max_pixels
+        if min_side is None:
+            min_side = self.settings.gate_decode_side
+        try:
+            image, scale = decode_reduced(data, min_side, max_pixels=max_pixels)
+        except IntakeError as error:
+            return GateResult(ok=False, reason=error.reason, message=error.message), None
+        result = self.check(image, scale=scale)
+        if scale > 1 and (not result.ok or result.face[2] - result.face[0] < MESH_MIN_FACE_WIDTH):
+            image, scale = decode_reduced(data, 0, max_pixels=max_pixels)  # reduced only past the decode budget
+            result = self.check(image, scale=scale)
+        return result, image
+
+    def check(self, image: np.ndarray, scale: float = 1.0) -> GateResult:
+        """Check an upright HxWx3 uint8 RGB image; ``scale`` is original pixels per pixel of it when
+        it was decoded reduced (the minimum face size is in original pixels)."""
         height, width = image.shape[:2]
         size = (width, height)
         with self._lock:
             faces = self._detect_faces(image)
             if not faces:
-                return refusal("no_face", size)
+                return refusal("no_face", size, scale=scale)
             faces.sort(key=lambda f: f[1][2] - f[1][0], reverse=True)
             score, face_box = faces[0]
             largest_width = face_box[2] - face_box[0]
             if any(box[2] - box[0] >= BYSTANDER_WIDTH_RATIO * largest_width for _, box in faces[1:]):
-                return refusal("several_faces", size, face=face_box, detection_score=score)
+                return refusal("several_faces", size, face=face_box, detection_score=score, scale=scale)
             landmarks3d = self._mesh_landmarks(image, face_box)
 
         if landmarks3d is None:
             # The detector saw a face the mesh could not follow: usually half a face at the edge.
             reason = "face_cut_off" if _box_leaves_image(face_box, size) else "no_face"
-            return refusal(reason, size, face=face_box, detection_score=score)
+            return refusal(reason, size, face=face_box, detection_score=score, scale=scale)
         landmarks = landmarks3d[:, :2]
         regions = regions_from_landmarks(landmarks, size, detection_score=score)
         yaw, pitch = head_pose_deg(landmarks3d)
         details = dict(face=face_box, landmarks=landmarks, regions=regions, detection_score=score,
-                       yaw_deg=round(yaw, 1), pitch_deg=round(pitch, 1))
+                       yaw_deg=round(yaw, 1), pitch_deg=round(pitch, 1), scale=scale)
 
         face_px = brow_to_chin_px(landmarks)
         tolerance = CUT_OFF_TOLERANCE * face_px
         if (landmarks.min(axis=0) < -tolerance).any() or (landmarks.max(axis=0) > np.array(size) + tolerance).any():
             return refusal("face_cut_off", size, **details)
-        if face_px < self.settings.min_face_px:
+        if face_px * scale < self.settings.min_face_px:
             return refusal("face_too_small", size, **details)
         if abs(yaw) > self.settings.max_yaw_deg or abs(pitch) > self.settings.max_pitch_deg:
             return refusal("face_turned", size, **details)

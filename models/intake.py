@@ -61,6 +61,17 @@ def decode_image(data: bytes, max_pixels: int | None = None, max_side: int | Non
     decode holds is bounded by ``settings.max_decode_pixels``: a larger JPEG is decoded reduced
     (so the result is smaller than the photo), any other image that large is refused as
     ``too_large``. At most ``settings.max_concurrent_decodes`` decodes run at once per process."""
+    return _decode(data, max_pixels, max_side, shrink=True)[0]
+
+
+def decode_reduced(data: bytes, min_side: int, max_pixels: int | None = None) -> tuple[np.ndarray, int]:
+    """(image, scale): the photo as :func:`decode_image` gives it, but a JPEG decoded reduced by DCT
+    scaling alone (1/2, 1/4 or 1/8, no resampling after) as far as its longer side stays at least
+    ``min_side``; ``scale`` is the reduction, original pixels per pixel of the image (1 when whole)."""
+    return _decode(data, max_pixels, min_side, shrink=False)
+
+
+def _decode(data: bytes, max_pixels: int | None, max_side: int | None, shrink: bool) -> tuple[np.ndarray, int]:
     if not data:
         raise IntakeError("empty")
     settings = get_settings()
@@ -85,22 +96,23 @@ def decode_image(data: bytes, max_pixels: int | None = None, max_side: int | Non
     with _decode_slot(settings.max_concurrent_decodes):
         try:
             image.seek(0)  # first frame of an animation
+            scale = 1
             if image.format == "JPEG" and not image.info.get("progressive"):
-                _draft(image, settings.max_decode_pixels, max_side)
+                scale = _draft(image, settings.max_decode_pixels, max_side)
             elif width * height > settings.max_decode_pixels // FULL_SIZE_COPIES.get(image.format, 1):
                 raise IntakeError("too_large")
             elif image.format == "JPEG":
-                _draft(image, settings.max_decode_pixels, max_side)
+                scale = _draft(image, settings.max_decode_pixels, max_side)
             image.load()
             orientation = image.getexif().get(EXIF_ORIENTATION)
-            if max_side and max(image.size) > max_side:
+            if shrink and max_side and max(image.size) > max_side:
                 if _has_alpha(image):  # flattened first, the resize holds no premultiplied copy
                     image = _flatten(image)
                 image = _shrink(image, max_side)
             if orientation in ORIENTATION_TRANSPOSE:
                 image = image.transpose(ORIENTATION_TRANSPOSE[orientation])
             rgb = _to_rgb(image)
-            return np.array(rgb, dtype=np.uint8)  # writable, so callers may draw on it
+            return np.array(rgb, dtype=np.uint8), scale  # writable, so callers may draw on it
         except Image.DecompressionBombError:
             raise IntakeError("too_large") from None
         except (OSError, ValueError, SyntaxError, EOFError):
@@ -128,9 +140,9 @@ JPEG_SCALES = (1, 2, 4, 8)
 FULL_SIZE_COPIES = {"JPEG": 1, "WEBP": 2}
 
 
-def _draft(image: Image.Image, max_decode_pixels: int, max_side: int | None) -> None:
+def _draft(image: Image.Image, max_decode_pixels: int, max_side: int | None) -> int:
     """Configure a JPEG to decode reduced: the least reduction that keeps within the decode budget,
-    or more, as long as the result stays at least ``max_side`` a side."""
+    or more, as long as the result stays at least ``max_side`` a side; returns the reduction."""
     width, height = image.size
     fitting = [d for d in JPEG_SCALES if math.ceil(width / d) * math.ceil(height / d) <= max_decode_pixels]
     if not fitting:
@@ -139,7 +151,10 @@ def _draft(image: Image.Image, max_decode_pixels: int, max_side: int | None) -> 
     if max_side:
         scale = max([scale] + [d for d in fitting if max(width, height) / d >= max_side])
     if scale > 1:
-        image.draft(image.mode, (math.ceil(width / scale), math.ceil(height / scale)))
+        # PIL reduces by the largest DCT scale that keeps the result at least the size asked for, by
+        # whole divisions: asking for the rounded-up size would often get half the reduction.
+        image.draft(image.mode, (width // scale, height // scale))
+    return next(d for d in JPEG_SCALES if math.ceil(width / d) == image.size[0])
 
 
 def _shrink(image: Image.Image, max_side: int) -> Image.Image:

@@ -163,6 +163,16 @@ def model_thresholds(model: TypeModel, settings=None) -> tuple | None:
     return tuple(calibrated) if mode == "calibrated" and calibrated else None
 
 
+def decode_side(model: TypeModel, settings=None) -> int:
+    """The side a photo to classify with ``model`` is decoded reduced to at least (the ``min_side`` of
+    :meth:`models.gate.FaceGate.decode_and_check`): the gate's ``gate_decode_side``, or the model's
+    own ``max_side`` when it works on larger images than that; 0 (whole) for a model without one."""
+    max_side = (getattr(model, "config", None) or {}).get("max_side")
+    if not max_side:
+        return 0
+    return max(int(max_side), (settings or get_settings()).gate_decode_side)
+
+
 def classify(image: np.ndarray, gate_result, model: TypeModel | None = None, settings=None) -> Classification:
     """Predict regions with ``model`` (default: the served model) and score them.
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from PIL import Image
 
 from app.core.settings import PROJECT_ROOT
-from models.geometry import RegionBox, box_iou, regions_from_landmarks
+from models.geometry import RegionBox, box_iou, brow_to_chin_px, regions_from_landmarks
 from models.gate import GATE_MESSAGES, get_face_gate, head_pose_deg
 from models.intake import read_image_file
 from tests.conftest_paths import TEST_DATA
@@ -127,6 +128,85 @@ def test_small_face_in_a_large_photo_is_found(gate, obama):
     result = gate.check(canvas)
     assert result.ok, result.reason
     assert result.regions["face"].x0 > 2500 and result.regions["face"].y0 > 1500
+
+
+def jpeg(pixels: np.ndarray | Image.Image, **options) -> bytes:
+    buffer = io.BytesIO()
+    (pixels if isinstance(pixels, Image.Image) else Image.fromarray(pixels)).save(buffer, "JPEG", quality=90, **options)
+    return buffer.getvalue()
+
+
+def obama_on_canvas(obama, face_px: float, canvas=(1400, 1050)) -> np.ndarray:
+    """The obama photo scaled so its brow-to-chin distance is about ``face_px``, top left on a grey canvas."""
+    factor = face_px / 228.8  # obama.jpg's own brow-to-chin distance
+    face = np.asarray(Image.fromarray(obama).resize((round(obama.shape[1] * factor), round(obama.shape[0] * factor)),
+                                                    Image.LANCZOS))
+    pixels = np.full((canvas[1], canvas[0], 3), 120, np.uint8)
+    pixels[:face.shape[0], :face.shape[1]] = face
+    return pixels
+
+
+def test_the_minimum_face_size_is_in_original_pixels_when_the_image_was_decoded_reduced(gate, obama, monkeypatch):
+    face_px = brow_to_chin_px(gate.check(obama).landmarks)
+    monkeypatch.setattr(gate, "settings", gate.settings.model_copy(update={"min_face_px": round(face_px * 1.5)}))
+    assert verdict(gate.check(obama)) == "face_too_small"
+    assert verdict(gate.check(obama, scale=2)) == "pass"  # the same pixels stand for a face twice as large
+
+
+def test_a_small_face_is_still_refused_when_the_photo_is_decoded_reduced(gate, obama):
+    data = jpeg(obama_on_canvas(obama, 0.85 * gate.settings.min_face_px))  # 1400 px: decodable at 1/2
+    assert verdict(gate.check_bytes(data)) == "face_too_small"
+    result, image = gate.decode_and_check(data)
+    assert verdict(result) == "face_too_small"
+    assert image.shape[:2] == (1050, 1400) and result.scale == 1  # decided on the whole photo
+
+
+def test_a_large_jpeg_is_checked_reduced_with_the_regions_of_the_whole_photo(gate, obama):
+    data = jpeg(obama_on_canvas(obama, 160))
+    whole = gate.check_bytes(data)
+    result, image = gate.decode_and_check(data)
+    assert whole.ok and result.ok
+    assert result.scale == 2 and image.shape[:2] == (525, 700) and result.image_size == (700, 525)
+    line = result.to_json("photo.jpg")
+    for region in ("face", "tzone", "jaw"):
+        assert box_iou([v * 2 for v in result.regions[region].as_list()], whole.regions[region]) > 0.9
+        assert line["regions"][region] == pytest.approx([v * 2 for v in result.regions[region].as_list()], abs=0.1)
+    assert line["face"] == pytest.approx([v * 2 for v in result.face], abs=0.1)  # the CLI speaks original pixels
+
+
+def test_an_exif_rotated_jpeg_decoded_reduced_gives_the_regions_of_the_upright_photo(gate):
+    # obama_exif_rotated.jpg stores the pixels turned, with orientation 6; enlarged so it decodes at 1/2.
+    stored = Image.open(FACES / "obama_exif_rotated.jpg")
+    exif = stored.getexif()
+    enlarged = stored.resize((stored.width * 2, stored.height * 2), Image.LANCZOS)
+    data = jpeg(enlarged, exif=exif)
+    whole = gate.check_bytes(data)
+    result, image = gate.decode_and_check(data)
+    assert whole.ok and result.ok and result.scale == 2
+    assert image.shape[:2] == (stored.width, stored.height)  # upright: taller than wide
+    for region in ("face", "tzone", "jaw"):
+        assert box_iou([v * 2 for v in result.regions[region].as_list()], whole.regions[region]) > 0.9
+    for region in ("tzone", "jaw"):  # enlarged 2x, decoded at 1/2: the original upright photo's pixels
+        assert box_iou(result.regions[region], EXPECTED["obama_exif_rotated.jpg"][region]) > 0.8
+
+
+def test_a_model_working_on_larger_images_gets_the_photo_decoded_less_reduced(gate, obama):
+    from models.kinds.head import HeadModel
+    from models.serving import decode_side
+
+    assert decode_side(HeadModel()) == gate.settings.gate_decode_side == 640
+    assert decode_side(HeadModel({"max_side": 1024})) == 1024
+    assert decode_side(HeadModel({"max_side": None})) == 0  # a model on whole photos gets them whole
+    data = jpeg(obama_on_canvas(obama, 160))  # 1400x1050
+    for min_side, scale in [(640, 2), (1024, 1), (0, 1)]:
+        result, image = gate.decode_and_check(data, min_side=min_side)
+        assert result.ok and result.scale == scale and image.shape[1] == 1400 // scale
+
+
+@pytest.mark.parametrize("name", sorted([*EXPECTED, *(p.name for p in BAD.iterdir())]))
+def test_decode_and_check_decides_as_the_whole_photo_check(gate, name):
+    data = ((FACES if name in EXPECTED else BAD) / name).read_bytes()
+    assert verdict(gate.decode_and_check(data)[0]) == verdict(gate.check_bytes(data))
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models.intake import MIN_SIDE_PX, IntakeError, decode_image, read_image_file
+from models.intake import MIN_SIDE_PX, IntakeError, decode_image, decode_reduced, read_image_file
 from tests.conftest_paths import TEST_DATA
 
 FACES = TEST_DATA / "faces"
@@ -416,3 +416,38 @@ def test_no_more_decodes_run_at_once_than_the_setting(decode_settings, monkeypat
         thread.join(timeout=30)
     assert errors == []
     assert most[0] == 2
+
+
+def test_decode_reduced_gets_the_dct_reduction_it_chose_for_sides_not_divisible_by_it():
+    # PIL, asked for the rounded-up size (569x711), reduces by 2 only; 1/4 still keeps 640 a side.
+    data = encode(gradient_rgb(2275, 2842), "JPEG", quality=80)
+    array, scale = decode_reduced(data, 640)
+    assert scale == 4
+    assert_rgb(array, 569, 711)  # ceil(2275 / 4) x ceil(2842 / 4): DCT scaling only, no resampling after
+
+
+def test_decode_reduced_stops_before_the_longer_side_falls_under_min_side():
+    array, scale = decode_reduced(encode(gradient_rgb(1279, 960), "JPEG", quality=80), 640)
+    assert scale == 1
+    assert_rgb(array, 1279, 960)
+    array, scale = decode_reduced(encode(gradient_rgb(1280, 960), "JPEG", quality=80), 640)
+    assert scale == 2
+    assert_rgb(array, 640, 480)
+
+
+def test_decode_reduced_gives_other_formats_whole():
+    array, scale = decode_reduced(encode(gradient_rgb(1600, 1200), "PNG"), 640)
+    assert scale == 1
+    assert_rgb(array, 1600, 1200)
+
+
+def test_decode_reduced_applies_the_exif_orientation_after_reducing():
+    image = gradient_rgb(1600, 1200)
+    image.paste((255, 0, 0), (0, 0, 64, 64))  # top-left corner of the upright photo
+    stored = image.transpose(Image.Transpose.ROTATE_90)  # what the camera wrote: 1200x1600
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    array, scale = decode_reduced(encode(stored, "JPEG", quality=90, exif=exif), 640)
+    assert scale == 2
+    assert_rgb(array, 800, 600)
+    assert array[8, 8, 0] > 200 and array[8, 8, 1] < 60  # the red corner is top left again

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     max_upload_mb: int = 10
     #: Longest side the detectors see; coordinates are mapped back to the original image.
     detect_max_side: int = 1024
+    #: A photo to classify is decoded reduced (JPEG DCT scaling) as far as its longer side stays at
+    #: least this: the type model crops at its ``max_side`` (640), the detector and mesh need less.
+    gate_decode_side: int = 640
     #: Smallest accepted distance, in original pixels, between brow and chin.
     min_face_px: int = 80
     #: Largest accepted head turn (yaw) and tilt (pitch), in degrees.
