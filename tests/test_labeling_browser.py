@@ -104,7 +104,8 @@ def test_drag_jaw_box_accept_reload(labeling_app, browser):
         canvas = page.locator("canvas.upper-canvas")
         expect(canvas).to_be_visible(timeout=30_000)
         expect(page.get_by_text(_fmt(AUTO["jaw"])).first).to_be_visible()
-        page.wait_for_timeout(500)  # background and boxes are drawn
+        page.wait_for_function(_INK_AT, arg=[AUTO["jaw"][0] * SCALE, sum(AUTO["jaw"][1::2]) / 2 * SCALE],
+                               timeout=30_000)  # the boxes are drawn (they load after the canvas shows)
         page.screenshot(path=str(ARTIFACTS / "labeling_opened.png"))
 
         page.get_by_role("button", name="Edit").click()
@@ -562,7 +563,8 @@ def test_accept_with_a_deleted_box_is_blocked_until_marked_not_visible(labeling_
         sign_in(page, server.url, "ana", "labeling")
         canvas = page.locator("canvas.upper-canvas")
         expect(canvas).to_be_visible(timeout=60_000)
-        page.wait_for_timeout(500)
+        page.wait_for_function(_INK_AT, arg=[AUTO["jaw"][0] * SCALE, sum(AUTO["jaw"][1::2]) / 2 * SCALE],
+                               timeout=30_000)  # the boxes are drawn (they load after the canvas shows)
         page.keyboard.press("e")  # the canvas's Edit mode
         expect(page.get_by_role("button", name="Edit")).to_have_attribute("aria-pressed", "true", timeout=10_000)
         bbox = canvas.bounding_box()
