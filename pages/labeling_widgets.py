@@ -23,7 +23,7 @@ SHORTCUTS = {
     "1 / 2 / 3": "label for a new box: face / T-zone / jaw",
     "Delete": "delete the selected box (a press on a box's edge or label selects it)",
     "Space + drag": "pan the zoomed photo (or drag with the middle mouse button)",
-    "E": "canvas Edit mode on/off (click a selected box's label to rename it)",
+    "E": "canvas Edit mode on/off (there a click on the selected box renames its label)",
     "Ctrl+Z / Ctrl+Y": "undo / redo on the canvas",
     "Enter": "accept and open the next photo",
     "F": "flag for a second look",
