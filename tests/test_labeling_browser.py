@@ -275,6 +275,45 @@ def test_zoom_and_pan_keep_saved_boxes_in_image_pixels(labeling_app, browser):
     assert boxes["face"] == AUTO["face"] and boxes["tzone"] == AUTO["tzone"]
 
 
+def test_conflict_keeps_the_others_fix_to_a_region_i_did_not_touch(labeling_app, browser):
+    """Ana moves the jaw box while "other" saves a moved T-zone box: Accept shows the conflict with the
+    T-zone defaulting to theirs and the jaw to hers; saving as offered keeps both fixes."""
+    from playwright.sync_api import expect
+
+    server, url, photo_id = labeling_app
+    context = browser.new_context(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
+    page = context.new_page()
+    x0, y0, x1, y1 = AUTO["jaw"]
+    dx, dy = DRAG[0] / SCALE, DRAG[1] / SCALE
+    my_jaw = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+    their_tzone = (640.0, 400.0, 1040.0, 700.0)
+    try:
+        _open_first_photo(page, server)
+        with session_scope(url) as s:
+            assert isinstance(ann.save_boxes(s, photo_id, 1, {**AUTO, "tzone": their_tzone}, "other", "flag",
+                                             "check tzone"), ann.SaveResult)
+        bbox = page.locator("canvas.upper-canvas").bounding_box()
+        _drag(page, (bbox["x"] + x0 * SCALE, bbox["y"] + (y0 + y1) / 2 * SCALE), DRAG)
+        expect(page.get_by_text(_fmt(my_jaw))).to_be_visible(timeout=20_000)
+        page.get_by_role("button", name="Accept").click()
+        expect(page.get_by_text("Someone else saved this photo since you opened it.")).to_be_visible(timeout=20_000)
+        for region, default in (("tzone", "theirs"), ("jaw", "mine")):
+            choice = page.locator(f".st-key-choice-{photo_id}-{region}")
+            expect(choice.get_by_role("radio", name=default)).to_be_checked(timeout=10_000)
+        page.wait_for_function(  # both previews (yours, theirs) are shown
+            "() => [...document.querySelectorAll('[data-testid=\"stMain\"] img')]"
+            ".filter((i) => i.complete && i.naturalWidth > 0 && i.width >= 300).length >= 2", timeout=20_000)
+        page.screenshot(path=str(ARTIFACTS / "labeling_conflict.png"))
+        page.get_by_role("button", name="Save my choice").click()
+        expect(page.get_by_text(re.compile(r"saved as version 3"))).to_be_visible(timeout=20_000)
+    finally:
+        context.close()
+    with session_scope(url) as s:
+        boxes = ann.box_map(ann.boxes_at(s, photo_id, 3))
+    assert boxes["jaw"] == pytest.approx(my_jaw, abs=1e-6)
+    assert boxes["tzone"] == pytest.approx(their_tzone) and boxes["face"] == AUTO["face"]
+
+
 LABELING_PAGES = ["pages/labeling.py", "pages/labeling_import.py", "pages/labeling_quality.py",
                   "pages/labeling_exchange.py", "pages/labeling_retrain.py"]
 
