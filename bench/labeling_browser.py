@@ -2,11 +2,14 @@
 one box correction (drag the jaw box, then accept), from the first action until the next photo's
 canvas is shown and the app has finished running.
 
-Run by hand: ``.venv/bin/python -m bench.labeling_browser [--photos 12] [--accept click|enter] [--burn]``.
+Run by hand: ``.venv/bin/python -m bench.labeling_browser [--photos 12] [--accept click|enter] [--move direct|edit]
+[--burn]``.
 It builds a throwaway project (SQLite + folder store) of synthetic 1600x1200 photos with auto boxes,
 serves it with ``streamlit run``, signs in as an annotator and works through the queue. The first
 photo warms the app and is not counted. ``--accept enter`` accepts with the Enter key (the page's
-keyboard shortcut) instead of clicking Accept; ``--burn`` keeps one CPU core busy meanwhile.
+keyboard shortcut) instead of clicking Accept. ``--move direct`` (the default) drags the jaw box by its
+edge, as the canvas allows without an Edit mode; ``--move edit`` turns on Edit first (E or the toolbar
+button) and drags it from inside. ``--burn`` keeps one CPU core busy meanwhile.
 Prints a table with the load average and the core count.
 """
 
@@ -128,26 +131,28 @@ def wait_for_jaw_drawn(page, timeout_ms: int = 60_000) -> None:
     )
 
 
-def drag_jaw(page, how: str) -> int:
-    """Turn on the canvas's Edit mode and drag the jaw box 20 canvas pixels right; returns the actions taken."""
+def drag_jaw(page, how: str, move: str) -> int:
+    """Drag the jaw box 20 canvas pixels right (``move`` "edit": turn on the canvas's Edit mode first and
+    drag from inside the box; "direct": drag its left edge); returns the actions taken."""
     wait_for_jaw_drawn(page)
-    if how == "enter":
-        page.keyboard.press("e")
-    else:
-        page.get_by_role("button", name="Edit").click()
+    if move == "edit":
+        if how == "enter":
+            page.keyboard.press("e")
+        else:
+            page.get_by_role("button", name="Edit").click()
     canvas = page.locator("canvas.upper-canvas")
     canvas.evaluate("c => c.scrollIntoView({block: 'end'})")  # the jaw is in the photo's lower half
     box = canvas.bounding_box()
     scale = box["width"] / WIDTH
     x0, y0, x1, y1 = AUTO["jaw"]
-    cx, cy = box["x"] + (x0 + x1) / 2 * scale, box["y"] + (y0 + y1) / 2 * scale
+    cx, cy = box["x"] + (x0 + x1 if move == "edit" else 2 * x0) / 2 * scale, box["y"] + (y0 + y1) / 2 * scale
     page.mouse.move(cx, cy)
     page.mouse.down()
     for i in range(1, 6):
         page.mouse.move(cx + 4 * i, cy)
     page.mouse.up()
     page.get_by_text(f"{x0 + 20 / scale:.2f}, {y0:.2f}").first.wait_for(timeout=60_000)
-    return 2  # the Edit toggle and the drag
+    return 2 if move == "edit" else 1  # (the Edit toggle and) the drag
 
 
 def show_failure(page, screenshot: Path) -> None:
@@ -161,6 +166,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--photos", type=int, default=12)
     parser.add_argument("--accept", choices=["click", "enter"], default="click")
+    parser.add_argument("--move", choices=["direct", "edit"], default="direct")
     parser.add_argument("--burn", action="store_true", help="keep one CPU core busy while measuring")
     args = parser.parse_args()
 
@@ -192,7 +198,7 @@ def main() -> int:
                     correct = n % 2 == 0 and n > 0
                     start = time.perf_counter()
                     try:
-                        actions = drag_jaw(page, args.accept) if correct else 0
+                        actions = drag_jaw(page, args.accept, args.move) if correct else 0
                         accept(page, args.accept)
                         wait_for_photo_after(page, previous)
                     except Exception:
@@ -207,7 +213,8 @@ def main() -> int:
                 burner.terminate()
             server.stop()
     load = os.getloadavg()[0]
-    print(f"\nLabeling: action -> next photo shown, accept by {args.accept}, {os.cpu_count()} CPU cores, "
+    print(f"\nLabeling: action -> next photo shown, accept by {args.accept}, box moved {args.move}, "
+          f"{os.cpu_count()} CPU cores, "
           f"load average {load:.1f}{', one core kept busy by the benchmark' if args.burn else ''}")
     print(f"{'case':<16} {'photos':>6} {'actions':>7} {'p50 (s)':>8} {'min (s)':>8} {'max (s)':>8}")
     for name, rows in (("untouched accept", untouched), ("one box fixed", corrected)):

@@ -140,7 +140,7 @@ def check_canvas_boxes(boxes: Iterable[CanvasBox], min_side: float = 2.0) -> tup
             problems.append(f"A box has {shown}; label it one of {', '.join(REGIONS)} (Edit, then click the selected box's label).")
             continue
         if item.label in regions:
-            problems.append(f"There are two {item.label} boxes; delete one (Edit, select it, Delete selected).")
+            problems.append(f"There are two {item.label} boxes; delete one (press its edge to select it, then Delete).")
             continue
         x0, y0, x1, y1 = item.box
         if x1 - x0 < min_side or y1 - y0 < min_side:

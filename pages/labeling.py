@@ -215,8 +215,9 @@ def review() -> None:
         new_label = st.radio("Label for a new box", REGIONS, index=REGIONS.index(missing_now[0]) if missing_now else 0,
                              horizontal=True, key=label_key, label_visibility="collapsed",
                              format_func=lambda r: f"{REGIONS.index(r) + 1} {r}",
-                             help="Drag on the photo to draw a box with this label. To move, resize, relabel or "
-                                  "delete boxes, turn on Edit in the canvas toolbar (or press E).")
+                             help="Drag on the photo, inside a box too, to draw a box with this label. Drag a box by "
+                                  "its edge or label to move it, by its handles to resize it; Delete removes the "
+                                  "selected box. Space + drag pans a zoomed photo.")
     zoom = zoom_at.segmented_control("Zoom", list(ZOOMS), default="1×", key="labeling-zoom",
                                      label_visibility="collapsed") or "1×"
     model_boxes = labeling_assist.model_boxes_bar(photo, opened, edited, assist)

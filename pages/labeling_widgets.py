@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import base64
 import functools
+import importlib.util
+import json
 import threading
 from pathlib import Path
 
@@ -19,8 +21,9 @@ from labeling import previews, queue
 #: Shortcut -> what it does, shown on the Review page (the keyboard component below implements them).
 SHORTCUTS = {
     "1 / 2 / 3": "label for a new box: face / T-zone / jaw",
-    "E": "canvas Edit mode on/off (select, move, resize, relabel boxes)",
-    "Delete": "delete the selected box (in Edit mode)",
+    "Delete": "delete the selected box (a press on a box's edge or label selects it)",
+    "Space + drag": "pan the zoomed photo (or drag with the middle mouse button)",
+    "E": "canvas Edit mode on/off (there a click on the selected box renames its label)",
     "Ctrl+Z / Ctrl+Y": "undo / redo on the canvas",
     "Enter": "accept and open the next photo",
     "F": "flag for a second look",
@@ -94,32 +97,156 @@ def keyboard_shortcuts() -> None:
     keys(key="labeling-keys", width="content", height="content")
 
 
-# streamlit-drawable-canvas's own module, loaded from where Streamlit serves that package's assets and
-# mounted with one change: the report of the background's size ("backgroundFit") stays in the browser.
-# Every new canvas (each photo has its own) sends that report once its background has loaded, and a
-# component's report reruns the page: a second run after every Accept for a value this page never reads.
+# streamlit-drawable-canvas 0.13.0's own module (MIT licence, github.com/andfanilo/streamlit-drawable-canvas),
+# fetched from where Streamlit serves that package's assets, changed by CANVAS_MODULE_PATCHES in the browser
+# and imported from a blob: address, once per page. It is mounted with one more change: the report of the
+# background's size ("backgroundFit") stays in the browser. Every new canvas (each photo has its own) sends
+# that report once its background has loaded, and a component's report reruns the page: a second run after
+# every Accept for a value this page never reads. Pan (Space + drag, or a middle-button drag) scrolls the
+# canvas's own scroll box, so the boxes' coordinates (Fabric scene = canvas pixels) do not change with it.
 _CANVAS_JS = """
-const canvasModule = import(new URL(%r, document.baseURI).href);
+const MODULE_URL = new URL(__MODULE_URL__, document.baseURI).href;
+const PATCHES = __PATCHES__;
+const loadCanvasModule = () => fetch(MODULE_URL).then((response) => response.text()).then((source) => {
+  for (const [find, replace] of PATCHES) {
+    const parts = source.split(find);
+    if (parts.length !== 2) throw new Error(`the canvas module does not match its patch: ${find.slice(0, 80)}`);
+    source = parts[0] + replace + parts[1];
+  }
+  return import(URL.createObjectURL(new Blob([source], { type: 'text/javascript' })));
+}).catch((error) => {
+  console.error('facetype: canvas without its patches (Edit mode still works):', error);
+  return import(MODULE_URL);
+});
+window.__facetypeCanvasModules = window.__facetypeCanvasModules || {};
+const canvasModule = window.__facetypeCanvasModules[MODULE_URL] =
+  window.__facetypeCanvasModules[MODULE_URL] || loadCanvasModule();
+
+const TEXT_FIELDS = 'textarea, select, [contenteditable], input:not([type=radio]):not([type=checkbox]):not([type=button])';
+const panWith = (root) => {
+  let space = false, over = false, drag = null;
+  const scroller = () => root.querySelector('.dc-scroll');
+  const canPan = (el) => el.scrollWidth > el.clientWidth || el.scrollHeight > el.clientHeight;
+  const showCursor = () => {
+    const el = scroller();
+    if (el) el.dataset.pan = drag ? 'dragging' : space && over && canPan(el) ? 'ready' : '';
+  };
+  const onPointerDown = (event) => {
+    const el = scroller();
+    if (!el || !el.contains(event.target) || !(event.button === 1 || (space && event.button === 0)) || !canPan(el)) return;
+    event.preventDefault(); event.stopPropagation();  // the canvas neither draws nor selects
+    drag = { el, x: event.clientX, y: event.clientY, left: el.scrollLeft, top: el.scrollTop };
+    showCursor();
+  };
+  const onMouseDown = (event) => { if (drag) { event.preventDefault(); event.stopPropagation(); } };
+  const onPointerMove = (event) => {
+    const el = scroller(), now = !!el && event.composedPath().includes(el);
+    if (now !== over) { over = now; showCursor(); }
+    if (!drag) return;
+    event.preventDefault();
+    drag.el.scrollLeft = drag.left - (event.clientX - drag.x);
+    drag.el.scrollTop = drag.top - (event.clientY - drag.y);
+  };
+  const onPointerUp = () => { if (drag) { drag = null; showCursor(); } };
+  const onKey = (event) => {
+    if (event.key !== ' ' || (event.target && event.target.matches && event.target.matches(TEXT_FIELDS))) return;
+    space = event.type === 'keydown';
+    if (over) { event.preventDefault(); event.stopPropagation(); }  // not the page's scroll, nor a focused button's press
+    showCursor();
+  };
+  root.addEventListener('pointerdown', onPointerDown, true);
+  root.addEventListener('mousedown', onMouseDown, true);
+  window.addEventListener('pointermove', onPointerMove, true);
+  window.addEventListener('pointerup', onPointerUp, true);
+  window.addEventListener('keydown', onKey, true);
+  window.addEventListener('keyup', onKey, true);
+  return () => {
+    root.removeEventListener('pointerdown', onPointerDown, true);
+    root.removeEventListener('mousedown', onMouseDown, true);
+    window.removeEventListener('pointermove', onPointerMove, true);
+    window.removeEventListener('pointerup', onPointerUp, true);
+    window.removeEventListener('keydown', onKey, true);
+    window.removeEventListener('keyup', onKey, true);
+  };
+};
+
 export default function (component) {
   const mount = { ...component, setStateValue: (name, value) => {
     if (name !== 'backgroundFit') component.setStateValue(name, value);
   } };
+  const root = component.parentElement;  // called again with each new value: one pan per canvas
+  root.__facetypeStopPan = root.__facetypeStopPan || panWith(root);
   let cleanup = null, unmounted = false;
   canvasModule.then((module) => { if (!unmounted) cleanup = module.default(mount); });
-  return () => { unmounted = true; if (cleanup) cleanup(); };
+  return () => {
+    unmounted = true;
+    if (root.__facetypeStopPan) root.__facetypeStopPan();
+    root.__facetypeStopPan = null;
+    if (cleanup) cleanup();
+  };
 }
 """
+_PAN_CSS = (".dc-scroll[data-pan=ready] canvas {cursor: grab !important}"
+            ".dc-scroll[data-pan=dragging] canvas {cursor: grabbing !important}")
+
+#: (find, replace) pairs for streamlit-drawable-canvas 0.13.0's module (frontend/build/index-*.js); each find
+#: occurs exactly once there (tests/test_canvas.py checks the installed one). They make its ``labeled_rect``
+#: tool work as in Label Studio / CVAT, without the Edit mode: a press on a box's edge or label chip selects
+#: it and a drag moves it (its handles resize it); a drag anywhere else, inside a box too (the T-zone and jaw
+#: lie inside the face), draws a new box; a click that draws nothing leaves no box; the toolbar shows
+#: Delete selected while a box is selected. ``Rc`` is the tool's class in that build and ``lr`` its box class.
+CANVAS_MODULE_PATCHES: tuple[tuple[str, str], ...] = (
+    # Boxes stay pickable while this tool is on, by their drawn pixels (edge, label chip), 6 px either side:
+    # the selection area is padded by 6 px (outside the edge) and ink is looked for 6 px around the pointer.
+    ("this.canvas.forEachObject((h) => h.selectable = h.evented = !1), this.strokeWidth = e, this.strokeColor = t, "
+     "this.fillColor = r, this.label = i, this.fontSize = s, this.minLength = e;\n"
+     "    const o = (h) => this.onMouseDown(h), n = (h) => this.onMouseMove(h), a = () => this.onMouseUp(), "
+     "l = () => this.onMouseOut();",
+     "this.canvas.forEachObject((h) => this.pickable(h)), this.canvas.setTargetFindTolerance(6), "
+     'this.canvas.defaultCursor = "crosshair", this.strokeWidth = e, this.strokeColor = t, '
+     "this.fillColor = r, this.label = i, this.fontSize = s, this.minLength = e;\n"
+     "    const o = (h) => this.onMouseDown(h), n = (h) => this.onMouseMove(h), a = () => this.onMouseUp(), "
+     "l = (h) => this.onMouseOut(h);"),
+    # A press on a box (Fabric found a target) is Fabric's: select, move, resize. No new box.
+    ("  onMouseDown(e) {\n    const t = this.canvas, r = e.e.button;\n    this.isMouseDown = !0;\n"
+     "    const i = t.getScenePoint(e.e);\n    this.currentStartX = i.x, this.currentStartY = i.y, "
+     "this.currentRect = new lr({",
+     "  onMouseDown(e) {\n    if (e.target) return;\n    const t = this.canvas, r = e.e.button;\n    this.isMouseDown = !0;\n"
+     "    const i = t.getScenePoint(e.e);\n    this.currentStartX = i.x, this.currentStartY = i.y, "
+     "this.currentRect = new lr({"),
+    # A drawn box is pickable at once; a click that was not a drag removes its stub. Hovering from one box
+    # to another also fires "mouse:out" (on a pointer move): only leaving the canvas ends a drawing.
+    ("  onMouseUp() {\n    this.isMouseDown = !1;\n  }\n  onMouseOut() {\n    this.isMouseDown = !1;\n  }\n}, gi = {",
+     "  onMouseUp() {\n    this.isMouseDown && this.currentRect.width <= this.minLength && "
+     "this.canvas.remove(this.currentRect), this.isMouseDown = !1, this.pickable(this.currentRect);\n  }\n"
+     '  onMouseOut(e) {\n    e.e.type.endsWith("move") || this.onMouseUp();\n  }\n'
+     "  pickable(h) {\n    h.selectable = h.evented = h.perPixelTargetFind = !0, h.padding = 6;\n  }\n}, gi = {"),
+    # In Edit mode (the jc tool) a press anywhere on a box picks it again, as before: nothing draws there.
+    ("s.isDrawingMode = !1, s.selection = !0, s.forEachObject((y) => y.selectable = y.evented = !0)",
+     "s.isDrawingMode = !1, s.selection = !0, s.forEachObject((y) => (y.selectable = y.evented = !0, "
+     "y.perPixelTargetFind = !1))"),
+    # Bring forward / Send backward / Delete selected show while a box is selected, not only in Edit mode.
+    ('e.contextualGroup.style.display = i ? "flex" : "none"',
+     'e.contextualGroup.style.display = i || s ? "flex" : "none"'),
+)
+
+
+def canvas_module_path() -> Path:
+    """streamlit-drawable-canvas's frontend module, as installed."""
+    package = importlib.util.find_spec("streamlit_drawable_canvas")  # not imported: see box_canvas
+    (module,) = (Path(package.submodule_search_locations[0]) / "frontend" / "build").glob("index-*.js")
+    return module
 
 
 @functools.cache
 def _canvas_assets() -> tuple[str, str]:
-    """The canvas module's served address (relative to the page) and the package's stylesheet."""
-    import streamlit_drawable_canvas
-
-    build = Path(streamlit_drawable_canvas.__file__).parent / "frontend" / "build"
-    (module,) = build.glob("index-*.js")
-    return (f"_stcore/bidi-components/streamlit-drawable-canvas.streamlit_drawable_canvas/{module.name}",
-            (build / "index-style.css").read_text())
+    """The canvas component's script (the package's module, served by Streamlit, patched in the browser)
+    and its stylesheet (the package's, plus the pan cursor)."""
+    module = canvas_module_path()
+    url = f"_stcore/bidi-components/streamlit-drawable-canvas.streamlit_drawable_canvas/{module.name}"
+    js = _CANVAS_JS.replace("__MODULE_URL__", json.dumps(url)).replace(
+        "__PATCHES__", json.dumps(CANVAS_MODULE_PATCHES))
+    return js, (module.parent / "index-style.css").read_text() + _PAN_CSS
 
 
 @functools.lru_cache(maxsize=8)
@@ -135,9 +262,9 @@ def box_canvas(*, background_jpeg: bytes, width: int, height: int, label: str, s
     Returns the drawing (Fabric JSON, ``st_canvas(...).json_data``)."""
     import streamlit_drawable_canvas  # noqa: F401  (registers the package's component, which serves the module)
 
-    module_url, css = _canvas_assets()
+    js, css = _canvas_assets()
     canvas = st.components.v2.component("facetype_box_canvas", html='<div class="canvas-root"></div>', css=css,
-                                        js=_CANVAS_JS % module_url, isolate_styles=True)
+                                        js=js, isolate_styles=True)
     drawing = {**initial_drawing, "background": ""}
     data = {
         "fillColor": "rgba(0, 0, 0, 0)", "strokeWidth": stroke_width, "strokeColor": stroke_color,

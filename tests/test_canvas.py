@@ -97,3 +97,17 @@ def test_check_canvas_boxes_reports_problems():
     assert len(problems) == 3
     assert any("two face boxes" in p for p in problems)
     assert missing_regions(regions) == ["tzone", "jaw"]
+
+
+def test_each_canvas_module_patch_applies_once_to_the_installed_module():
+    """The Labeling canvas changes streamlit-drawable-canvas's module in the browser (no Edit mode needed):
+    a patch whose text is not found exactly once would leave the canvas unpatched, so a package upgrade
+    that moves that text fails here, not silently in the browser."""
+    from pages.labeling_widgets import CANVAS_MODULE_PATCHES, canvas_module_path
+
+    source = canvas_module_path().read_text()
+    for find, replace in CANVAS_MODULE_PATCHES:
+        assert source.count(find) == 1, find[:80]
+        assert find != replace
+        source = source.replace(find, replace)
+    assert "if (e.target) return;" in source and "h.perPixelTargetFind = !0" in source

@@ -104,7 +104,8 @@ def test_drag_jaw_box_accept_reload(labeling_app, browser):
         canvas = page.locator("canvas.upper-canvas")
         expect(canvas).to_be_visible(timeout=30_000)
         expect(page.get_by_text(_fmt(AUTO["jaw"])).first).to_be_visible()
-        page.wait_for_timeout(500)  # background and boxes are drawn
+        page.wait_for_function(_INK_AT, arg=[AUTO["jaw"][0] * SCALE, sum(AUTO["jaw"][1::2]) / 2 * SCALE],
+                               timeout=30_000)  # the boxes are drawn (they load after the canvas shows)
         page.screenshot(path=str(ARTIFACTS / "labeling_opened.png"))
 
         page.get_by_role("button", name="Edit").click()
@@ -141,6 +142,176 @@ def test_drag_jaw_box_accept_reload(labeling_app, browser):
         assert boxes["face"] == AUTO["face"] and boxes["tzone"] == AUTO["tzone"]
         (audit,) = queue.audit_trail(s, photo_id)
         assert audit.annotator == "ana" and audit.action == "accept"
+
+
+#: The canvas has drawn ink (a box's edge) at canvas pixel (x, y), on the boxes' layer above the photo. The
+#: canvas element appears before its boxes are loaded; a press before that hits no box.
+_INK_AT = """([x, y]) => {
+    for (const host of document.querySelectorAll('[data-testid="stMain"] *')) {
+        const canvas = host.shadowRoot && host.shadowRoot.querySelector('canvas.dc-canvas');
+        if (!canvas || !canvas.width) continue;
+        const pixels = canvas.getContext('2d').getImageData(Math.round(x) - 3, Math.round(y) - 3, 7, 7).data;
+        for (let i = 3; i < pixels.length; i += 4) if (pixels[i] > 0) return true;
+    }
+    return false;
+}"""
+
+#: The canvas's scroll box (zoomed photos scroll in it): [scrollLeft, scrollTop].
+_CANVAS_SCROLL = """() => {
+    for (const host of document.querySelectorAll('[data-testid="stMain"] *')) {
+        const box = host.shadowRoot && host.shadowRoot.querySelector('.dc-scroll');
+        if (box) return [box.scrollLeft, box.scrollTop];
+    }
+    return null;
+}"""
+
+
+def _drag(page, start: tuple[float, float], offset: tuple[float, float], button: str = "left") -> None:
+    x, y = start
+    page.mouse.move(x, y)
+    page.mouse.down(button=button)
+    for i in range(1, 11):
+        page.mouse.move(x + offset[0] * i / 10, y + offset[1] * i / 10)
+    page.mouse.up(button=button)
+
+
+def _open_first_photo(page, server) -> None:
+    from playwright.sync_api import expect
+
+    sign_in(page, server.url, "ana", "labeling")
+    expect(page.locator("canvas.upper-canvas")).to_be_visible(timeout=60_000)
+    x0, y0, x1, y1 = AUTO["jaw"]
+    page.wait_for_function(_INK_AT, arg=[x0 * SCALE, (y0 + y1) / 2 * SCALE], timeout=30_000)
+
+
+def test_move_delete_and_draw_boxes_without_edit_mode(labeling_app, browser):
+    """As in Label Studio / CVAT, with Edit off: a press on the jaw box's edge and a drag moves it; a click
+    inside a box leaves no stray box; selecting the T-zone box and pressing Delete switches the label to
+    tzone; a drag inside the face box draws the new T-zone box. Accept saves exactly that."""
+    from playwright.sync_api import expect
+
+    server, url, photo_id = labeling_app
+    context = browser.new_context(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
+    page = context.new_page()
+    x0, y0, x1, y1 = AUTO["jaw"]
+    dx, dy = DRAG[0] / SCALE, DRAG[1] / SCALE
+    moved = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+    drawn = (620.0, 420.0, 980.0, 680.0)
+    try:
+        _open_first_photo(page, server)
+        expect(page.get_by_role("button", name="Edit")).to_have_attribute("aria-pressed", "false")
+        bbox = page.locator("canvas.upper-canvas").bounding_box()
+        at = lambda x, y: (bbox["x"] + x * SCALE, bbox["y"] + y * SCALE)  # noqa: E731  (original px -> screen)
+
+        _drag(page, at(x0, (y0 + y1) / 2), DRAG)  # the jaw box's left edge
+        expect(page.get_by_text(_fmt(moved))).to_be_visible(timeout=20_000)
+
+        page.mouse.click(*at(800, 300))  # inside the face box, away from its edges: selects nothing, draws nothing
+        tz = AUTO["tzone"]
+        page.mouse.click(*at((tz[0] + tz[2]) / 2, tz[1]))  # the T-zone box's top edge
+        expect(page.get_by_role("button", name="Delete selected")).to_be_visible(timeout=10_000)
+        page.keyboard.press("Delete")
+        expect(page.get_by_text(re.compile(r"^Missing: tzone"))).to_be_visible(timeout=20_000)
+        expect(page.get_by_role("radio", name="2 tzone")).to_be_checked(timeout=20_000)  # drawn next
+
+        left, top = at(drawn[0], drawn[1])
+        _drag(page, (left, top), ((drawn[2] - drawn[0]) * SCALE, (drawn[3] - drawn[1]) * SCALE))
+        expect(page.get_by_text(re.compile(r"^Missing: tzone"))).to_have_count(0, timeout=20_000)
+        expect(page.locator('[data-testid="stAlert"]')).to_have_count(0)  # no "two boxes", no stray stub
+        page.get_by_role("button", name="Accept").click()
+        expect(page.get_by_text(re.compile(r"accept saved as version 2"))).to_be_visible(timeout=20_000)
+        page.screenshot(path=str(ARTIFACTS / "labeling_no_edit_mode.png"))
+    finally:
+        context.close()
+    with session_scope(url) as s:
+        boxes = ann.box_map(ann.boxes_at(s, photo_id, 2))
+    assert set(boxes) == set(AUTO)
+    assert boxes["jaw"] == pytest.approx(moved, abs=1e-6)
+    assert boxes["face"] == AUTO["face"]
+    assert boxes["tzone"] == pytest.approx(drawn, abs=2 / SCALE)  # a canvas pixel either way
+
+
+def test_zoom_and_pan_keep_saved_boxes_in_image_pixels(labeling_app, browser):
+    """At 1.5x the photo scrolls in the canvas; Space + drag and a middle-button drag pan it (drawing
+    nothing); a box moved after panning is saved moved by the drag over the zoomed scale, in image pixels."""
+    from playwright.sync_api import expect
+
+    server, url, photo_id = labeling_app
+    context = browser.new_context(viewport={"width": 1400, "height": 1000}, device_scale_factor=1)
+    page = context.new_page()
+    zoom = 0.75  # the 1600 x 1200 photo on the 1.5x canvas (1200 x 900)
+    x0, y0, x1, y1 = AUTO["jaw"]
+    moved = (x0 + DRAG[0] / zoom, y0 + DRAG[1] / zoom, x1 + DRAG[0] / zoom, y1 + DRAG[1] / zoom)
+    try:
+        _open_first_photo(page, server)
+        page.locator(".st-key-labeling-zoom").get_by_text("1.5×").click()
+        canvas = page.locator("canvas.upper-canvas")
+        expect(canvas).to_have_attribute("width", "1200", timeout=30_000)
+        page.wait_for_function(_INK_AT, arg=[x0 * zoom, (y0 + y1) / 2 * zoom], timeout=30_000)
+        assert page.evaluate(_CANVAS_SCROLL) == [0, 0]
+        view = canvas.bounding_box()
+        page.mouse.move(view["x"] + 300, view["y"] + 450)
+        page.keyboard.down(" ")
+        _drag(page, (view["x"] + 300, view["y"] + 450), (0, -200))
+        page.keyboard.up(" ")
+        page.wait_for_function(f"() => ({_CANVAS_SCROLL})()[1] === 200", timeout=10_000)
+        _drag(page, (view["x"] + 300, view["y"] + 450), (0, -100), button="middle")
+        page.wait_for_function(f"() => ({_CANVAS_SCROLL})()[1] === 300", timeout=10_000)
+        expect(page.get_by_text(_fmt(AUTO["jaw"])).first).to_be_visible()  # panning moved no box
+        expect(page.locator('[data-testid="stAlert"]')).to_have_count(0)  # and drew none
+
+        bbox = canvas.bounding_box()  # scrolled up by 300 with the photo
+        assert round(view["y"] - bbox["y"]) == 300
+        _drag(page, (bbox["x"] + x0 * zoom, bbox["y"] + (y0 + y1) / 2 * zoom), DRAG)
+        expect(page.get_by_text(_fmt(moved))).to_be_visible(timeout=20_000)
+        page.screenshot(path=str(ARTIFACTS / "labeling_zoom_pan.png"))
+        page.get_by_role("button", name="Accept").click()
+        expect(page.get_by_text(re.compile(r"accept saved as version 2"))).to_be_visible(timeout=20_000)
+    finally:
+        context.close()
+    with session_scope(url) as s:
+        boxes = ann.box_map(ann.boxes_at(s, photo_id, 2))
+    assert boxes["jaw"] == pytest.approx(moved, abs=0.005)  # stored to 0.01 px
+    assert boxes["face"] == AUTO["face"] and boxes["tzone"] == AUTO["tzone"]
+
+
+def test_conflict_keeps_the_others_fix_to_a_region_i_did_not_touch(labeling_app, browser):
+    """Ana moves the jaw box while "other" saves a moved T-zone box: Accept shows the conflict with the
+    T-zone defaulting to theirs and the jaw to hers; saving as offered keeps both fixes."""
+    from playwright.sync_api import expect
+
+    server, url, photo_id = labeling_app
+    context = browser.new_context(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
+    page = context.new_page()
+    x0, y0, x1, y1 = AUTO["jaw"]
+    dx, dy = DRAG[0] / SCALE, DRAG[1] / SCALE
+    my_jaw = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+    their_tzone = (640.0, 400.0, 1040.0, 700.0)
+    try:
+        _open_first_photo(page, server)
+        with session_scope(url) as s:
+            assert isinstance(ann.save_boxes(s, photo_id, 1, {**AUTO, "tzone": their_tzone}, "other", "flag",
+                                             "check tzone"), ann.SaveResult)
+        bbox = page.locator("canvas.upper-canvas").bounding_box()
+        _drag(page, (bbox["x"] + x0 * SCALE, bbox["y"] + (y0 + y1) / 2 * SCALE), DRAG)
+        expect(page.get_by_text(_fmt(my_jaw))).to_be_visible(timeout=20_000)
+        page.get_by_role("button", name="Accept").click()
+        expect(page.get_by_text("Someone else saved this photo since you opened it.")).to_be_visible(timeout=20_000)
+        for region, default in (("tzone", "theirs"), ("jaw", "mine")):
+            choice = page.locator(f".st-key-choice-{photo_id}-{region}")
+            expect(choice.get_by_role("radio", name=default)).to_be_checked(timeout=10_000)
+        page.wait_for_function(  # both previews (yours, theirs) are shown
+            "() => [...document.querySelectorAll('[data-testid=\"stMain\"] img')]"
+            ".filter((i) => i.complete && i.naturalWidth > 0 && i.width >= 300).length >= 2", timeout=20_000)
+        page.screenshot(path=str(ARTIFACTS / "labeling_conflict.png"))
+        page.get_by_role("button", name="Save my choice").click()
+        expect(page.get_by_text(re.compile(r"saved as version 3"))).to_be_visible(timeout=20_000)
+    finally:
+        context.close()
+    with session_scope(url) as s:
+        boxes = ann.box_map(ann.boxes_at(s, photo_id, 3))
+    assert boxes["jaw"] == pytest.approx(my_jaw, abs=1e-6)
+    assert boxes["tzone"] == pytest.approx(their_tzone) and boxes["face"] == AUTO["face"]
 
 
 LABELING_PAGES = ["pages/labeling.py", "pages/labeling_import.py", "pages/labeling_quality.py",
@@ -431,7 +602,8 @@ def test_accept_with_a_deleted_box_is_blocked_until_marked_not_visible(labeling_
         sign_in(page, server.url, "ana", "labeling")
         canvas = page.locator("canvas.upper-canvas")
         expect(canvas).to_be_visible(timeout=60_000)
-        page.wait_for_timeout(500)
+        page.wait_for_function(_INK_AT, arg=[AUTO["jaw"][0] * SCALE, sum(AUTO["jaw"][1::2]) / 2 * SCALE],
+                               timeout=30_000)  # the boxes are drawn (they load after the canvas shows)
         page.keyboard.press("e")  # the canvas's Edit mode
         expect(page.get_by_role("button", name="Edit")).to_have_attribute("aria-pressed", "true", timeout=10_000)
         bbox = canvas.bounding_box()
