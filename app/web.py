@@ -11,6 +11,7 @@ import streamlit as st
 
 from app.media_release import release_visitor_media
 from app.team_routes import ROUTES
+from models.warmup import freeze_loaded_objects
 
 app = st.App(Path(__file__).with_name("main.py"), routes=ROUTES, lifespan=release_visitor_media)
 
@@ -28,6 +29,7 @@ def import_first_page_modules() -> None:
             importlib.import_module(name)
         except ImportError as error:  # the page says what is missing, where it imports it
             logging.getLogger(__name__).warning("not imported ahead: %s (%s)", name, error)
+    freeze_loaded_objects()  # the first page's post-run collection then skips these modules
 
 
 threading.Thread(target=import_first_page_modules, name="facetype-import-ahead", daemon=True).start()
