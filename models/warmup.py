@@ -11,18 +11,23 @@ from __future__ import annotations
 import gc
 import logging
 import threading
+import time
 
 log = logging.getLogger(__name__)
 
 _lock = threading.Lock()
+#: How long after the first page's script run the loading begins: its messages are still being sent
+#: then, and importing torch holds the GIL for seconds at a time (its C extension's initialisation),
+#: which held them back (the first page's form came 2-3 s after its script had run, on 2 busy cores).
+PAGE_SENT_S = 1.0
 _thread: threading.Thread | None = None
 
 
 def start(url: str | None = None, store=None, after: threading.Event | None = None) -> threading.Thread:
     """Start warm-loading on a daemon thread, once per process; later calls return that thread.
-    With ``after``, the loading begins once that event is set (the app: when its first page is
-    drawn, so that the page does not share the CPU with torch's import); it counts as under way
-    from now on."""
+    With ``after``, the loading begins :data:`PAGE_SENT_S` after that event is set (the app: when
+    its first page's script has run, so that the page does not share the CPU with torch's import);
+    it counts as under way from now on."""
     global _thread
     with _lock:
         if _thread is None:
@@ -35,6 +40,7 @@ def start(url: str | None = None, store=None, after: threading.Event | None = No
 def _warm_load(url, store, after: threading.Event | None) -> None:
     if after is not None:
         after.wait()
+        time.sleep(PAGE_SENT_S)
     try:
         from models.serving import warm_load
 
