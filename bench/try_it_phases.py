@@ -31,7 +31,10 @@ window.WebSocket = function (...args) {
   ws.binaryType = "arraybuffer";
   ws.addEventListener("message", e => {
     if (!(e.data instanceof ArrayBuffer)) return;
-    note("in", btoa(String.fromCharCode(...new Uint8Array(e.data).slice(0, 4096))));
+    const bytes = new Uint8Array(e.data);
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 8192) text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+    note("in", btoa(text));
   });
   const send = ws.send.bind(ws);
   ws.send = data => { note("out"); send(data); };
@@ -54,16 +57,12 @@ window.__reset = () => { window.__notes = []; for (const k in seen) delete seen[
 
 def decode(notes: list) -> list[tuple[float, str]]:
     """(seconds, what) with each incoming message named by its forward-message type."""
-    from google.protobuf.message import DecodeError
     from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
     events = []
     for ms, what, data in notes:
         if what == "in":
-            try:
-                what = "in:" + (ForwardMsg.FromString(base64.b64decode(data)).WhichOneof("type") or "?")
-            except DecodeError:  # longer than the 4 KiB kept: a delta (images travel as media URLs)
-                what = "in:delta"
+            what = "in:" + (ForwardMsg.FromString(base64.b64decode(data)).WhichOneof("type") or "?")
         events.append((ms / 1000, what))
     return events
 
