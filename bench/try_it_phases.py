@@ -1,7 +1,8 @@
 """Where a warm Try it visit's time goes, step by step, as the browser sees it.
 
-Run by hand: ``.venv/bin/python -m bench.try_it_phases --var VAR [--runs 10]``, VAR a prepared var/
-folder with a served model (as ``bench.try_it_browser --var`` takes; ``make bench`` prepares one).
+Run by hand: ``.venv/bin/python -m bench.try_it_phases [--runs 10] [--cold 3] [--var VAR]``: VAR a
+prepared var/ folder with a served model to copy (as ``bench.try_it_browser --var`` takes); without
+it a throwaway project is built first, as that benchmark does (minutes).
 Each warm run uploads a photo, clicks Analyze as soon as it is enabled and waits for the type, as
 ``bench.try_it_browser`` does. A script injected into the page notes, on the page's own clock, every
 websocket message (decoded here as Streamlit's forward messages) and when the photo, the enabled
@@ -140,21 +141,25 @@ def cold_start(browser, env: dict, log_dir: Path) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
-    parser.add_argument("--var", type=Path, required=True, help="a var/ folder with a served model to copy")
+    parser.add_argument("--var", type=Path, default=None, help="a var/ folder with a served model to copy")
     parser.add_argument("--cold", type=int, default=3, help="cold starts to time (each a new server)")
     args = parser.parse_args()
 
     from playwright.sync_api import sync_playwright
 
+    from bench.try_it_browser import build_project
     from tests.browser import answer_try_it_questions, open_page
     from tests.servers import CHROMIUM_ARGS, StreamlitServer
 
     with tempfile.TemporaryDirectory(prefix="facetype-bench-") as tmp:
         var = Path(tmp) / "var"
-        shutil.copytree(args.var, var)
-        env = {"FACETYPE_VAR_DIR": str(var), "FACETYPE_DATABASE_URL": f"sqlite:///{var / 'facetype.db'}",
-               "FACETYPE_STORAGE_URL": str(var / "store")}
-        os.environ.update(env)
+        if args.var:
+            shutil.copytree(args.var, var)
+            env = {"FACETYPE_VAR_DIR": str(var), "FACETYPE_DATABASE_URL": f"sqlite:///{var / 'facetype.db'}",
+                   "FACETYPE_STORAGE_URL": str(var / "store")}
+            os.environ.update(env)
+        else:
+            env = build_project(var)
         from app.core.settings import get_settings
 
         photos = sorted((get_settings().sample_dir / "photos").glob("*/1.jpg"))
