@@ -1,7 +1,9 @@
 """The web server: Streamlit's ASGI app for ``app/main.py`` plus the team sign-in routes
 (``app.team_routes``), releasing visitors' photos from the ``/media`` URLs when their visit ends
-(``app.media_release``). Serve it with ``streamlit run app/web.py``."""
+(``app.media_release``), and getting the first page ready while the first browser loads it.
+Serve it with ``streamlit run app/web.py``."""
 
+import contextlib
 import importlib
 import logging
 import threading
@@ -11,8 +13,8 @@ import streamlit as st
 
 from app.media_release import release_visitor_media
 from app.team_routes import ROUTES
+from models.warmup import freeze_loaded_objects
 
-app = st.App(Path(__file__).with_name("main.py"), routes=ROUTES, lifespan=release_visitor_media)
 
 #: What app/main.py and the Try it page import (not torch: see models.warmup). Imported on a thread as
 #: the server starts, while the first browser loads the page and connects, so that its first script
@@ -30,4 +32,31 @@ def import_first_page_modules() -> None:
             logging.getLogger(__name__).warning("not imported ahead: %s (%s)", name, error)
 
 
-threading.Thread(target=import_first_page_modules, name="facetype-import-ahead", daemon=True).start()
+import_ahead = threading.Thread(target=import_first_page_modules, name="facetype-import-ahead", daemon=True)
+import_ahead.start()
+
+
+def prepare_ahead() -> None:
+    """As the server starts, once the imports above are done: the project's preparation (the
+    database's migrations, the store: app.services.bootstrap), which the first script run does too
+    (app/main.py: it says what fails) and then finds done: about a second less before the first page.
+    Then what is loaded is frozen, so that the first page's post-run collection skips it."""
+    import_ahead.join()
+    try:
+        from app.services.bootstrap import prepare
+
+        prepare()
+    except Exception as error:  # the first page prepares again and says what is wrong
+        logging.getLogger(__name__).info("not prepared ahead: %s", error)
+    freeze_loaded_objects()
+
+
+@contextlib.asynccontextmanager
+async def lifespan(asgi_app):
+    """The server's start: get the first page ready on a thread; release visitors' media until it stops."""
+    threading.Thread(target=prepare_ahead, name="facetype-prepare-ahead", daemon=True).start()
+    async with release_visitor_media(asgi_app):
+        yield
+
+
+app = st.App(Path(__file__).with_name("main.py"), routes=ROUTES, lifespan=lifespan)

@@ -15,6 +15,8 @@ prepared one instead), serves it with ``streamlit run`` and times:
 * with ``--while-training``: warm runs again while a detector run trains in a worker process on the
   same machine (queued as the Models page does, ``python -m models.worker`` beside the app, as
   ``make run`` starts it), and the ratio of their p50 to the idle one.
+
+Where the time of a warm visit and of a cold start goes: ``bench.try_it_phases``.
 """
 
 from __future__ import annotations

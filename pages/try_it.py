@@ -37,11 +37,6 @@ from pages.try_it_result import (
     show_type,
 )
 
-try:
-    import streamlit_webrtc
-except ImportError:  # without streamlit-webrtc the simple camera is the only one
-    streamlit_webrtc = None
-
 settings = get_settings()
 PHOTO_FILE_EXTENSIONS = ("jpg", "png", "webp")  # as named by models.intake.photo_file_type
 #: The uploader takes files up to this size, so that a larger photo gets the page's own message
@@ -59,6 +54,16 @@ PREVIEW_MAX_SIDE = 640  # shown 320 px wide; twice that for sharp screens, and l
 
 
 # ---------------------------------------------------------------- cached resources
+
+
+def live_camera_module():
+    """streamlit_webrtc, imported when a visitor asks for the camera (not on the app's first page:
+    its imports took 0.5-0.8 s there); None without it, and the simple camera is the only one."""
+    try:
+        import streamlit_webrtc
+    except ImportError:
+        return None
+    return streamlit_webrtc
 
 
 def face_gate():
@@ -191,7 +196,7 @@ photo_n = st.session_state.get("try_photo_n", 0)
 source = st.radio("How do you want to give a photo?", ["Upload a photo", "Take a photo"], horizontal=True,
                   key="try_source")
 if source == "Take a photo":
-    photo = camera_photo(photo_n, streamlit_webrtc)
+    photo = camera_photo(photo_n, live_camera_module())
 else:
     photo = st.file_uploader(
         f"Upload a photo (JPEG, PNG or WebP, up to {settings.max_upload_mb} MB)",

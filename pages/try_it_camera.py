@@ -85,7 +85,7 @@ def live_camera(photo_n: int, webrtc: ModuleType) -> TakenPhoto | None:
 def camera_photo(photo_n: int, webrtc: ModuleType | None):
     """The photo taken for this page's ``photo_n``-th photo (None until one is taken): with the live
     guide, or with Streamlit's simple camera when the visitor asks for it or ``webrtc`` (the
-    streamlit_webrtc module, imported by the page on each run) is missing."""
+    streamlit_webrtc module, imported by the page once the camera is asked for) is missing."""
     simple_camera = webrtc is None or st.toggle(SIMPLE_CAMERA_LABEL, key="try_simple_camera")
     if simple_camera:
         return st.camera_input("Take a photo: one face, looking at the camera", key=f"try_camera_{photo_n}")

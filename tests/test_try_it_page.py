@@ -370,6 +370,24 @@ def test_take_a_photo_offers_the_live_guide_and_the_simple_camera(served_app_env
     assert "The video shows, live" not in texts(at)
 
 
+def test_the_first_page_leaves_the_live_camera_unimported_until_it_is_asked_for(served_app_env, monkeypatch):
+    """streamlit_webrtc's imports took 0.5-0.8 s of the app's first page, which shows the uploader."""
+    import types
+
+    import streamlit_webrtc
+
+    monkeypatch.delitem(sys.modules, "streamlit_webrtc")  # an import would put it back
+    at = open_page()
+    assert "streamlit_webrtc" not in sys.modules
+    monkeypatch.setitem(sys.modules, "streamlit_webrtc", streamlit_webrtc)  # no second component declared
+    monkeypatch.setattr(streamlit_webrtc, "webrtc_streamer",
+                        lambda **kwargs: types.SimpleNamespace(state=types.SimpleNamespace(playing=False)))
+    at.radio(key="try_source").set_value("Take a photo")
+    at.run()
+    assert not at.exception, at.exception
+    assert "The video shows, live, whether your framing passes" in texts(at)
+
+
 def test_without_streamlit_webrtc_take_a_photo_is_the_simple_camera(served_app_env, monkeypatch):
     monkeypatch.setitem(sys.modules, "streamlit_webrtc", None)  # importing it raises ImportError
     at = open_page()

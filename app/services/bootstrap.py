@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 
 from sqlmodel import select
 from tqdm import tqdm
@@ -21,6 +22,9 @@ from app.services.sample import load_sample_project
 from models.registry import fail_stale_runs
 
 log = logging.getLogger(__name__)
+#: The app's server prepares as it starts (app/web.py) while its first script run may prepare too:
+#: one at a time, so that two never migrate a new database or load the sample project at once.
+_preparing = threading.Lock()
 
 
 class ConfigurationError(RuntimeError):
@@ -39,7 +43,11 @@ def public_message(error: Exception) -> str:
 
 
 def prepare(settings: Settings | None = None) -> None:
-    settings = settings or get_settings()
+    with _preparing:
+        _prepare(settings or get_settings())
+
+
+def _prepare(settings: Settings) -> None:
     try:
         migrate()
     except DatabaseUnavailable as exc:
