@@ -37,13 +37,28 @@ from pathlib import Path
 from bench.memory import tree_rss_mb
 
 
-def build_project(var: Path) -> dict:
+def project_env(var: Path) -> dict:
+    """The settings' environment of a project in ``var`` (SQLite file, folder store), set in this
+    process too, before anything reads the settings."""
     env = {
         "FACETYPE_VAR_DIR": str(var),
         "FACETYPE_DATABASE_URL": f"sqlite:///{var / 'facetype.db'}",
         "FACETYPE_STORAGE_URL": str(var / "store"),
     }
     os.environ.update(env)
+    return env
+
+
+def prepare_project(var: Path, copy_from: Path | None = None) -> dict:
+    """A project with a served model in ``var``: a copy of ``copy_from`` (a var/ folder), else built."""
+    if copy_from:
+        shutil.copytree(copy_from, var)
+        return project_env(var)
+    return build_project(var)
+
+
+def build_project(var: Path) -> dict:
+    env = project_env(var)
     from app.core.db import migrate
     from app.services.sample import load_sample_project
     from models.training.train import ensure_served_model
@@ -116,14 +131,7 @@ def main() -> int:
     from tests.servers import CHROMIUM_ARGS, StreamlitServer
 
     with tempfile.TemporaryDirectory(prefix="facetype-bench-") as tmp:
-        var = Path(tmp) / "var"
-        if args.var:
-            shutil.copytree(args.var, var)
-            env = {"FACETYPE_VAR_DIR": str(var), "FACETYPE_DATABASE_URL": f"sqlite:///{var / 'facetype.db'}",
-                   "FACETYPE_STORAGE_URL": str(var / "store")}
-            os.environ.update(env)
-        else:
-            env = build_project(var)  # before anything reads the settings
+        env = prepare_project(Path(tmp) / "var", args.var)  # before anything reads the settings
         from app.core.settings import get_settings
 
         photos = sorted((get_settings().sample_dir / "photos").glob("*/1.jpg"))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import base64
 import os
-import shutil
 import statistics
 import tempfile
 from pathlib import Path
@@ -147,19 +146,12 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from bench.try_it_browser import build_project
+    from bench.try_it_browser import prepare_project
     from tests.browser import answer_try_it_questions, open_page
     from tests.servers import CHROMIUM_ARGS, StreamlitServer
 
     with tempfile.TemporaryDirectory(prefix="facetype-bench-") as tmp:
-        var = Path(tmp) / "var"
-        if args.var:
-            shutil.copytree(args.var, var)
-            env = {"FACETYPE_VAR_DIR": str(var), "FACETYPE_DATABASE_URL": f"sqlite:///{var / 'facetype.db'}",
-                   "FACETYPE_STORAGE_URL": str(var / "store")}
-            os.environ.update(env)
-        else:
-            env = build_project(var)
+        env = prepare_project(Path(tmp) / "var", args.var)
         from app.core.settings import get_settings
 
         photos = sorted((get_settings().sample_dir / "photos").glob("*/1.jpg"))

@@ -26,6 +26,8 @@ WIDTH, HEIGHT = 1600, 1200  # shown at scale 0.5 on the 800 x 640 canvas
 AUTO = {"face": (400.0, 200.0, 1200.0, 1100.0), "tzone": (600.0, 400.0, 1000.0, 700.0), "jaw": (500.0, 750.0, 1100.0, 1150.0)}
 SCALE = 0.5
 DRAG = (30, 20)  # canvas pixels
+#: The jaw box after a drag of DRAG canvas pixels, in original pixels.
+JAW_DRAGGED = tuple(v + d / SCALE for v, d in zip(AUTO["jaw"], DRAG * 2))
 
 
 def _photo_bytes() -> bytes:
@@ -93,8 +95,7 @@ def test_drag_jaw_box_accept_reload(labeling_app, browser):
     server, url, photo_id = labeling_app
     ARTIFACTS.mkdir(exist_ok=True)
     x0, y0, x1, y1 = AUTO["jaw"]
-    dx, dy = DRAG[0] / SCALE, DRAG[1] / SCALE
-    moved = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+    moved = JAW_DRAGGED
 
     context = browser.new_context(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
     page = context.new_page()
@@ -193,9 +194,8 @@ def test_move_delete_and_draw_boxes_without_edit_mode(labeling_app, browser):
     server, url, photo_id = labeling_app
     context = browser.new_context(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
     page = context.new_page()
-    x0, y0, x1, y1 = AUTO["jaw"]
-    dx, dy = DRAG[0] / SCALE, DRAG[1] / SCALE
-    moved = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+    x0, y0, _, y1 = AUTO["jaw"]
+    moved = JAW_DRAGGED
     drawn = (620.0, 420.0, 980.0, 680.0)
     try:
         _open_first_photo(page, server)
@@ -283,9 +283,8 @@ def test_conflict_keeps_the_others_fix_to_a_region_i_did_not_touch(labeling_app,
     server, url, photo_id = labeling_app
     context = browser.new_context(viewport={"width": 1400, "height": 1200}, device_scale_factor=1)
     page = context.new_page()
-    x0, y0, x1, y1 = AUTO["jaw"]
-    dx, dy = DRAG[0] / SCALE, DRAG[1] / SCALE
-    my_jaw = (x0 + dx, y0 + dy, x1 + dx, y1 + dy)
+    x0, y0, _, y1 = AUTO["jaw"]
+    my_jaw = JAW_DRAGGED
     their_tzone = (640.0, 400.0, 1040.0, 700.0)
     try:
         _open_first_photo(page, server)
