@@ -5,18 +5,50 @@
 
 Loads the sample project into a temporary database and store (nothing of the app's is
 touched), then prints a table: head training time on the sample (target ≤ 3 min on a 2-core
-CPU), detector seconds per training step at batch 2, and inference p50/p90 of each kind.
+CPU), detector seconds per training step at batch 2, inference p50/p90 of each kind, and one head
+training step with a CPU burner beside it, torch's OpenMP threads spinning while they wait
+(``OMP_WAIT_POLICY=ACTIVE``) vs sleeping (``PASSIVE``, what ``models`` sets), in fresh processes.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-import torch
+#: Milliseconds per head training step (batch 16, random crops), timed for ``seconds``.
+STEP_TIMER = """
+import time, torch
+from models.kinds.head import HeadNet, head_loss
+net = HeadNet()
+optimizer = torch.optim.AdamW(net.parameters(), 3e-3)
+crops, positions = torch.rand(3, 16, 3, 32, 32) - 0.5, torch.rand(16) * 4
+def step():
+    loss = sum(head_loss(net, crops, positions, sigma=0.8, score_weight=1.0).values())
+    optimizer.zero_grad(); loss.backward(); optimizer.step()
+for _ in range(3):
+    step()
+start, steps = time.perf_counter(), 0
+while time.perf_counter() - start < {seconds}:
+    step(); steps += 1
+print(1000 * (time.perf_counter() - start) / steps, torch.get_num_threads())
+"""
+
+
+def busy_training_step_ms(policy: str, seconds: float = 8.0) -> tuple[float, int]:
+    """(ms per head training step, torch threads) in a fresh process with ``OMP_WAIT_POLICY=policy``,
+    a CPU burner busy beside it."""
+    from bench.classify import cpu_burner
+
+    with cpu_burner():
+        out = subprocess.run([sys.executable, "-c", STEP_TIMER.format(seconds=seconds)], check=True, text=True,
+                             capture_output=True, env={**os.environ, "OMP_WAIT_POLICY": policy}).stdout.split()
+    return float(out[0]), int(out[1])
 
 
 def _percentile(xs, q):
@@ -33,6 +65,8 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     args = p.parse_args(argv)
 
+    import torch
+
     from app.core.db import migrate
     from app.services.sample import load_sample_project
     from app.core.storage import LocalStore
@@ -44,6 +78,12 @@ def main(argv=None) -> int:
     from models.serving import classify
 
     rows = []
+    for pair in range(2):  # alternated: this machine's speed drifts within minutes
+        for policy in ("ACTIVE", "PASSIVE"):
+            ms, threads = busy_training_step_ms(policy)
+            rows.append((f"head training step, CPU burner beside, {threads} threads waiting "
+                         f"{'spinning' if policy == 'ACTIVE' else 'asleep'} (OMP_WAIT_POLICY={policy}), pair {pair + 1}",
+                         f"{ms:.0f} ms"))
     tmp = Path(tempfile.mkdtemp(prefix="facetype-bench-"))
     url = f"sqlite:///{tmp}/bench.db"
     migrate(url)
@@ -107,7 +147,8 @@ def main(argv=None) -> int:
 
     width = max(len(k) for k, _ in rows)
     print(f"\nfacetype model benchmark — torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"device {args.device}")
+          f"device {args.device}, {os.cpu_count()} cores, load average at the end "
+          f"{' '.join(f'{v:.1f}' for v in os.getloadavg())}")
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
+import models  # noqa: F401  (sets OMP_WAIT_POLICY before a test first imports torch: see models/__init__)
 from app.core import db, settings, storage
 from tests.servers import PostgresServer, SeaweedServer
 

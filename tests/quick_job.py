@@ -18,7 +18,8 @@ def main() -> int:
     row = registry.get_run(run_id)
     assert row is not None and row.status == "running", f"run {run_id} was not claimed"
     registry.update_run(run_id, progress=0.5, message=f"quick job in process {os.getpid()}")
-    registry.finish_run(run_id, b"not a model", {"pid": os.getpid(), "niceness": os.nice(0)}, history=[{"epoch": 1}])
+    registry.finish_run(run_id, b"not a model", {"pid": os.getpid(), "niceness": os.nice(0),
+                                                "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY")}, history=[{"epoch": 1}])
     return 0
 
 

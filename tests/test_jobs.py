@@ -294,7 +294,9 @@ def test_two_workers_on_postgresql_run_each_of_20_runs_exactly_once(postgres_ser
 @pytest.mark.parametrize("args, added", [((), 10), (("--nice", "0"), 0)])
 def test_the_worker_trains_at_a_lower_priority_than_the_app_unless_told(tmp_path, args, added):
     """Training on a machine shared with the app yields the CPU to visitors' requests (the
-    training_niceness setting, 10); ``--nice 0`` keeps full priority on a dedicated machine."""
+    training_niceness setting, 10); ``--nice 0`` keeps full priority on a dedicated machine.
+    Either way its OpenMP threads sleep while they wait instead of spinning (models/__init__),
+    also when the worker was started without the variable."""
     from app.core.db import migrate
     from models import jobs, registry
 
@@ -302,11 +304,14 @@ def test_the_worker_trains_at_a_lower_priority_than_the_app_unless_told(tmp_path
     migrate(url)
     run_id = jobs.enqueue(LEAD, "head", url=url, **TINY)
     log = tmp_path / "worker.log"
-    worker = start_worker(worker_env(url, tmp_path / "store"), log, "--once", "--train-module", "tests.quick_job", *args)
+    env = worker_env(url, tmp_path / "store")
+    env.pop("OMP_WAIT_POLICY", None)
+    worker = start_worker(env, log, "--once", "--train-module", "tests.quick_job", *args)
     assert worker.wait(120) == 0, log.read_text()
     row = registry.get_run(run_id, url=url)
     assert row.status == "done", log.read_text()
     assert row.metrics["niceness"] == min(19, os.nice(0) + added)
+    assert row.metrics["omp_wait_policy"] == "PASSIVE"
 
 
 def test_cancel_stops_a_running_run_within_seconds(tmp_path):

@@ -134,3 +134,21 @@ def test_what_the_warm_load_loaded_is_out_of_the_collectors_sight(monkeypatch):
         assert not any(obj is loaded[0] for obj in gc.get_objects())  # no longer walked by a collection
     finally:
         gc.unfreeze()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("preset, expected", [(None, "PASSIVE"), ("ACTIVE", "ACTIVE")])
+def test_models_makes_openmp_threads_sleep_before_torch_loads_unless_told(preset, expected):
+    """torch's OpenMP reads OMP_WAIT_POLICY once, when torch loads: importing ``models`` must set it
+    first (spinning threads made a training step 15× slower beside other work), and keep a value
+    the operator set."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    if preset:
+        env["OMP_WAIT_POLICY"] = preset
+    code = ("import os, sys; import models; assert 'torch' not in sys.modules, 'torch loaded first'; "
+            "import models.kinds.head; print(os.environ['OMP_WAIT_POLICY'])")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == expected
