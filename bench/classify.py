@@ -8,7 +8,8 @@ Then the source's way per request: build two Faster R-CNN (MobileNetV3-FPN, rand
 load their weights from a file and run both on the same photo.
 
 ``--stages``: the median time of each stage of one request (decode, the gate's MediaPipe calls and
-resizes, the head's crops and forward, scoring). ``--compare [--checkpoint FILE]``: the whole-photo
+resizes, the head's crops and forward, scoring). ``--mediapipe-sizes``: MediaPipe's detection and mesh
+alone at each input size, and what smaller inputs would change in the gate's verdicts and landmarks. ``--compare [--checkpoint FILE]``: the whole-photo
 path against the reduced decode on tests/data, the sample photos and enlarged copies of them (gate
 verdicts, types, score and region differences).
 """
@@ -29,9 +30,9 @@ import numpy as np
 from PIL import Image
 
 from bench.cascade import SHARED_FACES, jpeg_bytes, time_source_way
-from app.core.settings import PROJECT_ROOT
+from app.core.settings import PROJECT_ROOT, get_settings
 from bench.timing import load_average, time_ms
-from models.gate import get_face_gate
+from models.gate import FaceGate, get_face_gate
 from models.intake import decode_image
 from models.kinds.head import HeadModel
 from models.runtime import configure_serving_process
@@ -188,6 +189,100 @@ def measure_stages(runs: int) -> list[tuple[str, str, str]]:
     return rows
 
 
+# ----------------------------------------------------------------------------- MediaPipe input sizes
+
+DETECT_SIDES = (640, 480, 320, 256, 192)
+MESH_SIDES = (384, 320, 256, 192)
+
+
+def mesh_crop(image: np.ndarray, face_box) -> np.ndarray:
+    """The padded crop the gate gives the mesh, before its resize to at most ``MESH_MAX_SIDE``."""
+    from models.gate import MESH_CONTEXT, _padded_crop
+
+    x0, y0, x1, y1 = face_box
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * MESH_CONTEXT)
+    return _padded_crop(image, round((x0 + x1) / 2 - side / 2), round((y0 + y1) / 2 - side / 2), round(side))
+
+
+def measure_mediapipe_sizes(runs: int) -> list[tuple[str, str, str]]:
+    """Rows: the median time of MediaPipe's face detection given the benchmark photo (decoded
+    reduced, as classify does) scaled to each longer side, and of its mesh given the face crop
+    scaled to each side; all sizes alternated run by run, so each sees the same load."""
+    import cv2
+
+    configure_serving_process()
+    model = HeadModel(device="cpu")
+    gate = get_face_gate()
+    result, image = gate.decode_and_check(jpeg_bytes(SHARED_FACES / "obama.jpg", (1280, 960)),
+                                          min_side=decode_side(model))
+    crop = mesh_crop(image, result.face)
+    height, width = image.shape[:2]
+    inputs = [(f"detection, input {width}x{height} (classify's)", gate._detector, image)]
+    for side in DETECT_SIDES:
+        if side < max(height, width):
+            size = (side, round(side * height / width))
+            inputs.append((f"detection, input {size[0]}x{size[1]}", gate._detector,
+                           cv2.resize(image, size, interpolation=cv2.INTER_AREA)))
+    inputs.append((f"mesh, crop {crop.shape[1]} px (classify's)", gate._mesh, crop))
+    for side in MESH_SIDES:
+        if side != crop.shape[0]:
+            inputs.append((f"mesh, crop {side} px", gate._mesh, cv2.resize(crop, (side, side), interpolation=cv2.INTER_AREA)))
+    spent: dict[str, list[float]] = {label: [] for label, _, _ in inputs}
+    for index in range(runs + 5):
+        for label, solution, picture in inputs:
+            start = time.perf_counter()
+            solution.process(picture)
+            if index >= 5:  # warm-up
+                spent[label].append((time.perf_counter() - start) * 1000)
+    return [(label, f"{statistics.median(times):.2f} ms", f"load {load_average()}") for label, times in spent.items()]
+
+
+def compare_mediapipe_sizes(sample_photos: int) -> list[tuple[str, str, str]]:
+    """Rows: the gate's verdicts and landmarks with detection and mesh given smaller inputs, against
+    today's, on the photos of ``--compare``: verdicts changed, largest landmark difference in
+    original pixels, and the largest change of the face size the minimum-size check reads."""
+    import models.gate
+    from models.geometry import brow_to_chin_px
+
+    settings = get_settings()
+    configs = [(settings.detect_max_side, models.gate.MESH_MAX_SIDE)]
+    configs += [(side, models.gate.MESH_MAX_SIDE) for side in (320, 192)]
+    configs += [(settings.detect_max_side, side) for side in (256, 192)]
+    photos = compare_photos(sample_photos)
+    model = HeadModel(device="cpu")
+    outcomes = []
+    mesh_max_side = models.gate.MESH_MAX_SIDE
+    try:
+        for detect_side, mesh_side in configs:
+            gate = FaceGate(settings.model_copy(update={"detect_max_side": detect_side}))
+            models.gate.MESH_MAX_SIDE = mesh_side
+            outcome = {}
+            for name, data in photos:
+                result, _ = gate.decode_and_check(data, min_side=decode_side(model))
+                landmarks = result.landmarks * result.scale if result.landmarks is not None else None
+                outcome[name] = (result.reason, landmarks)
+            outcomes.append(outcome)
+    finally:
+        models.gate.MESH_MAX_SIDE = mesh_max_side
+    rows = []
+    today = outcomes[0]
+    for (detect_side, mesh_side), outcome in zip(configs[1:], outcomes[1:]):
+        changed = [name for name in today if today[name][0] != outcome[name][0]]
+        diffs, face_px = [0.0], [0.0]
+        for name in today:
+            before, after = today[name][1], outcome[name][1]
+            if before is not None and after is not None:
+                diffs.append(float(np.abs(before - after).max()))
+                face_px.append(abs(brow_to_chin_px(before) - brow_to_chin_px(after)))
+        rows.append((f"detection at most {detect_side} px, mesh crop at most {mesh_side} px",
+                     f"{len(changed)} verdicts changed, landmarks <= {max(diffs):.1f} px, "
+                     f"face size <= {max(face_px):.1f} px",
+                     ", ".join(f"{n}: {today[n][0] or 'pass'} -> {outcome[n][0] or 'pass'}" for n in changed[:3])))
+    rows.append(("photos compared", str(len(photos)), f"against detection at most {configs[0][0]} px, mesh "
+                                                       f"crop at most {configs[0][1]} px (today's)"))
+    return rows
+
+
 # ----------------------------------------------------------------------------- before / after
 
 
@@ -283,11 +378,18 @@ def main(argv=None) -> int:
                         help="only the time of each stage of one request (decode, gate, crops, head, scoring)")
     parser.add_argument("--compare", action="store_true",
                         help="only compare verdicts, types and scores of the whole-photo and reduced-decode paths")
+    parser.add_argument("--mediapipe-sizes", action="store_true",
+                        help="only MediaPipe's detection and mesh timed at each input size, and the gate's "
+                             "verdicts and landmarks with smaller inputs against today's (photos of --compare)")
     parser.add_argument("--sample-photos", type=int, default=60, help="sample photos compared (--compare)")
     parser.add_argument("--checkpoint", help="a head checkpoint file to compare with (default: random weights)")
     args = parser.parse_args(argv)
     if args.compare:
         print_rows("classify, whole-photo decode -> reduced decode", compare(args.sample_photos, args.checkpoint))
+        return 0
+    if args.mediapipe_sizes:
+        print_rows("MediaPipe alone, by input size (median per call, sizes alternated)", measure_mediapipe_sizes(args.runs))
+        print_rows("the gate with smaller MediaPipe inputs, against today's", compare_mediapipe_sizes(args.sample_photos))
         return 0
     if args.stages:
         print_rows("classify 1280x960 JPEG, stage by stage (median per request)", measure_stages(args.runs))

@@ -32,6 +32,7 @@ scores.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from dataclasses import asdict, dataclass, field
@@ -193,16 +194,13 @@ def score_regions(
 
     # Confidence: P(band of a joint draw == reported band), regions independent.
     confidence = 0.0
-    ranges = [range(len(TYPES))] * len(REGIONS)
-    for combo in itertools.product(*ranges):
+    for combo, band in _combination_bands(tuple(tuple(table[r]) for r in REGIONS), thresholds):
+        if band != type_index:
+            continue
         weight = 1.0
         for region, t in zip(REGIONS, combo):
             weight *= probs[region][t]
-        if weight == 0.0:
-            continue
-        total = sum(table[region][t] for region, t in zip(REGIONS, combo))
-        if type_for_score(total, s, thresholds) == type_index:
-            confidence += weight
+        confidence += weight
     return ScoreResult(
         type=TYPES[type_index],
         type_index=type_index,
@@ -211,6 +209,16 @@ def score_regions(
         per_region=per_region,
         notes=notes,
         thresholds=thresholds,
+    )
+
+
+@functools.lru_cache(maxsize=32)
+def _combination_bands(points: tuple[tuple[float, ...], ...], thresholds: tuple[float, ...]) -> tuple:
+    """((type per region), band its points fall in) for every combination of one type per region:
+    the same for every request with these points and bands, so computed once."""
+    return tuple(
+        (combo, type_for_score(sum(points[r][t] for r, t in enumerate(combo)), thresholds=thresholds))
+        for combo in itertools.product(range(len(TYPES)), repeat=len(points))
     )
 
 

@@ -62,6 +62,47 @@ def test_the_fused_net_follows_weight_changes():
     assert torch.allclose(rebuilt(crops.transpose(0, 1).reshape(1, -1, 32, 32)), other.net(crops), atol=1e-5)
 
 
+def test_the_fused_net_follows_a_replaced_net():
+    model = randomised_model()
+    first = model.fused_net()
+    model.net = randomised_model(seed=1).net
+    crops = torch.randn(len(REGIONS), 1, 3, 32, 32)
+    assert model.fused_net() is not first
+    assert torch.allclose(model.fused_net()(crops.transpose(0, 1).reshape(1, -1, 32, 32)), model.net(crops), atol=1e-5)
+
+
+def reference_crops(image: torch.Tensor, boxes, size: int, context: float) -> torch.Tensor:
+    """The crops' definition in plain torch: the image as floats in [-0.5, 0.5], the boxes grown by
+    ``context`` times their size (at least 1 px) on every side, roi_align."""
+    from torchvision.ops import roi_align
+
+    b = torch.as_tensor(boxes, dtype=torch.float32)
+    w = (b[:, 2] - b[:, 0]).clamp(min=1.0)
+    h = (b[:, 3] - b[:, 1]).clamp(min=1.0)
+    grown = b + torch.stack([-w, -h, w, h], dim=1) * context
+    x = image.float().unsqueeze(0) / 255.0 - 0.5
+    return roi_align(x, [grown], output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
+
+
+def test_crops_are_their_definition_bit_for_bit():
+    rng = np.random.default_rng(2)
+    image = rng.integers(0, 256, (480, 640, 3), dtype=np.uint8)
+    chw = torch.from_numpy(image).permute(2, 0, 1)
+    for context in (0.1, 0.0, 0.137):
+        for _ in range(20):
+            x0, y0 = rng.uniform(-100, 600), rng.uniform(-100, 450)
+            boxes = [[x0, y0, x0 + rng.uniform(0.2, 300), y0 + rng.uniform(0.2, 300)] for _ in REGIONS]
+            expected = reference_crops(chw, boxes, 32, context)
+            assert torch.equal(extract_crops(image, boxes, 32, context), expected)
+    read_only = image[::2, ::2]
+    read_only.flags.writeable = False
+    assert torch.equal(extract_crops(read_only, boxes, 16, 0.1),
+                       reference_crops(torch.from_numpy(read_only.copy()).permute(2, 0, 1), boxes, 16, 0.1))
+    floats = chw.float()
+    extract_crops(floats, boxes, 16, 0.1)
+    assert torch.equal(floats, chw.float())  # the caller's image is not scaled in place
+
+
 @pytest.mark.parametrize(("shape", "boxes"), [
     ((960, 1280, 3), [[400, 300, 800, 800], [450, 350, 750, 600], [450, 650, 750, 800]]),  # downscaled
     ((1137, 910, 3), [[-50, 700, 600, 1300], [100, 800, 500, 1000], [80, 1000, 560, 1200]]),  # past the edges

@@ -148,3 +148,24 @@ def test_calibrated_bands_change_the_type_of_the_same_score():
     assert score_regions(probs).type == "Gamma"
     assert score_regions(probs, thresholds=(80, 70, 65, 61)).type == "Omega"
     assert score_regions(probs, thresholds=(59, 50, 40, 30)).type == "Alpha"
+
+
+@pytest.mark.parametrize("thresholds", [None, (90.0, 70.0, 50.0, 30.0), (80.5, 61.25, 44.0, 20.0)])
+def test_confidence_is_the_joint_draw_probability_of_the_reported_band(thresholds):
+    """Brute force over every draw of one type per region, with the source's bands and others (the
+    bands of the draws are computed once per points and bands, so each set must get its own)."""
+    import itertools
+
+    rng = random.Random(7)
+    table = region_points_table()
+    bands = thresholds or load_settings().type_thresholds
+    for _ in range(20):
+        probs = {r: [rng.random() * (rng.random() > 0.2) + 1e-9 for _ in TYPES] for r in REGIONS}
+        result = score_regions(probs, thresholds=thresholds)
+        expected = 0.0
+        for combo in itertools.product(range(len(TYPES)), repeat=len(REGIONS)):
+            draw = [probs[r][t] / sum(probs[r]) for r, t in zip(REGIONS, combo)]
+            total = sum(table[r][t] for r, t in zip(REGIONS, combo))
+            if type_for_score(total, thresholds=bands) == result.type_index:
+                expected += draw[0] * draw[1] * draw[2]
+        assert result.confidence == pytest.approx(expected, abs=2e-6)

@@ -8,7 +8,6 @@ sample project on a 2-core CPU in well under three minutes.
 
 from __future__ import annotations
 
-import itertools
 import math
 import random
 from typing import Sequence
@@ -17,6 +16,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_eval
 from torchvision.ops import roi_align
 
 from app.core.settings import get_settings
@@ -78,7 +78,9 @@ class FusedHeadNet(nn.Module):
     """A :class:`HeadNet` in eval mode as one network: the regions' convolutions become grouped
     convolutions (one group per region), so all three crops go through one forward instead of
     three. Input B×(R·3)×S×S (the regions' crops side by side in channels), output R×B×5 logits;
-    equal to the HeadNet's up to float rounding. Built for inference only (dropout is off)."""
+    equal to the HeadNet's up to float rounding. Built for inference only (dropout is off), so each
+    batch norm is folded into its convolution, and it runs channels-last: on the CPU that halves a
+    forward, most of it in the max pooling, which is slow on channels-first tensors this small."""
 
     def __init__(self, head: HeadNet):
         super().__init__()
@@ -88,7 +90,7 @@ class FusedHeadNet(nn.Module):
         for index, module in enumerate(nets[0].features):
             parts = [net.features[index] for net in nets]
             if isinstance(module, nn.Sequential):  # conv, batch norm, relu
-                layers += [_grouped_conv([p[0] for p in parts]), _stacked_norm([p[1] for p in parts]),
+                layers += [fuse_conv_bn_eval(_grouped_conv([p[0] for p in parts]), _stacked_norm([p[1] for p in parts])),
                            nn.ReLU(inplace=True)]
             elif isinstance(module, nn.Flatten):
                 layers.append(nn.Flatten())
@@ -100,9 +102,10 @@ class FusedHeadNet(nn.Module):
         self.register_buffer("bias", torch.stack([lin.bias.detach() for lin in linears])[:, None, :].contiguous())
         self.groups = groups
         self.eval()
+        self.to(memory_format=torch.channels_last)
 
     def forward(self, crops: torch.Tensor) -> torch.Tensor:
-        features = self.features(crops)  # B×(R·F)
+        features = self.features(crops.contiguous(memory_format=torch.channels_last))  # B×(R·F)
         features = features.view(features.shape[0], self.groups, -1).transpose(0, 1)  # R×B×F
         return torch.baddbmm(self.bias, features, self.weight.transpose(1, 2))
 
@@ -112,7 +115,7 @@ def _grouped_conv(convs: list[nn.Conv2d]) -> nn.Conv2d:
     grouped = nn.Conv2d(first.in_channels * len(convs), first.out_channels * len(convs), first.kernel_size,
                         stride=first.stride, padding=first.padding, groups=len(convs), bias=False)
     grouped.weight.data.copy_(torch.cat([c.weight.detach() for c in convs]))
-    return grouped
+    return grouped.eval()
 
 
 def _stacked_norm(norms: list[nn.BatchNorm2d]) -> nn.BatchNorm2d:
@@ -124,22 +127,28 @@ def _stacked_norm(norms: list[nn.BatchNorm2d]) -> nn.BatchNorm2d:
     return stacked.eval()
 
 
-def _with_context(boxes: torch.Tensor, context: float) -> torch.Tensor:
-    w = (boxes[:, 2] - boxes[:, 0]).clamp(min=1.0)
-    h = (boxes[:, 3] - boxes[:, 1]).clamp(min=1.0)
-    pad = torch.stack([-w, -h, w, h], dim=1) * context
-    return boxes + pad
+def _with_context(boxes: Sequence[Sequence[float]], context: float) -> np.ndarray:
+    """N×4 float32 boxes grown by ``context`` times their size (at least 1 px) on every side. In numpy
+    float32, the arithmetic torch's float32 ops do (the crops depend on it bit for bit), without a
+    torch op's dispatch cost for a few numbers."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    w = np.maximum(boxes[:, 2] - boxes[:, 0], np.float32(1.0))
+    h = np.maximum(boxes[:, 3] - boxes[:, 1], np.float32(1.0))
+    return boxes + np.stack([-w, -h, w, h], axis=1) * np.float32(context)
 
 
 def extract_crops(image: np.ndarray | torch.Tensor, boxes: Sequence[Sequence[float]], size: int, context: float) -> torch.Tensor:
     """R×3×size×size float crops in [-0.5, 0.5] of ``boxes`` (REGIONS order) from an RGB image."""
     if isinstance(image, np.ndarray):
-        if not image.flags.writeable or not image.flags.c_contiguous:
-            image = np.array(image)
-        image = torch.from_numpy(image).permute(2, 0, 1)
-    x = image.float().unsqueeze(0) / 255.0 - 0.5
-    b = _with_context(torch.as_tensor(boxes, dtype=torch.float32), context)
-    return roi_align(x, [b], output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
+        image = torch.from_numpy(image if image.flags.writeable else np.array(image)).permute(2, 0, 1)
+    # One contiguous float buffer scaled in place: temporaries of a large image would each be a
+    # fresh mapping (the serving process's mmap threshold) and page-fault on every request.
+    x = torch.empty((1, *image.shape), dtype=torch.float32, device=image.device)
+    x[0].copy_(image)
+    x.div_(255.0).sub_(0.5)
+    grown = _with_context(boxes, context)
+    rois = torch.from_numpy(np.concatenate([np.zeros((len(grown), 1), np.float32), grown], axis=1)).to(x.device)
+    return roi_align(x, rois, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
 
 
 def crops_at_max_side(image: np.ndarray, boxes: Sequence[Sequence[float]], max_side: int, size: int,
@@ -151,7 +160,7 @@ def crops_at_max_side(image: np.ndarray, boxes: Sequence[Sequence[float]], max_s
     scale = min(1.0, max_side / max(h, w)) if max_side else 1.0
     small_w, small_h = (max(1, round(w * scale)), max(1, round(h * scale))) if scale < 1.0 else (w, h)
     small_boxes = [[v * scale for v in box] for box in boxes]
-    reach = _with_context(torch.as_tensor(small_boxes, dtype=torch.float32), context)
+    reach = _with_context(small_boxes, context)
     x0 = max(0, math.floor(reach[:, 0].min()) - 2)
     y0 = max(0, math.floor(reach[:, 1].min()) - 2)
     x1 = min(small_w, math.ceil(reach[:, 2].max()) + 2)
@@ -285,15 +294,20 @@ class HeadModel(CheckpointedModel):
         crops = crops_at_max_side(image, [boxes[r] for r in REGIONS], self.config["max_side"],
                                   self.config["crop_size"], self.config["context"])  # R×3×S×S
         with torch.inference_mode():
-            batch = crops.reshape(1, -1, *crops.shape[-2:]).contiguous().to(self.device)  # 1×(R·3)×S×S
+            batch = crops.reshape(1, -1, *crops.shape[-2:]).to(self.device)  # 1×(R·3)×S×S
             probs = self.fused_net()(batch).softmax(-1)[:, 0].cpu().tolist()  # R×1×5 logits
         return {r: probs[i] for i, r in enumerate(REGIONS)}
 
     def fused_net(self) -> FusedHeadNet:
         """The net fused for inference; rebuilt when its weights have changed since (a training
-        step or a loaded state dict changes them in place, which bumps the tensors' versions)."""
-        version = (id(self.net), *(t._version for t in itertools.chain(self.net.parameters(), self.net.buffers())))
-        if getattr(self, "_fused_version", None) != version:
+        step or a loaded state dict changes them in place, which bumps the tensors' versions) or
+        ``self.net`` is another net. The net's tensors are listed once per net: walking its modules
+        on every request cost more than the rest of this check."""
+        if getattr(self, "_fused_source", (None,))[0] is not self.net:
+            self._fused_source = (self.net, [*self.net.parameters(), *self.net.buffers()])
+            self._fused_version = None
+        version = tuple(t._version for t in self._fused_source[1])
+        if self._fused_version != version:
             self.net.eval()
             self._fused = FusedHeadNet(self.net).to(self.device)
             self._fused_version = version
