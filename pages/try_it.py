@@ -188,7 +188,7 @@ st.caption(analysis.FOR_FUN_LINE)
 
 model_problem = analysis.model_status(load=False)  # drawn without waiting for the models to load
 if model_problem:
-    st.warning(model_problem, icon="⏳")
+    st.warning(model_problem, icon=":material/hourglass_top:")  # the emoji showed as an empty box without an emoji font
 
 restore_answers()
 st.markdown("#### 1. Your photo")
