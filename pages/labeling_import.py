@@ -45,10 +45,13 @@ if not st.button("Import and auto-label", type="primary",
 items: list[tuple[str, bytes | Path]] = [(u.name, u.getvalue()) for u in uploads or []]
 if folder.strip():
     try:  # regular files only, no links followed, stops at the batch limit
-        items += server_folder_files(folder.strip())
+        listing = server_folder_files(folder.strip())
     except (NotADirectoryError, BatchTooLarge) as error:
         st.error(str(error))
         st.stop()
+    items += listing.files
+    if listing.skipped:
+        st.info(f"Left out of the import from {folder.strip()}: {listing.skipped_summary()}.")
 bar = st.progress(0.0, text=f"0 of {len(items)}")
 try:
     results = import_reference_batch(
