@@ -202,6 +202,8 @@ else:
         f"Upload a photo (JPEG, PNG or WebP, up to {settings.max_upload_mb} MB)",
         key=f"try_file_{photo_n}", max_upload_size=UPLOADER_LIMIT_MB,
     )
+    # Streamlit's hint under it would name UPLOADER_LIMIT_MB ("40MB per file"), not the photo limit the label says.
+    st.html('<style>[class*="st-key-try_file_"] [data-testid="stFileUploaderDropzoneInstructions"] {display: none}</style>')
 data = photo.getvalue() if photo is not None else None
 photo_id = hashlib.sha256(data).hexdigest() if data else None
 if st.session_state.get("try_visit_for") not in (None, photo_id) and photo_id is not None:
