@@ -67,8 +67,10 @@ if table.empty:
     st.info("No files found.")
     st.stop()
 summary = table["status"].value_counts().to_dict()
-st.success(f"Added {summary.get('added', 0)} photos of {names[person_id]}, already stored "
-           f"{summary.get('duplicate', 0)}, skipped {summary.get('skipped', 0)}. New photos are in the review queue.")
+added, duplicates_n, skipped_n = (summary.get(status, 0) for status in ("added", "duplicate", "skipped"))
+st.success(f"Added {added} photo{'' if added == 1 else 's'} of {names[person_id]}"
+           + (" (now in the review queue)" if added else "")
+           + f"; {duplicates_n} already stored, {skipped_n} skipped.")
 duplicates = table[table["status"] == "duplicate"]
 for row in duplicates.itertuples():
     st.warning(f"{Path(row.file).name}: {row.message}.")

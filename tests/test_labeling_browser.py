@@ -831,4 +831,4 @@ def test_a_server_folder_import_says_how_many_hidden_entries_it_left_out(app_env
     assert not at.exception
     assert [i.value for i in at.info] == [f"Left out of the import from {folder}: 2 hidden files (the name starts "
                                           "with a dot), 1 hidden folder (not opened)."]
-    assert "skipped 1" in at.success[0].value  # a.jpg, which is no photo
+    assert at.success[0].value == "Added 0 photos of p01 — Person p01; 0 already stored, 1 skipped."  # a.jpg: no photo
