@@ -147,12 +147,6 @@ def test_drag_jaw_box_accept_reload(labeling_app, browser):
 
 #: The canvas has drawn ink (a box's edge) at canvas pixel (x, y), on the boxes' layer above the photo. The
 #: canvas element appears before its boxes are loaded; a press before that hits no box.
-_COVERED_BY = """(selector) => [...document.querySelectorAll(selector)].map((element) => {
-    const box = element.getBoundingClientRect();
-    const top = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
-    return element.contains(top) ? null : (top && (top.className || top.tagName));
-})"""
-_TITLE_LINES = "(h) => { const r = document.createRange(); r.selectNodeContents(h.firstChild); return r.getClientRects().length; }"
 _INK_AT = """([x, y]) => {
     for (const host of document.querySelectorAll('[data-testid="stMain"] *')) {
         const canvas = host.shadowRoot && host.shadowRoot.querySelector('canvas.dc-canvas');
@@ -189,6 +183,16 @@ def _open_first_photo(page, server) -> None:
     expect(page.locator("canvas.upper-canvas")).to_be_visible(timeout=60_000)
     x0, y0, x1, y1 = AUTO["jaw"]
     page.wait_for_function(_INK_AT, arg=[x0 * SCALE, (y0 + y1) / 2 * SCALE], timeout=30_000)
+
+
+#: For each element matching the selector: null, or what covers its centre (another element on top of it).
+_COVERED_BY = """(selector) => [...document.querySelectorAll(selector)].map((element) => {
+    const box = element.getBoundingClientRect();
+    const top = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+    return element.contains(top) ? null : (top && (top.className || top.tagName));
+})"""
+#: The number of lines a heading's text is laid out on.
+_TITLE_LINES = "(h) => { const r = document.createRange(); r.selectNodeContents(h.firstChild); return r.getClientRects().length; }"
 
 
 def test_move_delete_and_draw_boxes_without_edit_mode(labeling_app, browser):
@@ -239,8 +243,8 @@ def test_move_delete_and_draw_boxes_without_edit_mode(labeling_app, browser):
 
 def test_zoom_and_pan_keep_saved_boxes_in_image_pixels(labeling_app, browser):
     """The title is on one line at 1400 px. At 1.5x the photo scrolls in the canvas, and the canvas toolbar
-    covers none of the zoom buttons; Space + drag and a middle-button drag pan it (drawing nothing); a box moved after panning is saved
-    moved by the drag over the zoomed scale, in image pixels."""
+    covers none of the zoom buttons; Space + drag and a middle-button drag pan it (drawing nothing); a box
+    moved after panning is saved moved by the drag over the zoomed scale, in image pixels."""
     from playwright.sync_api import expect
 
     server, url, photo_id = labeling_app
@@ -804,7 +808,6 @@ def test_photo_import_replayed_with_an_annotators_cookie_adds_nothing(app_env, c
         [e.value for e in at.error]
     with session_scope() as s:
         assert s.exec(select(func.count()).select_from(Photo)).one() == 1
-
 
 
 def test_a_server_folder_import_says_how_many_hidden_entries_it_left_out(app_env, cookie_sign_in, tmp_path):
