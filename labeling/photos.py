@@ -115,28 +115,65 @@ class FileTooLarge(ValueError):
     """A file over ``settings.max_upload_mb``."""
 
 
-def server_folder_files(folder: str | Path, limit: int | None = None) -> list[tuple[str, Path]]:
+#: Why the server-folder walk leaves an entry out -> how the page names such entries (one, several).
+FOLDER_SKIP_REASONS = {
+    "hidden_file": ("hidden file", "hidden files", "the name starts with a dot"),
+    "hidden_folder": ("hidden folder", "hidden folders", "not opened"),
+    "link": ("symbolic link", "symbolic links", "never followed"),
+    "not_a_file": ("pipe or device", "pipes or devices", "not a regular file"),
+}
+
+
+@dataclass(frozen=True)
+class ServerFolder:
+    """What the walk of a server folder found: the files to import, and how many entries it left out per
+    reason (:data:`FOLDER_SKIP_REASONS`), so the page can say so instead of leaving them out silently."""
+
+    files: list[tuple[str, Path]]
+    skipped: dict[str, int]
+
+    def skipped_summary(self) -> str:
+        """E.g. "2 hidden files (the name starts with a dot), 1 symbolic link (never followed)"; "" for none."""
+        return ", ".join(f"{n} {one if n == 1 else several} ({why})"
+                         for reason, (one, several, why) in FOLDER_SKIP_REASONS.items() if (n := self.skipped.get(reason)))
+
+
+def server_folder_files(folder: str | Path, limit: int | None = None) -> ServerFolder:
     """The photo files under a folder on the server, for an admin's import: regular files only,
     hidden ones skipped, sorted; symbolic links are never followed (a link could lead anywhere
-    the app's process may read). Stops walking at the limit (``max_batch_files``) and raises
-    :class:`BatchTooLarge` instead of listing a whole tree."""
+    the app's process may read). Each entry left out is counted by reason. Stops walking at the limit
+    (``max_batch_files``) and raises :class:`BatchTooLarge` instead of listing a whole tree."""
     limit = get_settings().max_batch_files if limit is None else limit
     root = Path(folder).expanduser()
     if root.is_symlink() or not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder on the server")
     found: list[tuple[str, Path]] = []
+    skipped = dict.fromkeys(FOLDER_SKIP_REASONS, 0)
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        kept = []
+        for name in sorted(dirnames):  # os.walk lists a link to a folder among the folders
+            if (Path(dirpath) / name).is_symlink():
+                skipped["link"] += 1
+            elif name.startswith("."):
+                skipped["hidden_folder"] += 1
+            else:
+                kept.append(name)
+        dirnames[:] = kept
         for name in sorted(filenames):
             path = Path(dirpath) / name
-            if name.startswith(".") or path.is_symlink() or not path.is_file():
-                continue
-            found.append((str(path), path))
-            if len(found) > limit:
-                raise BatchTooLarge(
-                    f"{root} holds more than the {limit} files allowed in one import (setting "
-                    "FACETYPE_MAX_BATCH_FILES); import a smaller folder.")
-    return found
+            if path.is_symlink():
+                skipped["link"] += 1
+            elif name.startswith("."):
+                skipped["hidden_file"] += 1
+            elif not path.is_file():
+                skipped["not_a_file"] += 1
+            else:
+                found.append((str(path), path))
+                if len(found) > limit:
+                    raise BatchTooLarge(
+                        f"{root} holds more than the {limit} files allowed in one import (setting "
+                        "FACETYPE_MAX_BATCH_FILES); import a smaller folder.")
+    return ServerFolder(found, {reason: n for reason, n in skipped.items() if n})
 
 
 def read_server_file(path: Path, max_bytes: int) -> bytes:

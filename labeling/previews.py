@@ -6,7 +6,7 @@ from __future__ import annotations
 import io
 from typing import Iterable, Mapping
 
-from PIL import Image, ImageDraw
+from PIL import Image, ImageColor, ImageDraw, ImageFont
 
 from app.core.storage import ObjectStore, get_store
 from labeling.canvas import region_color
@@ -36,10 +36,21 @@ def boxes_preview(object_key: str, boxes: Mapping[str, Iterable[float]], max_sid
     image = image.resize((max(1, round(image.width * scale)), max(1, round(image.height * scale))),
                          Image.Resampling.LANCZOS)
     draw = ImageDraw.Draw(image)
+    # Pillow's built-in bitmap font is 11 px whatever the picture's size: unreadable once a 640 px preview is
+    # shown half a page wide. Its scalable font at 1/28 of the picture's longer side reads as ~14 px there.
+    font = ImageFont.load_default(size=max(12, round(max(image.size) / 28)))
+    line = max(3, round(max(image.size) / 200))
     for region, box in boxes.items():
         x0, y0, x1, y1 = (float(v) * scale for v in box)
-        draw.rectangle([x0, y0, x1, y1], outline=region_color(region), width=3)
-        draw.text((x0 + 4, y0 + 2), region, fill=region_color(region))
+        color = region_color(region)
+        draw.rectangle([x0, y0, x1, y1], outline=color, width=line)
+        left, top, right, bottom = draw.textbbox((0, 0), region, font=font)
+        w, h = right - left + 8, bottom - top + 6
+        y = y0 - h if y0 - h >= 0 else y0  # a chip on the box's top edge, as on the canvas; inside at the top
+        draw.rectangle([x0, y, x0 + w, y + h], fill=color)
+        luma = sum(c * k for c, k in zip(ImageColor.getrgb(color), (0.299, 0.587, 0.114)))
+        ink = (0, 0, 0) if luma > 140 else (255, 255, 255)
+        draw.text((x0 + 4 - left, y + 3 - top), region, fill=ink, font=font)
     return _jpeg(image)
 
 

@@ -128,17 +128,19 @@ def review() -> None:
         people = {p.id: f"{p.person_key} — {p.pseudonym}"
                   for p in s.exec(select(ReferencePerson).order_by(ReferencePerson.person_key))}
         names = queue.annotators(s)
-    head = st.columns([2.2, 3.6, 1.8, 2.8, 0.6, 0.6], vertical_alignment="center")
-    with head[0]:
-        st.title("Labeling")
+    # The title takes the width it needs (in a column of its own it was squeezed to "Labelin / g").
+    with st.container(horizontal=True, vertical_alignment="center", key="labeling-head"):
+        st.title("Labeling", width="content")
+        counts_at, filters_at, photo_at, previous_at, next_at = st.columns([3.6, 1.8, 2.8, 0.6, 0.6],
+                                                                            vertical_alignment="center")
     assist = labeling_assist.assist_now()
-    with head[2]:
+    with filters_at:
         statuses, person_id, who, second = queue_filters(names, people)
         order = labeling_assist.order_option(assist)
     with session_scope() as s:
         pending = queue.review_queue(s, statuses, person_id, who, exclude_annotator=annotator if second else None)
     pending, order_note = labeling_assist.ordered(pending, order, assist)
-    with head[1]:
+    with counts_at:
         queue_counts()
         st.markdown(f"**{len(pending)}** photo{'s' if len(pending) != 1 else ''} left in this queue "
                     f"({order_note}).")
@@ -168,9 +170,9 @@ def review() -> None:
         c = conf.get(i)
         return f"photo {i}" + (f" · confidence {c:.2f}" if c is not None else "") + ("" if i in ids else " · not in this queue")
 
-    chosen = head[3].selectbox("Photo", options, index=at, format_func=label, label_visibility="collapsed")
-    go_previous = head[4].button("◀", key="labeling-previous", help="Previous photo (K or ←)", disabled=previous_pid is None)
-    go_next = head[5].button("▶", key="labeling-next", help="Next photo (J or →)", disabled=next_pid is None)
+    chosen = photo_at.selectbox("Photo", options, index=at, format_func=label, label_visibility="collapsed")
+    go_previous = previous_at.button("◀", key="labeling-previous", help="Previous photo (K or ←)", disabled=previous_pid is None)
+    go_next = next_at.button("▶", key="labeling-next", help="Next photo (J or →)", disabled=next_pid is None)
     target = previous_pid if go_previous else next_pid if go_next else chosen
     if target != pid:
         if go_previous:
@@ -297,8 +299,10 @@ def review() -> None:
             st.json({"before": entry.before, "after": entry.after}, expanded=False)
 
 
-# The canvas and its Accept button fit in a 1440 x 900 window: less empty space above the page.
-st.html("<style>[data-testid='stMainBlockContainer'] {padding-top: 2.5rem;}</style>")
+# The canvas and its Accept button fit in a 1440 x 900 window: less empty space above the page. On a phone
+# the title row stacks, as columns do there (Streamlit stacks columns below 640 px).
+st.html("<style>[data-testid='stMainBlockContainer'] {padding-top: 2.5rem;}"
+        "@media (max-width: 640px) {.st-key-labeling-head {flex-direction: column; align-items: stretch;}}</style>")
 annotator = (state.get("annotator") or "").strip()
 if not annotator:
     st.title("Labeling")

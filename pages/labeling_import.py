@@ -45,10 +45,13 @@ if not st.button("Import and auto-label", type="primary",
 items: list[tuple[str, bytes | Path]] = [(u.name, u.getvalue()) for u in uploads or []]
 if folder.strip():
     try:  # regular files only, no links followed, stops at the batch limit
-        items += server_folder_files(folder.strip())
+        listing = server_folder_files(folder.strip())
     except (NotADirectoryError, BatchTooLarge) as error:
         st.error(str(error))
         st.stop()
+    items += listing.files
+    if listing.skipped:
+        st.info(f"Left out of the import from {folder.strip()}: {listing.skipped_summary()}.")
 bar = st.progress(0.0, text=f"0 of {len(items)}")
 try:
     results = import_reference_batch(
@@ -64,8 +67,10 @@ if table.empty:
     st.info("No files found.")
     st.stop()
 summary = table["status"].value_counts().to_dict()
-st.success(f"Added {summary.get('added', 0)} photos of {names[person_id]}, already stored "
-           f"{summary.get('duplicate', 0)}, skipped {summary.get('skipped', 0)}. New photos are in the review queue.")
+added, duplicates_n, skipped_n = (summary.get(status, 0) for status in ("added", "duplicate", "skipped"))
+st.success(f"Added {added} photo{'' if added == 1 else 's'} of {names[person_id]}"
+           + (" (now in the review queue)" if added else "")
+           + f"; {duplicates_n} already stored, {skipped_n} skipped.")
 duplicates = table[table["status"] == "duplicate"]
 for row in duplicates.itertuples():
     st.warning(f"{Path(row.file).name}: {row.message}.")

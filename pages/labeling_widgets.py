@@ -188,6 +188,17 @@ export default function (component) {
 """
 _PAN_CSS = (".dc-scroll[data-pan=ready] canvas {cursor: grab !important}"
             ".dc-scroll[data-pan=dragging] canvas {cursor: grabbing !important}")
+# The package floats its toolbar (Undo, Redo, Edit, Delete selected...) 2.65rem above the canvas on hover,
+# over whatever the page has there: the zoom buttons, or the label picker. It gets a strip of its own above
+# the canvas instead, always shown, right-aligned with the canvas as before. The strip takes the place of
+# the page's gap above the canvas (the negative margin) and the toolbar is made a little slimmer, so the
+# canvas moves down by only a few pixels and still fits a 1440 x 900 window with Accept (the toolbar sits on
+# the canvas's top edge, like a tab).
+_TOOLBAR_CSS = (".dc-root {padding-top: 1.5rem; margin-top: -0.75rem}"
+                ".dc-root .dc-toolbar {top: 0 !important; opacity: 1 !important; padding: 0 !important;"
+                " transition: none !important}"
+                ".dc-toolbar-card {padding: 0.1rem} .dc-icon-button {padding: 0.2rem}")
+
 
 #: (find, replace) pairs for streamlit-drawable-canvas 0.13.0's module (frontend/build/index-*.js); each find
 #: occurs exactly once there (tests/test_canvas.py checks the installed one). They make its ``labeled_rect``
@@ -241,12 +252,12 @@ def canvas_module_path() -> Path:
 @functools.cache
 def _canvas_assets() -> tuple[str, str]:
     """The canvas component's script (the package's module, served by Streamlit, patched in the browser)
-    and its stylesheet (the package's, plus the pan cursor)."""
+    and its stylesheet (the package's, plus the pan cursor and the toolbar's own strip)."""
     module = canvas_module_path()
     url = f"_stcore/bidi-components/streamlit-drawable-canvas.streamlit_drawable_canvas/{module.name}"
     js = _CANVAS_JS.replace("__MODULE_URL__", json.dumps(url)).replace(
         "__PATCHES__", json.dumps(CANVAS_MODULE_PATCHES))
-    return js, (module.parent / "index-style.css").read_text() + _PAN_CSS
+    return js, (module.parent / "index-style.css").read_text() + _PAN_CSS + _TOOLBAR_CSS
 
 
 @functools.lru_cache(maxsize=8)

@@ -39,9 +39,6 @@ from pages.try_it_result import (
 
 settings = get_settings()
 PHOTO_FILE_EXTENSIONS = ("jpg", "png", "webp")  # as named by models.intake.photo_file_type
-#: The uploader takes files up to this size, so that a larger photo gets the page's own message
-#: (a file the browser refuses shows only a red icon with a tooltip, which phones cannot hover).
-UPLOADER_LIMIT_MB = 4 * settings.max_upload_mb
 MBTI_CHOICES = [*MBTI_TYPES, analysis.MBTI_UNKNOWN]
 #: The result of the current photo; ``try_kept`` (photo id -> codes) is kept for the whole session.
 STATE_KEYS = ("try_visit", "try_visit_for", "try_answers", "try_refs", "try_store_error", "try_card",
@@ -188,7 +185,7 @@ st.caption(analysis.FOR_FUN_LINE)
 
 model_problem = analysis.model_status(load=False)  # drawn without waiting for the models to load
 if model_problem:
-    st.warning(model_problem, icon="⏳")
+    st.warning(model_problem, icon=":material/hourglass_top:")  # the emoji showed as an empty box without an emoji font
 
 restore_answers()
 st.markdown("#### 1. Your photo")
@@ -200,7 +197,9 @@ if source == "Take a photo":
 else:
     photo = st.file_uploader(
         f"Upload a photo (JPEG, PNG or WebP, up to {settings.max_upload_mb} MB)",
-        key=f"try_file_{photo_n}", max_upload_size=UPLOADER_LIMIT_MB,
+        # Streamlit's hint under it says this limit too. A larger limit here did not bring the page's own message
+        # for a larger photo: Streamlit's server refuses any file over server.maxUploadSize (the same 10 MB).
+        key=f"try_file_{photo_n}", max_upload_size=settings.max_upload_mb,
     )
 data = photo.getvalue() if photo is not None else None
 photo_id = hashlib.sha256(data).hexdigest() if data else None

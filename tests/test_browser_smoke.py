@@ -4,6 +4,8 @@ import re
 
 import pytest
 
+from app.core.settings import Settings
+
 from tests.browser import exceptions_shown, open_page, screenshot, sign_in, wait_for_app
 
 PUBLIC = {"": "Try it", "privacy": "Privacy"}
@@ -18,6 +20,9 @@ def test_public_pages_open(page, streamlit_app, path):
     screenshot(page, f"smoke-{path or 'try-it'}")
     assert exceptions_shown(page) == []
     assert page.locator('[data-testid="stSidebarNav"]').get_by_text(PUBLIC[path]).count() >= 1
+    if path == "":  # the label and Streamlit's hint under it name one limit, the photo limit (the hint said 40MB)
+        uploader = page.locator('[data-testid="stFileUploader"]').inner_text()
+        assert set(re.findall(r"(\d+) ?MB", uploader)) == {str(Settings.model_fields["max_upload_mb"].default)}, uploader
 
 
 @pytest.mark.parametrize("path", TEAM)

@@ -185,6 +185,16 @@ def _open_first_photo(page, server) -> None:
     page.wait_for_function(_INK_AT, arg=[x0 * SCALE, (y0 + y1) / 2 * SCALE], timeout=30_000)
 
 
+#: For each element matching the selector: null, or what covers its centre (another element on top of it).
+_COVERED_BY = """(selector) => [...document.querySelectorAll(selector)].map((element) => {
+    const box = element.getBoundingClientRect();
+    const top = document.elementFromPoint(box.x + box.width / 2, box.y + box.height / 2);
+    return element.contains(top) ? null : (top && (top.className || top.tagName));
+})"""
+#: The number of lines a heading's text is laid out on.
+_TITLE_LINES = "(h) => { const r = document.createRange(); r.selectNodeContents(h.firstChild); return r.getClientRects().length; }"
+
+
 def test_move_delete_and_draw_boxes_without_edit_mode(labeling_app, browser):
     """As in Label Studio / CVAT, with Edit off: a press on the jaw box's edge and a drag moves it; a click
     inside a box leaves no stray box; selecting the T-zone box and pressing Delete switches the label to
@@ -232,8 +242,9 @@ def test_move_delete_and_draw_boxes_without_edit_mode(labeling_app, browser):
 
 
 def test_zoom_and_pan_keep_saved_boxes_in_image_pixels(labeling_app, browser):
-    """At 1.5x the photo scrolls in the canvas; Space + drag and a middle-button drag pan it (drawing
-    nothing); a box moved after panning is saved moved by the drag over the zoomed scale, in image pixels."""
+    """The title is on one line at 1400 px. At 1.5x the photo scrolls in the canvas, and the canvas toolbar
+    covers none of the zoom buttons; Space + drag and a middle-button drag pan it (drawing nothing); a box
+    moved after panning is saved moved by the drag over the zoomed scale, in image pixels."""
     from playwright.sync_api import expect
 
     server, url, photo_id = labeling_app
@@ -244,12 +255,16 @@ def test_zoom_and_pan_keep_saved_boxes_in_image_pixels(labeling_app, browser):
     moved = (x0 + DRAG[0] / zoom, y0 + DRAG[1] / zoom, x1 + DRAG[0] / zoom, y1 + DRAG[1] / zoom)
     try:
         _open_first_photo(page, server)
+        assert page.locator('[data-testid="stMain"] h1').first.evaluate(_TITLE_LINES) == 1  # not "Labelin / g"
         page.locator(".st-key-labeling-zoom").get_by_text("1.5×").click()
         canvas = page.locator("canvas.upper-canvas")
         expect(canvas).to_have_attribute("width", "1200", timeout=30_000)
         page.wait_for_function(_INK_AT, arg=[x0 * zoom, (y0 + y1) / 2 * zoom], timeout=30_000)
         assert page.evaluate(_CANVAS_SCROLL) == [0, 0]
         view = canvas.bounding_box()
+        page.mouse.move(view["x"] + 300, view["y"] + 450)  # the package showed its toolbar on hover, over 2x
+        expect(page.locator(".dc-toolbar")).to_have_css("opacity", "1", timeout=10_000)
+        assert page.evaluate(_COVERED_BY, ".st-key-labeling-zoom button") == [None, None, None]
         page.mouse.move(view["x"] + 300, view["y"] + 450)
         page.keyboard.down(" ")
         _drag(page, (view["x"] + 300, view["y"] + 450), (0, -200))
@@ -793,3 +808,30 @@ def test_photo_import_replayed_with_an_annotators_cookie_adds_nothing(app_env, c
         [e.value for e in at.error]
     with session_scope() as s:
         assert s.exec(select(func.count()).select_from(Photo)).one() == 1
+
+
+def test_a_server_folder_import_says_how_many_hidden_entries_it_left_out(app_env, cookie_sign_in, tmp_path):
+    from streamlit.testing.v1 import AppTest
+
+    from app.core.auth import Account
+    from tests.test_annotations import add_photo
+
+    migrate()
+    with session_scope() as s:
+        person_id = s.get(Photo, add_photo(s, "p01")).person_id
+    folder = tmp_path / "in"
+    (folder / ".thumbnails").mkdir(parents=True)
+    for name in ("a.jpg", ".DS_Store", "._a.jpg"):
+        (folder / name).write_bytes(b"not a photo")
+    cookie_sign_in("root", "admin")
+    at = AppTest.from_file("pages/labeling_import.py", default_timeout=60)
+    at.session_state["annotator"] = "root"
+    at.session_state["account"] = Account("root", "admin", "unused")
+    at.run()
+    at.selectbox(key="import_person").set_value(person_id).run()
+    at.text_input(key="import_folder").input(str(folder)).run()
+    next(b for b in at.button if b.label == "Import and auto-label").click().run()
+    assert not at.exception
+    assert [i.value for i in at.info] == [f"Left out of the import from {folder}: 2 hidden files (the name starts "
+                                          "with a dot), 1 hidden folder (not opened)."]
+    assert at.success[0].value == "Added 0 photos of p01 — Person p01; 0 already stored, 1 skipped."  # a.jpg: no photo

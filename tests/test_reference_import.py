@@ -105,10 +105,30 @@ def test_server_folder_never_follows_links_out(tmp_path):
     os.symlink("/etc/passwd", folder / "passwd.jpg")
     os.symlink("/dev/zero", folder / "zero.jpg")
     os.mkfifo(folder / "pipe.jpg")
-    assert [name for name, _ in server_folder_files(folder)] == [str(folder / "a.jpg"), str(folder / "sub" / "b.jpg")]
+    listing = server_folder_files(folder)
+    assert [name for name, _ in listing.files] == [str(folder / "a.jpg"), str(folder / "sub" / "b.jpg")]
+    assert listing.skipped == {"hidden_file": 1, "link": 4, "not_a_file": 1}  # said, not left out silently
     os.symlink(folder, tmp_path / "folder-link")
     with pytest.raises(NotADirectoryError):
         server_folder_files(tmp_path / "folder-link")
+
+
+def test_server_folder_counts_the_hidden_entries_it_leaves_out_and_says_why(tmp_path):
+    from labeling.photos import server_folder_files
+
+    (tmp_path / ".git").mkdir()
+    (tmp_path / ".git" / "x.jpg").write_bytes(b"x")
+    (tmp_path / "sub").mkdir()
+    for name in ("a.jpg", ".DS_Store", "._a.jpg", "sub/.b.jpg", "sub/b.jpg"):
+        (tmp_path / name).write_bytes(b"x")
+    listing = server_folder_files(tmp_path)
+    assert [path.name for _, path in listing.files] == ["a.jpg", "b.jpg"]
+    assert listing.skipped == {"hidden_file": 3, "hidden_folder": 1}
+    assert listing.skipped_summary() == ("3 hidden files (the name starts with a dot), "
+                                         "1 hidden folder (not opened)")
+    assert server_folder_files(tmp_path / "sub").skipped_summary() == "1 hidden file (the name starts with a dot)"
+    (tmp_path / "sub" / ".b.jpg").unlink()
+    assert server_folder_files(tmp_path / "sub").skipped_summary() == ""
 
 
 def test_server_folder_stops_walking_at_the_limit(tmp_path, monkeypatch):

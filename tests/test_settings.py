@@ -56,3 +56,15 @@ def test_settings_are_frozen_and_copied_with_changes(tmp_path):
     with pytest.raises(ValidationError):
         s.max_pixels = 1
     assert s.model_copy(update={"max_pixels": 1}).max_pixels == 1 and s.max_pixels == 40_000_000
+
+
+def test_streamlits_upload_limit_is_the_apps_photo_limit(tmp_path):
+    """The uploaders of Survey and Import photos show Streamlit's limit (server.maxUploadSize, "10MB per file")
+    and the pages' own messages the app's (max_upload_mb): the two must say the same number."""
+    import tomllib
+
+    from app.core.settings import PROJECT_ROOT
+
+    config = tomllib.loads((PROJECT_ROOT / ".streamlit" / "config.toml").read_text())
+    default = load_settings(environ={}, secrets_path=tmp_path / "none.toml").max_upload_mb
+    assert config["server"]["maxUploadSize"] == default

@@ -337,6 +337,8 @@ def test_without_a_model_the_page_says_so(app_env):
     db.migrate()
     at = open_page()
     assert any("no model has been promoted" in w.value for w in at.warning)
+    # A Material icon: the emoji it had rendered as an empty box where the browser had no emoji font.
+    assert [w.icon for w in at.warning] == [":material/hourglass_top:"]
     assert analyze_button(at).disabled
 
 
