@@ -305,7 +305,7 @@ elif visit is not None and visit.ok:
     st.divider()
     show_type(visit.type_name, visit.description, visit.confidence, visit.score, visit.explanation)
     cols = st.columns([3, 2])
-    cols[0].image(cards.draw_regions(visit.image, visit.boxes, max_side=720),
+    cols[0].image(cards.draw_regions(visit.image, visit.image_boxes(), max_side=720),
                   caption="Your photo with the three regions", width="stretch")
     with cols[1]:
         show_breakdown(visit.per_region)
