@@ -14,6 +14,8 @@ result is shown) and pages/try_it_kept.py (keeping, deleting and the codes).
 from __future__ import annotations
 
 import hashlib
+import queue
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import streamlit as st
@@ -73,6 +75,11 @@ def face_gate():
 def current_model():
     """The promoted model, cached once per process by models.serving; raises ModelUnavailable."""
     return analysis.served_model()
+
+
+def analyse(data: bytes, progress):
+    """The analysis of a photo with the process's gate and model (on a thread: no Streamlit call)."""
+    return analysis.analyse_photo(data, gate=face_gate(), model=current_model(), progress=progress)
 
 
 # ---------------------------------------------------------------- state helpers
@@ -258,22 +265,26 @@ analysed_now = False
 if analyze and not missing and not model_problem:
     clear_result()
     visit = None
-    with st.status("Analyzing your photo…", expanded=True) as status:
-
-        def progress(step: str, label: str) -> None:
-            status.update(label=f"{label}…")
-            status.write(f"{label}…")
-
-        try:
-            visit = analysis.analyse_photo(data, gate=face_gate(), model=current_model(), progress=progress)
-        except analysis.ModelUnavailable as exc:
-            st.session_state["try_model_error"] = exc.message
-            status.update(label="The model is not available", state="error")
-        else:
-            if visit.ok:
-                status.update(label=f"Done: {visit.type_name}", state="complete", expanded=False)
+    steps: queue.SimpleQueue = queue.SimpleQueue()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetype-analysis") as pool:
+        # Begun before the status box, whose drawing holds the script 50 ms (Streamlit's own pause so
+        # that a quick update is not lost): the analysis runs meanwhile; its steps are shown from here.
+        analysing = pool.submit(analyse, data, lambda step, label: steps.put(label))
+        analysing.add_done_callback(lambda _: steps.put(None))
+        with st.status("Analyzing your photo…", expanded=True) as status:
+            while (label := steps.get()) is not None:
+                status.update(label=f"{label}…")
+                status.write(f"{label}…")
+            try:
+                visit = analysing.result()
+            except analysis.ModelUnavailable as exc:
+                st.session_state["try_model_error"] = exc.message
+                status.update(label="The model is not available", state="error")
             else:
-                status.update(label="This photo cannot be used", state="error", expanded=False)
+                if visit.ok:
+                    status.update(label=f"Done: {visit.type_name}", state="complete", expanded=False)
+                else:
+                    status.update(label="This photo cannot be used", state="error", expanded=False)
     if visit is not None:
         st.session_state["try_visit"] = visit
         st.session_state["try_visit_for"] = photo_id
