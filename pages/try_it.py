@@ -46,7 +46,7 @@ PHOTO_FILE_EXTENSIONS = ("jpg", "png", "webp")  # as named by models.intake.phot
 UPLOADER_LIMIT_MB = 4 * settings.max_upload_mb
 MBTI_CHOICES = [*MBTI_TYPES, analysis.MBTI_UNKNOWN]
 #: The result of the current photo; ``try_kept`` (photo id -> codes) is kept for the whole session.
-STATE_KEYS = ("try_visit", "try_visit_for", "try_answers", "try_refs", "try_store_error", "try_card",
+STATE_KEYS = ("try_visit", "try_visit_for", "try_answers", "try_refs", "try_store_error",
               "try_model_error")
 #: The answer widgets and their blank values (set, not popped, so the browser shows them blank too).
 ANSWER_DEFAULTS = {"try_mbti": None, "try_birth": "", "try_consent": False, "try_keep": False}
