@@ -16,31 +16,19 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse
 from starlette.routing import Route
 
+from app.core import auth
 from app.core.settings import get_settings
 
 SIGN_IN_PATH = "/auth/sign-in"
 SIGN_OUT_PATH = "/auth/sign-out"
 MAX_FORM_BYTES = 4096
 
-#: The sign-in throttle, made with :func:`prepare_auth`. ``app.core.auth`` (and sqlmodel with it: about
-#: 0.7 s) is imported there, not with this module, which the server imports before it answers.
-throttle = None
-
-
-def prepare_auth():
-    """``app.core.auth``, imported, with the sign-in throttle made and its log going to the server's
-    log (Streamlit sets up only its own loggers). app.web calls it as the server starts."""
-    global throttle
-    from app.core import auth
-
-    if throttle is None:
-        throttle = auth.SignInThrottle.from_settings(get_settings())
-    if not auth.log.handlers:
-        handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        auth.log.addHandler(handler)
-        auth.log.setLevel(logging.INFO)
-    return auth
+throttle = auth.SignInThrottle.from_settings(get_settings())
+if not auth.log.handlers:  # sign-in attempts go to the server's log (Streamlit sets up only its own loggers)
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    auth.log.addHandler(handler)
+    auth.log.setLevel(logging.INFO)
 
 
 def _same_origin(request: Request) -> bool:
@@ -79,7 +67,6 @@ async def sign_in(request: Request):
         return PlainTextResponse("Sign-in refused: the form must come from this site's own page.", status_code=400)
     back = _local_path(form.get("return_to", "/"))
     client = request.client.host if request.client else "unknown"
-    auth = prepare_auth()
     result = await run_in_threadpool(auth.sign_in, form.get("account", ""), form.get("secret", ""), client, throttle)
     if result.account is None:
         if result.problem.startswith("Wrong"):
@@ -97,7 +84,6 @@ async def sign_out(request: Request):
     form = await _form(request)
     if form is None or not _same_origin(request):
         return PlainTextResponse("Sign-out refused: the form must come from this site's own page.", status_code=400)
-    auth = prepare_auth()
     await run_in_threadpool(auth.end_session, request.cookies.get(auth.SESSION_COOKIE))
     response = RedirectResponse(_local_path(form.get("return_to", "/")), status_code=303)
     response.delete_cookie(auth.SESSION_COOKIE, path="/", httponly=True, samesite="lax")

@@ -12,7 +12,7 @@ from pathlib import Path
 import streamlit as st
 
 from app.media_release import release_visitor_media
-from app.team_routes import ROUTES, prepare_auth
+from app.team_routes import ROUTES
 from models.warmup import freeze_loaded_objects
 
 
@@ -25,7 +25,6 @@ FIRST_PAGE_MODULES = ("app.services.bootstrap", "app.services.analysis", "app.se
 
 
 def import_first_page_modules() -> None:
-    prepare_auth()  # app.core.auth and sqlmodel: after the server answers, while the browser loads the page
     for name in FIRST_PAGE_MODULES:
         try:
             importlib.import_module(name)
