@@ -4,13 +4,19 @@ Run by hand: ``.venv/bin/python -m bench.try_it_browser [--runs 10]``. It builds
 project (sample project + a quickly trained head) in a temporary folder (``--var`` copies a
 prepared one instead), serves it with ``streamlit run`` and times:
 
-* cold start: from launching ``streamlit run`` to the first page shown (the models warm-load on a
-  thread once it is drawn: models.warmup; the first photo below waits for them);
+* cold start: from launching ``streamlit run`` to the first page's form drawn (its Analyze button;
+  the models warm-load on a thread once it is drawn: models.warmup; the first photo below waits
+  for them), and beside it until the page stopped changing (``tests.browser.wait_for_app``: at
+  least 1.2 s of polling, the driver's, not the app's);
 * the first photo after the start (upload -> type shown);
-* per warm run: upload a photo, click Analyze, until the type is shown (``--runs``);
-* four visitors at once: four browser tabs click Analyze one after another, each timed until its
-  type is shown (results are read in order, so a tab that finished early counts when it is read:
-  an upper bound);
+* per warm run: upload a photo, click Analyze, until the type is shown (``--runs``). Timed on the
+  page's own clock by a script injected into it (:data:`RECORDER`): from the file input's change to
+  the type heading in the DOM, less the time the driver took to click Analyze once it was enabled
+  (a person sees it enabled and clicks; Playwright's click retries a disabled button after 20, 100,
+  100 and 500 ms). The driver's own stopwatch (set_input_files -> heading found) is printed beside;
+* four visitors at once: four browser tabs click Analyze one after another, each timed on its
+  page's clock from its click to its type heading (the driver's number beside reads the tabs in
+  order, so a tab that finished early counts when it is read: an upper bound);
 * the app's RSS (the streamlit process) after all that;
 * with ``--while-training``: warm runs again while a detector run trains in a worker process on the
   same machine (queued as the Models page does, ``python -m models.worker`` beside the app, as
@@ -96,18 +102,82 @@ def detector_training(env: dict, log: Path):
         worker.wait(60)
 
 
-def time_runs(page, url: str, photos: list, runs: int, first: int = 0) -> list[float]:
-    from tests.browser import analyze_and_wait_for_result, answer_try_it_questions, open_page, upload_try_it_photo
+#: Notes, on the page's clock (ms), when the file input changes, Analyze is enabled after it, Analyze is
+#: clicked and the type heading is in the DOM. Cheap on every mutation: no layout (textContent only).
+RECORDER = """
+window.__tryit = {};
+const note = what => { if (!(what in window.__tryit)) window.__tryit[what] = performance.now(); };
+const analyzeButton = () => [...document.querySelectorAll("button")].find(b => b.textContent.trim() === "Analyze");
+document.addEventListener("change", e => { if (e.target.type === "file") note("change"); }, true);
+document.addEventListener("click", e => { if (e.target.closest("button") === analyzeButton()) note("click"); }, true);
+new MutationObserver(() => {
+  if (!("change" in window.__tryit) && !("click" in window.__tryit)) return;
+  const analyze = analyzeButton();
+  if (analyze && !analyze.disabled) note("enabled");
+  if ([...document.querySelectorAll("h3")].some(h => /^Your face type: \\w+/.test(h.textContent.trim()))) note("heading");
+}).observe(document, {subtree: true, childList: true, characterData: true, attributes: true});
+window.__tryitReset = () => { window.__tryit = {}; };
+"""
 
-    timings = []
+
+def visit_on_page_clock(page) -> float:
+    """Seconds from the file input's change to the type heading, less the driver's wait between Analyze
+    being enabled and its click (see :data:`RECORDER`)."""
+    notes = page.evaluate("window.__tryit")
+    return (notes["heading"] - notes["change"] - (notes["click"] - notes["enabled"])) / 1000
+
+
+def timed_visit(page, photo) -> tuple[float, float]:
+    """(page's clock, driver's stopwatch) of one upload -> type shown, on an open page with the
+    questions answered."""
+    from tests.browser import analyze_and_wait_for_result, upload_try_it_photo
+
+    page.evaluate("window.__tryitReset()")
+    start = time.perf_counter()
+    upload_try_it_photo(page, photo)
+    analyze_and_wait_for_result(page)
+    driver = time.perf_counter() - start
+    page.wait_for_function("'heading' in window.__tryit", timeout=10_000)
+    return visit_on_page_clock(page), driver
+
+
+def time_runs(page, url: str, photos: list, runs: int, first: int = 0) -> tuple[list[float], list[float]]:
+    from tests.browser import answer_try_it_questions, open_page
+
+    on_page, driver = [], []
     for run in range(first, first + runs):
         open_page(page, url)
         answer_try_it_questions(page)
-        start = time.perf_counter()
-        upload_try_it_photo(page, photos[run % len(photos)])
-        analyze_and_wait_for_result(page)
-        timings.append(time.perf_counter() - start)
-    return timings
+        page_s, driver_s = timed_visit(page, photos[run % len(photos)])
+        on_page.append(page_s)
+        driver.append(driver_s)
+    return on_page, driver
+
+
+def launch_server(env: dict, log_dir: Path):
+    """``streamlit run app/web.py`` launched, and the seconds until its health check answers (polled
+    every 20 ms; ``StreamlitServer.start`` polls every 250 ms)."""
+    import urllib.request
+
+    from tests.servers import PROJECT_ROOT, StreamlitServer
+
+    server = StreamlitServer(env)
+    server.log = log_dir / f"streamlit-{server.port}.log"
+    started = time.perf_counter()
+    server.process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "app/web.py", "--server.port", str(server.port),
+         "--server.address", "127.0.0.1"],
+        cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=server.log.open("wb"),
+        stderr=subprocess.STDOUT, start_new_session=True)
+    while True:
+        try:
+            if urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2).status == 200:
+                break
+        except OSError:
+            if server.process.poll() is not None or time.perf_counter() - started > 120:
+                raise RuntimeError(f"streamlit did not start: {server.log.read_text()[-2000:]}") from None
+            time.sleep(0.02)
+    return server, started
 
 
 def summary(timings: list[float]) -> tuple[float, float, float, float]:
@@ -127,37 +197,39 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import analyze_and_wait_for_result, answer_try_it_questions, open_page, upload_try_it_photo
-    from tests.servers import CHROMIUM_ARGS, StreamlitServer
+    from tests.browser import answer_try_it_questions, open_page, upload_try_it_photo, wait_for_app
+    from tests.servers import CHROMIUM_ARGS
 
     with tempfile.TemporaryDirectory(prefix="facetype-bench-") as tmp:
         env = prepare_project(Path(tmp) / "var", args.var)  # before anything reads the settings
         from app.core.settings import get_settings
 
         photos = sorted((get_settings().sample_dir / "photos").glob("*/1.jpg"))
-        timings, together, training = [], [], []
+        timings, driver_timings, together, together_driver, training = [], [], [], [], []
         with sync_playwright() as p:
             browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
             page = browser.new_page(viewport={"width": 1280, "height": 900})
-            started = time.perf_counter()
-            server = StreamlitServer(env).start(Path(tmp))
+            page.add_init_script(RECORDER)
+            server, started = launch_server(env, Path(tmp))
             try:
-                open_page(page, server.url)
+                page.goto(server.url, wait_until="commit")
+                page.get_by_role("button", name="Analyze").wait_for(timeout=60_000)
                 first_page = time.perf_counter() - started
+                wait_for_app(page)
+                first_settled = time.perf_counter() - started
                 for run in range(args.runs + 1):
                     if run:
                         open_page(page, server.url)
                     answer_try_it_questions(page)
-                    start = time.perf_counter()
-                    upload_try_it_photo(page, photos[run % len(photos)])
-                    analyze_and_wait_for_result(page)
-                    elapsed = time.perf_counter() - start
+                    page_s, driver_s = timed_visit(page, photos[run % len(photos)])
                     if run:
-                        timings.append(elapsed)
+                        timings.append(page_s)
+                        driver_timings.append(driver_s)
                     else:
-                        first_photo = elapsed
+                        first_photo, first_photo_driver = page_s, driver_s
                 tabs = [browser.new_page(viewport={"width": 1280, "height": 900}) for _ in range(args.visitors)]
                 for i, tab in enumerate(tabs):
+                    tab.add_init_script(RECORDER)
                     open_page(tab, server.url)
                     answer_try_it_questions(tab)
                     upload_try_it_photo(tab, photos[i % len(photos)])
@@ -167,23 +239,33 @@ def main() -> int:
                     clicked.append(time.perf_counter())
                 for tab, start in zip(tabs, clicked):
                     tab.get_by_text(re.compile(r"^Your face type: \w+$")).wait_for(timeout=120_000)
-                    together.append(time.perf_counter() - start)
+                    together_driver.append(time.perf_counter() - start)
+                for tab in tabs:
+                    tab.wait_for_function("'heading' in window.__tryit", timeout=10_000)
+                    notes = tab.evaluate("window.__tryit")
+                    together.append((notes["heading"] - notes["click"]) / 1000)
                 rss = tree_rss_mb(server.process.pid)
                 if args.while_training:
                     with detector_training(env, Path(tmp) / "worker.log"):
-                        training = time_runs(page, server.url, photos, args.runs, 1)
+                        training, _ = time_runs(page, server.url, photos, args.runs, 1)
                 browser.close()
             finally:
                 server.stop()
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     print(f"\nTry it in Chromium — {os.cpu_count()} CPU cores; beside it: Chromium and this driver (load {load})")
     rows = [
-        ("first page after `streamlit run` starts (models warm-loading beside it)", f"{first_page:.1f} s (goal <= 5 s)"),
-        ("first photo after the start, upload -> type shown", f"{first_photo:.2f} s"),
-        (f"warm, upload -> type shown, {len(timings)} runs, p50 / p95",
+        ("first page after `streamlit run` starts (models warm-loading beside it): launch -> form drawn",
+         f"{first_page:.1f} s (goal <= 5 s); page settled (wait_for_app) {first_settled:.1f} s"),
+        ("first photo after the start, upload -> type shown (page's clock; driver's)",
+         f"{first_photo:.2f} s; {first_photo_driver:.2f} s"),
+        (f"warm, upload -> type shown, {len(timings)} runs, p50 / p95 (page's clock)",
          f"{statistics.median(timings):.2f} / {percentile(timings, 0.95):.2f} s (goal p50 <= 0.5 s)"),
-        (f"{len(together)} visitors at once, Analyze -> type shown, p50 / p95",
+        ("  the same runs on the driver's stopwatch (its polling and click retries included), p50 / p95",
+         f"{statistics.median(driver_timings):.2f} / {percentile(driver_timings, 0.95):.2f} s"),
+        (f"{len(together)} visitors at once, Analyze -> type shown, p50 / p95 (page's clock)",
          f"{statistics.median(together):.2f} / {percentile(together, 0.95):.2f} s (goal p95 <= 2 s)"),
+        ("  the same on the driver's stopwatch (tabs read in order: an upper bound), p50 / p95",
+         f"{statistics.median(together_driver):.2f} / {percentile(together_driver, 0.95):.2f} s"),
         ("app RSS (streamlit process) with models loaded, after these runs", f"{rss:.0f} MB (goal <= 1200 MB)"),
     ]
     if training:

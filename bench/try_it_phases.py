@@ -92,29 +92,15 @@ def cold_start(browser, env: dict, log_dir: Path) -> dict:
     """One cold start, in parts: from launching ``streamlit run`` to its health check answering (Python,
     Streamlit's and app/web.py's imports, the server), then the page's HTML, its title, the whole form
     (the Analyze button) and the wait until nothing changes any more (tests.browser.wait_for_app)."""
-    import subprocess
-    import sys
     import time
-    import urllib.request
 
+    from bench.try_it_browser import launch_server
     from tests.browser import wait_for_app
-    from tests.servers import PROJECT_ROOT, StreamlitServer, stop_process
+    from tests.servers import stop_process
 
-    server = StreamlitServer(env)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    started = time.perf_counter()
-    server.process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "app/web.py", "--server.port", str(server.port),
-         "--server.address", "127.0.0.1"],
-        cwd=PROJECT_ROOT, env={**os.environ, **env}, stdout=(log_dir / "cold.log").open("wb"),
-        stderr=subprocess.STDOUT, start_new_session=True)
+    server, started = launch_server(env, log_dir)
     try:
-        while True:  # polled every 20 ms (StreamlitServer.start polls every 250 ms)
-            try:
-                if urllib.request.urlopen(f"{server.url}/_stcore/health", timeout=2).status == 200:
-                    break
-            except OSError:
-                time.sleep(0.02)
         healthy = time.perf_counter()
         page.goto(server.url, wait_until="commit")
         html = time.perf_counter()

@@ -14,6 +14,8 @@ result is shown) and pages/try_it_kept.py (keeping, deleting and the codes).
 from __future__ import annotations
 
 import hashlib
+import queue
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import streamlit as st
@@ -41,7 +43,7 @@ settings = get_settings()
 PHOTO_FILE_EXTENSIONS = ("jpg", "png", "webp")  # as named by models.intake.photo_file_type
 MBTI_CHOICES = [*MBTI_TYPES, analysis.MBTI_UNKNOWN]
 #: The result of the current photo; ``try_kept`` (photo id -> codes) is kept for the whole session.
-STATE_KEYS = ("try_visit", "try_visit_for", "try_answers", "try_refs", "try_store_error", "try_card",
+STATE_KEYS = ("try_visit", "try_visit_for", "try_answers", "try_refs", "try_store_error",
               "try_model_error")
 #: The answer widgets and their blank values (set, not popped, so the browser shows them blank too).
 ANSWER_DEFAULTS = {"try_mbti": None, "try_birth": "", "try_consent": False, "try_keep": False}
@@ -70,6 +72,11 @@ def face_gate():
 def current_model():
     """The promoted model, cached once per process by models.serving; raises ModelUnavailable."""
     return analysis.served_model()
+
+
+def analyse(data: bytes, progress):
+    """The analysis of a photo with the process's gate and model (on a thread: no Streamlit call)."""
+    return analysis.analyse_photo(data, gate=face_gate(), model=current_model(), progress=progress)
 
 
 # ---------------------------------------------------------------- state helpers
@@ -257,22 +264,26 @@ analysed_now = False
 if analyze and not missing and not model_problem:
     clear_result()
     visit = None
-    with st.status("Analyzing your photo…", expanded=True) as status:
-
-        def progress(step: str, label: str) -> None:
-            status.update(label=f"{label}…")
-            status.write(f"{label}…")
-
-        try:
-            visit = analysis.analyse_photo(data, gate=face_gate(), model=current_model(), progress=progress)
-        except analysis.ModelUnavailable as exc:
-            st.session_state["try_model_error"] = exc.message
-            status.update(label="The model is not available", state="error")
-        else:
-            if visit.ok:
-                status.update(label=f"Done: {visit.type_name}", state="complete", expanded=False)
+    steps: queue.SimpleQueue = queue.SimpleQueue()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="facetype-analysis") as pool:
+        # Begun before the status box, whose drawing holds the script 50 ms (Streamlit's own pause so
+        # that a quick update is not lost): the analysis runs meanwhile; its steps are shown from here.
+        analysing = pool.submit(analyse, data, lambda step, label: steps.put(label))
+        analysing.add_done_callback(lambda _: steps.put(None))
+        with st.status("Analyzing your photo…", expanded=True) as status:
+            while (label := steps.get()) is not None:
+                status.update(label=f"{label}…")
+                status.write(f"{label}…")
+            try:
+                visit = analysing.result()
+            except analysis.ModelUnavailable as exc:
+                st.session_state["try_model_error"] = exc.message
+                status.update(label="The model is not available", state="error")
             else:
-                status.update(label="This photo cannot be used", state="error", expanded=False)
+                if visit.ok:
+                    status.update(label=f"Done: {visit.type_name}", state="complete", expanded=False)
+                else:
+                    status.update(label="This photo cannot be used", state="error", expanded=False)
     if visit is not None:
         st.session_state["try_visit"] = visit
         st.session_state["try_visit_for"] = photo_id
@@ -304,7 +315,7 @@ elif visit is not None and visit.ok:
     st.divider()
     show_type(visit.type_name, visit.description, visit.confidence, visit.score, visit.explanation)
     cols = st.columns([3, 2])
-    cols[0].image(cards.draw_regions(visit.image, visit.boxes, max_side=720),
+    cols[0].image(cards.draw_regions(visit.image, visit.image_boxes(), max_side=720),
                   caption="Your photo with the three regions", width="stretch")
     with cols[1]:
         show_breakdown(visit.per_region)

@@ -4,7 +4,9 @@ not a page itself."""
 
 from __future__ import annotations
 
+import functools
 import html
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -128,8 +130,7 @@ def result_references(visit) -> list:
     return st.session_state["try_refs"]
 
 
-def result_card(visit) -> bytes:
-    """The result card's PNG, made once per result, after the result is on the page."""
-    if not st.session_state.get("try_card"):
-        st.session_state["try_card"] = cards.visit_card_png(visit)
-    return st.session_state["try_card"]
+def result_card(visit) -> Callable[[], bytes]:
+    """What makes the result card's PNG: Streamlit calls it when the visitor clicks Download (on its
+    own thread), so no card is drawn for a result nobody downloads, nor on the visit's reruns."""
+    return functools.partial(cards.visit_card_png, visit)

@@ -117,20 +117,54 @@ def test_no_personal_data_in_logs(served_app_env, caplog):
             assert not isinstance(arg, (bytes, bytearray, date))
 
 
-def test_a_visitor_photo_is_analysed_reduced_to_analysis_max_side(app_env, monkeypatch):
-    from models.gate import refusal
+def portrait_on_canvas(factor: float, canvas: tuple[int, int], at: tuple[int, int], fmt: str = "JPEG") -> bytes:
+    """The synthetic portrait (PASSING) scaled by ``factor``, pasted at ``at`` on a grey canvas."""
+    portrait = Image.open(PASSING).convert("RGB")
+    portrait = portrait.resize((round(portrait.width * factor), round(portrait.height * factor)), Image.LANCZOS)
+    photo = Image.new("RGB", canvas, (120, 120, 120))
+    photo.paste(portrait, at)
+    buffer = io.BytesIO()
+    photo.save(buffer, fmt, **({"quality": 90} if fmt == "JPEG" else {"compress_level": 1}))
+    return buffer.getvalue()
+
+
+#: The synthetic portrait's regions, as the gate finds them at its own size (480x600).
+PORTRAIT_REGIONS = {"face": [119.2, 134.7, 366.8, 419.7], "tzone": [135.3, 179.9, 337.0, 302.6],
+                    "jaw": [130.8, 302.6, 359.0, 426.8]}
+PORTRAIT_BROW_TO_CHIN = 233.0
+
+
+@pytest.mark.parametrize("fmt, scale", [("JPEG", 4.0), ("PNG", 3.0)])
+def test_a_large_photo_is_kept_reduced_with_its_boxes_on_the_face(served_app_env, monkeypatch, fmt, scale):
+    """A JPEG is decoded reduced (DCT scaling, to the model's side); a PNG is decoded whole and shrunk
+    to ``analysis_max_side`` for keeping; either way the boxes are in the uploaded photo's pixels and,
+    divided by ``scale``, sit on the face in the kept image."""
+    from models.geometry import box_iou
 
     monkeypatch.setenv("FACETYPE_ANALYSIS_MAX_SIDE", "1000")
     settings.get_settings.cache_clear()
-    seen = []
+    at, factor = (1800, 1000), 2.0
+    visit = analysis.analyse_photo(portrait_on_canvas(factor, (3000, 2400), at, fmt))
+    assert visit.ok, visit.message
+    assert visit.image_size == (3000, 2400) and visit.scale == scale
+    assert visit.image.shape[:2] == (round(2400 / scale), round(3000 / scale))  # never 7 M pixels kept
+    drawn = visit.image_boxes()
+    for region, box in PORTRAIT_REGIONS.items():
+        expected = [at[0] + factor * box[0], at[1] + factor * box[1], at[0] + factor * box[2], at[1] + factor * box[3]]
+        assert box_iou(visit.boxes[region], expected) > 0.8, region
+        assert box_iou(drawn[region], [v / scale for v in expected]) > 0.8, region
+    assert visit.to_dict()["image_size"] == [3000, 2400]
 
-    class RecordingGate:
-        def check(self, image):
-            seen.append(image.shape)
-            return refusal("no_face", (image.shape[1], image.shape[0]))
 
-    buffer = io.BytesIO()
-    Image.new("RGB", (4000, 3000), (90, 120, 150)).save(buffer, "JPEG", quality=80)
-    visit = analysis.analyse_photo(buffer.getvalue(), gate=RecordingGate(), model=object())
-    assert seen == [(750, 1000, 3)]  # the gate and the model see the reduced photo, never 12 M pixels
-    assert visit.image_size == (1000, 750) and visit.reason == "no_face"
+def test_the_minimum_face_size_is_in_the_uploaded_photos_pixels(served_app_env, monkeypatch):
+    """A photo over ``analysis_max_side`` is analysed reduced: the minimum face size still holds for the
+    face as uploaded (a large face passes, a small one is refused), not for its reduced pixels."""
+    from models.gate import get_face_gate
+
+    gate = get_face_gate()  # the process's gate, which analyse_photo uses, read its settings when made
+    monkeypatch.setattr(gate, "settings", gate.settings.model_copy(
+        update={"min_face_px": round(0.85 * PORTRAIT_BROW_TO_CHIN)}))
+    large = analysis.analyse_photo(portrait_on_canvas(1.0, (2800, 2100), (1200, 700)))
+    assert large.ok, large.message  # 233 px brow to chin in the photo; 170 px in a 2048-px copy of it
+    small = analysis.analyse_photo(portrait_on_canvas(0.7, (2800, 2100), (1200, 700)))
+    assert small.reason == "face_too_small"

@@ -4,6 +4,8 @@ sample portrait (no real person is given a type)."""
 
 import re
 
+from PIL import Image
+
 from app.core.settings import get_settings
 from app.core.vocabulary import TYPES
 from tests.browser import (
@@ -52,6 +54,13 @@ def test_upload_answer_analyze_shows_type_and_four_reference_faces(page, streaml
     assert "for fun" in main.inner_text().lower()
     assert broken_images(page) == 0
     assert exceptions_shown(page) == []
+    # the card is drawn when it is asked for (deferred download), with the photo and the type on it
+    with page.expect_download(timeout=30_000) as download:
+        page.get_by_role("button", name="Download result card").click()
+    assert download.value.suggested_filename == f"facetype-{type_name.lower()}.png"
+    with Image.open(download.value.path()) as card:
+        assert card.format == "PNG" and card.size == (900, 540)
+    wait_for_app(page)
 
     # Try again: the photo and its preview with the regions are no longer served
     visitor_images = [image_url(page, "Your photo (only kept in this page's memory)"),

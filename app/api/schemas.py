@@ -114,7 +114,7 @@ class RegionResult(BaseModel):
     points: float = Field(description="Expected points of this region (the source's table, probability-weighted).")
     probs: list[float] = Field(description="Probabilities of " + ", ".join(TYPES) + ", in that order.")
     source: str = Field(description="`model` (the model placed the box) or `landmarks` (the face landmarks did).")
-    box: list[float] | None = Field(default=None, description="[x0, y0, x1, y1] in pixels of the upright photo as analysed: one larger than `analysis_max_side` (default 2048) pixels a side is reduced to that size first.")
+    box: list[float] | None = Field(default=None, description="[x0, y0, x1, y1] in pixels of the upright photo as uploaded (EXIF orientation applied).")
 
 
 class ModelInfo(BaseModel):

@@ -71,8 +71,8 @@ class Settings(BaseSettings):
     #: Most pixels one decode may hold in memory: a larger JPEG is decoded reduced (DCT scaling),
     #: any other larger image is refused. Bounds the memory one request can cost.
     max_decode_pixels: int = 16_000_000
-    #: Visitor photos (Try it, the API) are decoded reduced to at most this side; all they need
-    #: is the face gate (``detect_max_side``) and the type model's crops.
+    #: A visitor's photo (Try it, the API) is kept in memory at most this side: a JPEG arrives decoded
+    #: reduced to ``gate_decode_side`` already; a larger PNG or WebP is shrunk after the gate checked it.
     analysis_max_side: int = 2048
     #: Decodes running at once in one process; further ones wait.
     max_concurrent_decodes: int = 2

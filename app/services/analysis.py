@@ -19,7 +19,6 @@ from app.core.storage import ObjectStore
 from app.core.vocabulary import MBTI_TYPES, MBTI_UNKNOWN
 from models import registry, warmup
 from models.gate import get_face_gate
-from models.intake import IntakeError, decode_image
 
 log = logging.getLogger(__name__)
 
@@ -99,17 +98,21 @@ class VisitResult:
     confidence: float | None = None
     #: region -> {type, probability, points, probs, source} (see models.scoring)
     per_region: dict = field(default_factory=dict)
-    #: region -> [x0, y0, x1, y1] in pixels of ``image``
+    #: region -> [x0, y0, x1, y1] in pixels of the upright photo as uploaded (``image`` may be smaller:
+    #: :meth:`image_boxes` gives them in its pixels)
     boxes: dict = field(default_factory=dict)
     #: how the type was reached: each region's type and points, the total and its band
     explanation: str = ""
     model_kind: str | None = None
     model_version_id: int | None = None
     notes: list = field(default_factory=list)
+    #: (width, height) of the upright photo as uploaded
     image_size: tuple[int, int] = (0, 0)
     created_at: datetime = field(default_factory=utcnow)
-    #: The upright RGB photo (kept in memory only, for display and the result card).
+    #: The upright RGB photo, reduced (kept in memory only, for display and the result card).
     image: np.ndarray | None = field(default=None, repr=False, compare=False)
+    #: Pixels of the uploaded photo per pixel of ``image`` (1 when it was not reduced).
+    scale: float = 1.0
     classification: Any = field(default=None, repr=False, compare=False)
     gate_result: Any = field(default=None, repr=False, compare=False)
 
@@ -132,6 +135,10 @@ class VisitResult:
             "image_size": list(self.image_size),
             "created_at": self.created_at.isoformat(timespec="seconds"),
         }
+
+    def image_boxes(self) -> dict:
+        """``boxes`` in pixels of ``image``, to draw them on it."""
+        return {r: [v / self.scale for v in b] for r, b in self.boxes.items()}
 
 
 # ----------------------------------------------------------------------------- models
@@ -202,9 +209,25 @@ def type_profiles(url: str | None = None) -> dict[str, str]:
 # ----------------------------------------------------------------------------- analyse
 
 
-def _refusal(reason: str, message: str, image_size=(0, 0), image=None, gate_result=None) -> VisitResult:
+def _refusal(reason: str, message: str, image_size=(0, 0), image=None, gate_result=None,
+             scale: float = 1.0) -> VisitResult:
     return VisitResult(ok=False, reason=reason, message=message, image_size=tuple(image_size), image=image,
-                       gate_result=gate_result)
+                       gate_result=gate_result, scale=scale)
+
+
+def _kept_image(image: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+    """The photo as a visit keeps it, at most ``analysis_max_side`` a side (a JPEG arrives decoded
+    reduced already; a large PNG or WebP is decoded whole and shrunk here), and its scale."""
+    max_side = get_settings().analysis_max_side
+    height, width = image.shape[:2]
+    if max(height, width) <= max_side:
+        return image, scale
+    from PIL import Image
+
+    factor = max_side / max(height, width)
+    size = (max(1, round(width * factor)), max(1, round(height * factor)))
+    shrunk = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
+    return shrunk, scale * width / size[0]
 
 
 def analyse_photo(
@@ -220,9 +243,13 @@ def analyse_photo(
     Returns a refusal (``ok`` false with the gate's or the intake's ``reason`` and ``message``)
     or a result. ``progress(step, label)`` is called as each of :data:`STEPS` starts. Raises
     :class:`ModelUnavailable` when no model is promoted (checked first, before the photo).
+
+    A JPEG is decoded reduced to what the gate and the model need (``FaceGate.decode_and_check``;
+    a refusal is decided on the whole photo); boxes and sizes are in the uploaded photo's pixels.
     """
     model = model or served_model(url=url)
     gate = gate or default_gate()
+    from models.serving import classify, decode_side  # imported with the model above
 
     def step(name):
         if progress:
@@ -231,29 +258,26 @@ def analyse_photo(
     step("check")
     if data is not None and len(data) > get_settings().max_upload_mb * 1024 * 1024:
         return _refusal(UPLOAD_TOO_LARGE, upload_too_large_message())
-    try:
-        # reduced to what the gate and the model need: memory per request stays small whatever the file
-        image = decode_image(data or b"", max_pixels=get_settings().max_pixels,
-                             max_side=get_settings().analysis_max_side)
-    except IntakeError as error:
-        log.info("photo refused: %s", error.reason)
-        return _refusal(error.reason, error.message)
-    gate_result = gate.check(image)
-    size = (int(image.shape[1]), int(image.shape[0]))
+    gate_result, image = gate.decode_and_check(data or b"", min_side=decode_side(model))
+    if image is None:
+        log.info("photo refused: %s", gate_result.reason)
+        return _refusal(gate_result.reason, gate_result.message)
+    scale = float(gate_result.scale)
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
     if not gate_result.ok:
         log.info("photo refused by the gate: %s", gate_result.reason)
-        return _refusal(gate_result.reason, gate_result.message, size, image, gate_result)
+        kept, kept_scale = _kept_image(image, scale)
+        return _refusal(gate_result.reason, gate_result.message, size, kept, gate_result, kept_scale)
 
     step("regions")
     # The gate has located the landmark regions; the model may place its own boxes below.
 
     step("type")
-    from models.serving import classify  # imported with the model above
-
     classification = classify(image, gate_result, model=model)
     result = classification.result
     description = type_profiles(url).get(result.type, "")
     log.info("photo classified (model %s)", classification.model_version_id)
+    kept, kept_scale = _kept_image(image, scale)
     return VisitResult(
         ok=True,
         type_name=result.type,
@@ -262,12 +286,13 @@ def analyse_photo(
         confidence=float(result.confidence),
         per_region={r: dict(v) for r, v in result.per_region.items()},
         explanation=result.explanation(),
-        boxes={r: [float(v) for v in p.box] for r, p in classification.regions.items()},
+        boxes={r: [float(v) * scale for v in p.box] for r, p in classification.regions.items()},
         model_kind=classification.model_kind,
         model_version_id=classification.model_version_id,
         notes=list(classification.notes),
         image_size=size,
-        image=image,
+        image=kept,
+        scale=kept_scale,
         classification=classification,
         gate_result=gate_result,
     )

@@ -132,5 +132,5 @@ def result_card_png(
 
 def visit_card_png(visit: VisitResult) -> bytes:
     """:func:`result_card_png` for a fresh visit."""
-    return result_card_png(visit.type_name or "", visit.description, visit.image, visit.boxes,
+    return result_card_png(visit.type_name or "", visit.description, visit.image, visit.image_boxes(),
                            visit.created_at, visit.confidence, visit.explanation)
