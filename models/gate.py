@@ -137,24 +137,29 @@ class FaceGate:
             return GateResult(ok=False, reason=error.reason, message=error.message)
         return self.check(image)
 
-    def decode_and_check(self, data: bytes, min_side: int | None = None) -> tuple[GateResult, np.ndarray | None]:
+    def decode_and_check(self, data: bytes, min_side: int | None = None,
+                         max_side: int | None = None) -> tuple[GateResult, np.ndarray | None]:
         """Decode and check an upload for classifying it: a JPEG is decoded reduced (DCT scaling) as
         far as its longer side stays ``min_side`` (default ``settings.gate_decode_side``; 0: whole),
         which is all the gate and the type model need (see :func:`models.serving.decode_side`); a
         refusal, or a face too small for the mesh at that size, is checked again on the whole photo,
-        so decisions are made at full detail. Returns the result and the upright image it was made
-        on (None when the file could not be decoded); ``result.scale`` maps the image's pixels to
-        the original photo's."""
+        so decisions are made at full detail, or at ``max_side`` when given: an image longer than
+        that (a large PNG, or the JPEG decoded whole) is shrunk to it before the gate sees it, which
+        bounds a request's memory. Returns the result and the upright image it was made on (None
+        when the file could not be decoded); ``result.scale`` maps the image's pixels to the
+        original photo's."""
         max_pixels = self.settings.max_pixels
         if min_side is None:
             min_side = self.settings.gate_decode_side
         try:
-            image, scale = decode_reduced(data, min_side, max_pixels=max_pixels)
+            image, scale = decode_reduced(data, min_side, max_pixels=max_pixels, max_side=max_side)
         except IntakeError as error:
             return GateResult(ok=False, reason=error.reason, message=error.message), None
         result = self.check(image, scale=scale)
-        if scale > 1 and (not result.ok or result.face[2] - result.face[0] < MESH_MIN_FACE_WIDTH):
-            image, scale = decode_reduced(data, 0, max_pixels=max_pixels)  # reduced only past the decode budget
+        finer = scale > 1 and not (max_side and max(image.shape[:2]) >= max_side)
+        if finer and (not result.ok or result.face[2] - result.face[0] < MESH_MIN_FACE_WIDTH):
+            # reduced only past the decode budget or to max_side
+            image, scale = decode_reduced(data, 0, max_pixels=max_pixels, max_side=max_side)
             result = self.check(image, scale=scale)
         return result, image
 

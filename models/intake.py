@@ -64,14 +64,17 @@ def decode_image(data: bytes, max_pixels: int | None = None, max_side: int | Non
     return _decode(data, max_pixels, max_side, shrink=True)[0]
 
 
-def decode_reduced(data: bytes, min_side: int, max_pixels: int | None = None) -> tuple[np.ndarray, int]:
+def decode_reduced(data: bytes, min_side: int, max_pixels: int | None = None,
+                   max_side: int | None = None) -> tuple[np.ndarray, float]:
     """(image, scale): the photo as :func:`decode_image` gives it, but a JPEG decoded reduced by DCT
     scaling alone (1/2, 1/4 or 1/8, no resampling after) as far as its longer side stays at least
-    ``min_side``; ``scale`` is the reduction, original pixels per pixel of the image (1 when whole)."""
-    return _decode(data, max_pixels, min_side, shrink=False)
+    ``min_side``; what is still longer than ``max_side`` (a PNG or WebP, or a JPEG decoded whole) is
+    then shrunk to it. ``scale`` is original pixels per pixel of the image (1 when whole)."""
+    return _decode(data, max_pixels, min_side, shrink=False, cap=max_side)
 
 
-def _decode(data: bytes, max_pixels: int | None, max_side: int | None, shrink: bool) -> tuple[np.ndarray, int]:
+def _decode(data: bytes, max_pixels: int | None, max_side: int | None, shrink: bool,
+            cap: int | None = None) -> tuple[np.ndarray, float]:
     if not data:
         raise IntakeError("empty")
     settings = get_settings()
@@ -105,10 +108,13 @@ def _decode(data: bytes, max_pixels: int | None, max_side: int | None, shrink: b
                 scale = _draft(image, settings.max_decode_pixels, max_side)
             image.load()
             orientation = image.getexif().get(EXIF_ORIENTATION)
-            if shrink and max_side and max(image.size) > max_side:
+            limit = max_side if shrink else cap
+            if limit and max(image.size) > limit:
                 if _has_alpha(image):  # flattened first, the resize holds no premultiplied copy
                     image = _flatten(image)
-                image = _shrink(image, max_side)
+                decoded_width = image.size[0]
+                image = _shrink(image, limit)
+                scale = scale * decoded_width / image.size[0]
             if orientation in ORIENTATION_TRANSPOSE:
                 image = image.transpose(ORIENTATION_TRANSPOSE[orientation])
             rgb = _to_rgb(image)

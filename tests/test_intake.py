@@ -441,6 +441,24 @@ def test_decode_reduced_gives_other_formats_whole():
     assert_rgb(array, 1600, 1200)
 
 
+def test_decode_reduced_shrinks_what_is_still_longer_than_max_side():
+    """A PNG (no DCT scaling), or a JPEG decoded whole, is shrunk to ``max_side`` in the decoder, so
+    no full-size array reaches the gate; the scale says how much."""
+    array, scale = decode_reduced(encode(gradient_rgb(3000, 2000), "PNG"), 640, max_side=1000)
+    assert_rgb(array, 1000, 667)
+    assert scale == 3.0
+    array, scale = decode_reduced(encode(gradient_rgb(2400, 1800), "JPEG", quality=80), 0, max_side=1000)
+    assert_rgb(array, 1000, 750)
+    assert scale == pytest.approx(2.4)
+    # DCT 1/2 (1200 x 900) keeps 640 a side; what is left over 1000 is resampled
+    array, scale = decode_reduced(encode(gradient_rgb(2400, 1800), "JPEG", quality=80), 640, max_side=1000)
+    assert_rgb(array, 1000, 750)
+    assert scale == pytest.approx(2.4)
+    array, scale = decode_reduced(encode(gradient_rgb(1600, 1200), "PNG"), 640, max_side=2048)
+    assert_rgb(array, 1600, 1200)  # within max_side: untouched
+    assert scale == 1
+
+
 def test_decode_reduced_applies_the_exif_orientation_after_reducing():
     image = gradient_rgb(1600, 1200)
     image.paste((255, 0, 0), (0, 0, 64, 64))  # top-left corner of the upright photo

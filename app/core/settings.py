@@ -71,8 +71,9 @@ class Settings(BaseSettings):
     #: Most pixels one decode may hold in memory: a larger JPEG is decoded reduced (DCT scaling),
     #: any other larger image is refused. Bounds the memory one request can cost.
     max_decode_pixels: int = 16_000_000
-    #: A visitor's photo (Try it, the API) is kept in memory at most this side: a JPEG arrives decoded
-    #: reduced to ``gate_decode_side`` already; a larger PNG or WebP is shrunk after the gate checked it.
+    #: A visitor's photo (Try it, the API) is checked and kept in memory at most this side: a JPEG is
+    #: decoded reduced to ``gate_decode_side``; a larger PNG or WebP, or a JPEG the gate checks again
+    #: whole, is shrunk to this before the gate sees it (so the gate's copies stay small).
     analysis_max_side: int = 2048
     #: Decodes running at once in one process; further ones wait.
     max_concurrent_decodes: int = 2

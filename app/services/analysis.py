@@ -215,21 +215,6 @@ def _refusal(reason: str, message: str, image_size=(0, 0), image=None, gate_resu
                        gate_result=gate_result, scale=scale)
 
 
-def _kept_image(image: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
-    """The photo as a visit keeps it, at most ``analysis_max_side`` a side (a JPEG arrives decoded
-    reduced already; a large PNG or WebP is decoded whole and shrunk here), and its scale."""
-    max_side = get_settings().analysis_max_side
-    height, width = image.shape[:2]
-    if max(height, width) <= max_side:
-        return image, scale
-    from PIL import Image
-
-    factor = max_side / max(height, width)
-    size = (max(1, round(width * factor)), max(1, round(height * factor)))
-    shrunk = np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0))
-    return shrunk, scale * width / size[0]
-
-
 def analyse_photo(
     data: bytes,
     *,
@@ -258,7 +243,8 @@ def analyse_photo(
     step("check")
     if data is not None and len(data) > get_settings().max_upload_mb * 1024 * 1024:
         return _refusal(UPLOAD_TOO_LARGE, upload_too_large_message())
-    gate_result, image = gate.decode_and_check(data or b"", min_side=decode_side(model))
+    gate_result, image = gate.decode_and_check(data or b"", min_side=decode_side(model),
+                                               max_side=get_settings().analysis_max_side)
     if image is None:
         log.info("photo refused: %s", gate_result.reason)
         return _refusal(gate_result.reason, gate_result.message)
@@ -266,8 +252,7 @@ def analyse_photo(
     size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
     if not gate_result.ok:
         log.info("photo refused by the gate: %s", gate_result.reason)
-        kept, kept_scale = _kept_image(image, scale)
-        return _refusal(gate_result.reason, gate_result.message, size, kept, gate_result, kept_scale)
+        return _refusal(gate_result.reason, gate_result.message, size, image, gate_result, scale)
 
     step("regions")
     # The gate has located the landmark regions; the model may place its own boxes below.
@@ -277,7 +262,6 @@ def analyse_photo(
     result = classification.result
     description = type_profiles(url).get(result.type, "")
     log.info("photo classified (model %s)", classification.model_version_id)
-    kept, kept_scale = _kept_image(image, scale)
     return VisitResult(
         ok=True,
         type_name=result.type,
@@ -291,8 +275,8 @@ def analyse_photo(
         model_version_id=classification.model_version_id,
         notes=list(classification.notes),
         image_size=size,
-        image=kept,
-        scale=kept_scale,
+        image=image,
+        scale=scale,
         classification=classification,
         gate_result=gate_result,
     )
