@@ -782,20 +782,8 @@ def test_coco_import_replayed_with_an_annotators_cookie_saves_nothing(app_env, c
 def test_photo_import_replayed_with_an_annotators_cookie_adds_nothing(app_env, cookie_sign_in, field, tmp_path):
     """Import photos drawn for an admin; the connection's cookie now names an annotator: refused."""
     from sqlmodel import func
-    from streamlit.testing.v1 import AppTest
 
-    from app.core.auth import Account
-    from tests.test_annotations import add_photo
-
-    migrate()
-    with session_scope() as s:
-        person_id = s.get(Photo, add_photo(s, "p01")).person_id
-    cookie_sign_in("root", "admin")
-    at = AppTest.from_file("pages/labeling_import.py", default_timeout=60)
-    at.session_state["annotator"] = "root"
-    at.session_state["account"] = Account("root", "admin", "unused")
-    at.run()
-    at.selectbox(key="import_person").set_value(person_id).run()
+    at = _import_page_for_an_admin(cookie_sign_in)
     if field == "folder":
         (tmp_path / "in").mkdir()
         (tmp_path / "in" / "a.jpg").write_bytes(_photo_bytes())
@@ -810,7 +798,8 @@ def test_photo_import_replayed_with_an_annotators_cookie_adds_nothing(app_env, c
         assert s.exec(select(func.count()).select_from(Photo)).one() == 1
 
 
-def test_a_server_folder_import_says_how_many_hidden_entries_it_left_out(app_env, cookie_sign_in, tmp_path):
+def _import_page_for_an_admin(cookie_sign_in):
+    """The Import page signed in as an admin, person p01 (one stored photo) chosen."""
     from streamlit.testing.v1 import AppTest
 
     from app.core.auth import Account
@@ -819,16 +808,21 @@ def test_a_server_folder_import_says_how_many_hidden_entries_it_left_out(app_env
     migrate()
     with session_scope() as s:
         person_id = s.get(Photo, add_photo(s, "p01")).person_id
-    folder = tmp_path / "in"
-    (folder / ".thumbnails").mkdir(parents=True)
-    for name in ("a.jpg", ".DS_Store", "._a.jpg"):
-        (folder / name).write_bytes(b"not a photo")
     cookie_sign_in("root", "admin")
     at = AppTest.from_file("pages/labeling_import.py", default_timeout=60)
     at.session_state["annotator"] = "root"
     at.session_state["account"] = Account("root", "admin", "unused")
     at.run()
     at.selectbox(key="import_person").set_value(person_id).run()
+    return at
+
+
+def test_a_server_folder_import_says_how_many_hidden_entries_it_left_out(app_env, cookie_sign_in, tmp_path):
+    folder = tmp_path / "in"
+    (folder / ".thumbnails").mkdir(parents=True)
+    for name in ("a.jpg", ".DS_Store", "._a.jpg"):
+        (folder / name).write_bytes(b"not a photo")
+    at = _import_page_for_an_admin(cookie_sign_in)
     at.text_input(key="import_folder").input(str(folder)).run()
     next(b for b in at.button if b.label == "Import and auto-label").click().run()
     assert not at.exception
