@@ -61,7 +61,7 @@ def decode_image(data: bytes, max_pixels: int | None = None, max_side: int | Non
     decode holds is bounded by ``settings.max_decode_pixels``: a larger JPEG is decoded reduced
     (so the result is smaller than the photo), any other image that large is refused as
     ``too_large``. At most ``settings.max_concurrent_decodes`` decodes run at once per process."""
-    return _decode(data, max_pixels, max_side, shrink=True)[0]
+    return _decode(data, max_pixels, max_side, max_side)[0]
 
 
 def decode_reduced(data: bytes, min_side: int, max_pixels: int | None = None,
@@ -70,11 +70,13 @@ def decode_reduced(data: bytes, min_side: int, max_pixels: int | None = None,
     scaling alone (1/2, 1/4 or 1/8, no resampling after) as far as its longer side stays at least
     ``min_side``; what is still longer than ``max_side`` (a PNG or WebP, or a JPEG decoded whole) is
     then shrunk to it. ``scale`` is original pixels per pixel of the image (1 when whole)."""
-    return _decode(data, max_pixels, min_side, shrink=False, cap=max_side)
+    return _decode(data, max_pixels, min_side, max_side)
 
 
-def _decode(data: bytes, max_pixels: int | None, max_side: int | None, shrink: bool,
-            cap: int | None = None) -> tuple[np.ndarray, float]:
+def _decode(data: bytes, max_pixels: int | None, draft_side: int | None,
+            max_side: int | None) -> tuple[np.ndarray, float]:
+    """(image, scale): a JPEG drafted (DCT-reduced) as far as its longer side stays ``draft_side``
+    (:func:`_draft`), then anything still longer than ``max_side`` shrunk to it."""
     if not data:
         raise IntakeError("empty")
     settings = get_settings()
@@ -101,19 +103,18 @@ def _decode(data: bytes, max_pixels: int | None, max_side: int | None, shrink: b
             image.seek(0)  # first frame of an animation
             scale = 1
             if image.format == "JPEG" and not image.info.get("progressive"):
-                scale = _draft(image, settings.max_decode_pixels, max_side)
+                scale = _draft(image, settings.max_decode_pixels, draft_side)
             elif width * height > settings.max_decode_pixels // FULL_SIZE_COPIES.get(image.format, 1):
                 raise IntakeError("too_large")
             elif image.format == "JPEG":
-                scale = _draft(image, settings.max_decode_pixels, max_side)
+                scale = _draft(image, settings.max_decode_pixels, draft_side)
             image.load()
             orientation = image.getexif().get(EXIF_ORIENTATION)
-            limit = max_side if shrink else cap
-            if limit and max(image.size) > limit:
+            if max_side and max(image.size) > max_side:
                 if _has_alpha(image):  # flattened first, the resize holds no premultiplied copy
                     image = _flatten(image)
                 decoded_width = image.size[0]
-                image = _shrink(image, limit)
+                image = _shrink(image, max_side)
                 scale = scale * decoded_width / image.size[0]
             if orientation in ORIENTATION_TRANSPOSE:
                 image = image.transpose(ORIENTATION_TRANSPOSE[orientation])
