@@ -197,11 +197,9 @@ MESH_SIDES = (384, 320, 256, 192)
 
 def mesh_crop(image: np.ndarray, face_box) -> np.ndarray:
     """The padded crop the gate gives the mesh, before its resize to at most ``MESH_MAX_SIDE``."""
-    from models.gate import MESH_CONTEXT, _padded_crop
+    from models.gate import _padded_crop, mesh_window
 
-    x0, y0, x1, y1 = face_box
-    side = max(x1 - x0, y1 - y0) * (1 + 2 * MESH_CONTEXT)
-    return _padded_crop(image, round((x0 + x1) / 2 - side / 2), round((y0 + y1) / 2 - side / 2), round(side))
+    return _padded_crop(image, *mesh_window(face_box))
 
 
 def measure_mediapipe_sizes(runs: int) -> list[tuple[str, str, str]]:

@@ -218,11 +218,7 @@ class FaceGate:
 
     def _mesh_landmarks(self, image: np.ndarray, face_box) -> np.ndarray | None:
         """468 x 3 landmarks (x, y, z in original pixels) from a padded crop around the face."""
-        x0, y0, x1, y1 = face_box
-        side = max(x1 - x0, y1 - y0) * (1 + 2 * MESH_CONTEXT)
-        cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
-        left, top = round(cx - side / 2), round(cy - side / 2)
-        side = round(side)
+        left, top, side = mesh_window(face_box)
         crop = _padded_crop(image, left, top, side)
         scale = min(1.0, MESH_MAX_SIDE / side)
         if scale < 1.0:
@@ -237,6 +233,15 @@ class FaceGate:
         points[:, 0] += left
         points[:, 1] += top
         return points
+
+
+def mesh_window(face_box) -> tuple[int, int, int]:
+    """(left, top, side) of the square window around a detected face that the mesh is given
+    (``MESH_CONTEXT`` of the face's size added on every side; it may reach past the image)."""
+    x0, y0, x1, y1 = face_box
+    side = max(x1 - x0, y1 - y0) * (1 + 2 * MESH_CONTEXT)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return round(cx - side / 2), round(cy - side / 2), round(side)
 
 
 def _padded_crop(image: np.ndarray, left: int, top: int, side: int) -> np.ndarray:
