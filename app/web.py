@@ -10,7 +10,9 @@ import threading
 from pathlib import Path
 
 import streamlit as st
+from streamlit import config
 
+from app.core.settings import get_settings
 from app.media_release import release_visitor_media
 from app.team_routes import ROUTES
 from models.warmup import freeze_loaded_objects
@@ -30,6 +32,18 @@ def import_first_page_modules() -> None:
             importlib.import_module(name)
         except ImportError as error:  # the page says what is missing, where it imports it
             logging.getLogger(__name__).warning("not imported ahead: %s (%s)", name, error)
+
+
+def serve_the_upload_limit() -> None:
+    """Streamlit's server refuses any upload over its own ``server.maxUploadSize`` (MB, from
+    .streamlit/config.toml or a ``--server.maxUploadSize`` flag), whatever an uploader allows. The app's
+    limit, ``max_upload_mb`` (FACETYPE_MAX_UPLOAD_MB), sets it here, wherever the server is started
+    (``make run``, the tests, the benches), so that the limit the pages say is the one the server keeps."""
+    config.set_option("server.maxUploadSize", get_settings().max_upload_mb,
+                      where_defined="FACETYPE_MAX_UPLOAD_MB (app.core.settings.max_upload_mb)")
+
+
+serve_the_upload_limit()
 
 
 import_ahead = threading.Thread(target=import_first_page_modules, name="facetype-import-ahead", daemon=True)

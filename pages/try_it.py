@@ -205,7 +205,7 @@ else:
     photo = st.file_uploader(
         f"Upload a photo (JPEG, PNG or WebP, up to {settings.max_upload_mb} MB)",
         # Streamlit's hint under it says this limit too. A larger limit here did not bring the page's own message
-        # for a larger photo: Streamlit's server refuses any file over server.maxUploadSize (the same 10 MB).
+        # for a larger photo: Streamlit's server refuses any file over server.maxUploadSize (this setting, app/web.py).
         key=f"try_file_{photo_n}", max_upload_size=settings.max_upload_mb,
     )
 data = photo.getvalue() if photo is not None else None
