@@ -27,6 +27,19 @@ SIGN_IN_PROBLEMS = {
 
 st.set_page_config(page_title="facetype", page_icon=str(ROOT / "app" / "assets" / "favicon.png"), layout="wide")
 
+#: A file an uploader refuses (over the upload limit, a type it does not take) gets only a red mark on its chip;
+#: Streamlit's reason ("File must be 10.0MB or smaller.") is in a hover tooltip and a visually hidden alert,
+#: which no phone can hover. This shows that alert as a line under the file's name, on every page.
+REFUSED_FILE_STYLE = """<style>
+[data-testid="stFileChips"] :has(> [role="alert"]) { flex-wrap: wrap; height: auto; max-width: 100%; }
+[data-testid="stFileChips"] [role="alert"] {
+  position: static; width: auto; height: auto; margin: 0.2rem 0 0; padding: 0; overflow: visible;
+  clip: auto; white-space: normal; flex-basis: 100%; font-size: 0.875rem; line-height: 1.3;
+  color: rgb(125, 53, 59);
+}
+</style>"""
+st.html(REFUSED_FILE_STYLE)
+
 
 @st.cache_resource(show_spinner="Preparing the database and the sample project…")
 def prepare_once(database_url: str, storage_url: str) -> None:
