@@ -71,6 +71,32 @@ def test_the_fused_net_follows_a_replaced_net():
     assert torch.allclose(model.fused_net()(crops.transpose(0, 1).reshape(1, -1, 32, 32)), model.net(crops), atol=1e-5)
 
 
+def test_the_fused_net_follows_a_state_dict_loaded_with_assign():
+    """``load_state_dict(..., assign=True)`` puts new tensors in the net instead of writing into its own:
+    the old ones keep their versions, and the new ones may have the same."""
+    model = randomised_model()
+    first = model.fused_net()
+    other = randomised_model(seed=1)
+    old_weights = [*model.net.parameters()]
+    model.net.load_state_dict(other.net.state_dict(), assign=True)
+    assert all(new is not old for new, old in zip(model.net.parameters(), old_weights))
+    crops = torch.randn(len(REGIONS), 1, 3, 32, 32)
+    rebuilt = model.fused_net()
+    assert rebuilt is not first
+    assert torch.allclose(rebuilt(crops.transpose(0, 1).reshape(1, -1, 32, 32)), other.net(crops), atol=1e-5)
+
+
+def test_the_fused_net_follows_a_replaced_parameter():
+    model = randomised_model()
+    first = model.fused_net()
+    conv = next(m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d))
+    conv.weight = torch.nn.Parameter(torch.randn_like(conv.weight))
+    crops = torch.randn(len(REGIONS), 1, 3, 32, 32)
+    rebuilt = model.fused_net()
+    assert rebuilt is not first
+    assert torch.allclose(rebuilt(crops.transpose(0, 1).reshape(1, -1, 32, 32)), model.net(crops), atol=1e-5)
+
+
 def reference_crops(image: torch.Tensor, boxes, size: int, context: float) -> torch.Tensor:
     """The crops' definition in plain torch: the image as floats in [-0.5, 0.5], the boxes grown by
     ``context`` times their size (at least 1 px) on every side, roi_align."""

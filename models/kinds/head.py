@@ -9,6 +9,7 @@ sample project on a 2-core CPU in well under three minutes.
 from __future__ import annotations
 
 import math
+import operator
 import random
 from typing import Sequence
 
@@ -281,6 +282,14 @@ def head_loss(net: HeadNet, crops: torch.Tensor, positions: torch.Tensor, smooth
     return losses
 
 
+def held_values(net: nn.Module) -> list[tuple[dict, str, object]]:
+    """Each submodule, parameter and buffer of ``net``: the dict of its module that holds it, its name
+    there, and the object held now (to tell, by identity, when another has been put in its place)."""
+    return [(held, name, value) for module in net.modules()
+            for held in (module._modules, module._parameters, module._buffers)
+            for name, value in held.items() if value is not None]
+
+
 class HeadModel(CheckpointedModel):
     kind = "head"
 
@@ -300,13 +309,19 @@ class HeadModel(CheckpointedModel):
 
     def fused_net(self) -> FusedHeadNet:
         """The net fused for inference; rebuilt when its weights have changed since (a training
-        step or a loaded state dict changes them in place, which bumps the tensors' versions) or
-        ``self.net`` is another net. The net's tensors are listed once per net: walking its modules
-        on every request cost more than the rest of this check."""
-        if getattr(self, "_fused_source", (None,))[0] is not self.net:
-            self._fused_source = (self.net, [*self.net.parameters(), *self.net.buffers()])
+        step or a loaded state dict changes them in place, which bumps the tensors' versions), when
+        one was put in place of another (``load_state_dict(assign=True)``, a new Parameter or
+        submodule: the new tensor's version may equal the old one's) or ``self.net`` is another net.
+        Where the net holds each of its tensors is listed once per net, then looked up per request:
+        walking its modules on every request cost more than the rest of this check."""
+        source = getattr(self, "_fused_source", None)
+        if source is None or source[0] is not self.net or not all(
+                map(operator.is_, map(dict.get, *source[1]), source[2])):  # per slot: held.get(name) is value
+            holders, names, values = zip(*held_values(self.net))
+            self._fused_source = (self.net, (holders, names), values,
+                                  [v for v in values if isinstance(v, torch.Tensor)])
             self._fused_version = None
-        version = tuple(t._version for t in self._fused_source[1])
+        version = tuple(t._version for t in self._fused_source[3])
         if self._fused_version != version:
             self.net.eval()
             self._fused = FusedHeadNet(self.net).to(self.device)
