@@ -1,8 +1,9 @@
 """Where a warm Try it visit's time goes, step by step, as the browser sees it.
 
-Run by hand: ``.venv/bin/python -m bench.try_it_phases [--runs 10] [--cold 3] [--var VAR]``: VAR a
-prepared var/ folder with a served model to copy (as ``bench.try_it_browser --var`` takes); without
-it a throwaway project is built first, as that benchmark does (minutes).
+Run by hand: ``.venv/bin/python -m bench.try_it_phases [--runs 10] [--cold 3] [--var VAR]`` (``--runs 0``
+or ``--cold 0`` skips that part): VAR a prepared var/ folder with a served model to copy (as
+``bench.try_it_browser --var`` takes); without it a throwaway project is built first, as that benchmark
+does (minutes).
 Each warm run uploads a photo, clicks Analyze as soon as it is enabled and waits for the type, as
 ``bench.try_it_browser`` does. A script injected into the page notes, on the page's own clock, every
 websocket message (decoded here as Streamlit's forward messages) and when the photo, the enabled
@@ -123,12 +124,34 @@ def cold_start(browser, env: dict, log_dir: Path) -> dict:
     }
 
 
-def main() -> int:
+def print_steps(colds: list[dict], steps: dict[str, list[dict]], runs: int) -> None:
+    """The table: each step's parts, medians over its runs; a step with no runs (``--runs 0``,
+    ``--cold 0``) is left out."""
+    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    warm = f"warm, medians of {runs} runs" if runs else "warm runs not timed (--runs 0)"
+    print(f"\nTry it, where the time goes — {warm}, in s; {os.cpu_count()} CPU cores; "
+          f"beside it: Chromium and this driver (load {load})")
+    timed = {f"cold start ({len(colds)} starts)": colds, **steps}
+    for step, rows in timed.items():
+        if not rows:
+            continue
+        print(f"\n{step}")
+        for name in rows[0]:
+            values = [row[name] for row in rows]
+            median = statistics.median(values)
+            print(f"  {name:<46} {median:.3f}" if "runs" not in name else f"  {name:<46} {median:g}")
+
+
+def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--runs", type=int, default=10, help="warm visits to time; 0: none, only cold starts")
     parser.add_argument("--var", type=Path, default=None, help="a var/ folder with a served model to copy")
-    parser.add_argument("--cold", type=int, default=3, help="cold starts to time (each a new server)")
-    args = parser.parse_args()
+    parser.add_argument("--cold", type=int, default=3, help="cold starts to time (each a new server); 0: none")
+    args = parser.parse_args(argv)
+    if args.runs < 0 or args.cold < 0:
+        parser.error("--runs and --cold are counts: 0 or more")
+    if not args.runs and not args.cold:
+        parser.error("--runs 0 and --cold 0 leave nothing to time")
 
     from playwright.sync_api import sync_playwright
 
@@ -148,10 +171,11 @@ def main() -> int:
             colds = [cold_start(browser, env, Path(tmp)) for _ in range(args.cold)]
             page = browser.new_page(viewport={"width": 1280, "height": 900})
             page.add_init_script(RECORDER)
-            server = StreamlitServer(env).start(Path(tmp))
+            server = StreamlitServer(env).start(Path(tmp)) if args.runs else None
             now = "performance.timeOrigin + performance.now()"
             try:
-                for run in range(args.runs + 1):  # the first run waits for the models: not counted
+                # the first run waits for the models: not counted; none at all without warm runs to time
+                for run in range(args.runs + 1 if args.runs else 0):
                     open_page(page, server.url)
                     answer_try_it_questions(page)
                     page.evaluate("window.__reset()")
@@ -171,18 +195,9 @@ def main() -> int:
                         steps["Analyze enabled -> clicked -> type shown"].append(split(events, clicked, "type shown"))
                 browser.close()
             finally:
-                server.stop()
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
-    print(f"\nTry it, warm, where the time goes — medians of {args.runs} runs, in s; {os.cpu_count()} CPU cores; "
-          f"beside it: Chromium and this driver (load {load})")
-    if colds:
-        steps = {f"cold start ({len(colds)} starts)": colds, **steps}
-    for step, rows in steps.items():
-        print(f"\n{step}")
-        for name in rows[0]:
-            values = [row[name] for row in rows]
-            median = statistics.median(values)
-            print(f"  {name:<46} {median:.3f}" if "runs" not in name else f"  {name:<46} {median:g}")
+                if server is not None:
+                    server.stop()
+    print_steps(colds, steps, args.runs)
     return 0
 
 
