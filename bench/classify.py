@@ -285,11 +285,13 @@ def compare_mediapipe_sizes(sample_photos: int) -> list[tuple[str, str, str]]:
 
 
 def upscaled_jpeg(photo: Path, factor: float) -> bytes:
-    """The photo enlarged by ``factor`` and saved as a JPEG, as a phone's larger photo of the same face."""
-    image = Image.open(photo).convert("RGB")
-    image = image.resize((round(image.width * factor), round(image.height * factor)), Image.Resampling.BICUBIC)
-    buffer = io.BytesIO()
-    image.save(buffer, "JPEG", quality=90)
+    """The photo enlarged by ``factor`` and saved as a JPEG, as a phone's larger photo of the same face:
+    with the photo's EXIF (its orientation: the decoder turns it the same way) and colour profile."""
+    with Image.open(photo) as source:
+        image = source if source.mode in ("RGB", "L", "CMYK") else source.convert("RGB")
+        image = image.resize((round(image.width * factor), round(image.height * factor)), Image.Resampling.BICUBIC)
+        buffer = io.BytesIO()
+        image.save(buffer, "JPEG", quality=90, exif=source.getexif(), icc_profile=source.info.get("icc_profile"))
     return buffer.getvalue()
 
 
