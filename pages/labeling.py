@@ -235,7 +235,7 @@ def review() -> None:
     drawing = box_canvas(
         background_jpeg=background, width=fit.canvas_width, height=fit.canvas_height, label=new_label,
         stroke_color=REGION_COLORS[new_label], initial_drawing=initial, key=canvas_key,
-        max_display_height=CANVAS_MAX_H if ZOOMS[zoom] > 1 else None,
+        max_display_height=CANVAS_MAX_H if ZOOMS[zoom] > 1 else None, width_zoom=ZOOMS[zoom],
     )
     if next_pid is not None:
         upcoming = next(q for q in pending if q.photo_id == next_pid)

@@ -170,18 +170,42 @@ const panWith = (root) => {
   };
 };
 
+// Zooms the canvas's box (photo and boxes) so that the canvas is at most widthZoom times the width of the
+// page's column: a phone shows the whole photo. Fabric reads a press through the canvas's shown size, so
+// the boxes stay in canvas pixels (the drawing the page gets back does not change with the zoom).
+const fitWith = (root) => {
+  const host = root.host || root.getRootNode().host || root;
+  const column = host.closest('[data-testid="stVerticalBlock"]') || host.parentElement;
+  const fit = () => {
+    const box = root.querySelector('.dc-container'), wanted = root.__facetypeFit;
+    if (!box || !wanted || !column) return;
+    const scale = Math.min(1, column.clientWidth * wanted.widthZoom / wanted.width);
+    box.style.zoom = scale < 1 ? String(scale) : '';
+  };
+  const observer = new ResizeObserver(fit);
+  observer.observe(column);
+  return { fit, stop: () => observer.disconnect() };
+};
+
 export default function (component) {
   const mount = { ...component, setStateValue: (name, value) => {
     if (name !== 'backgroundFit') component.setStateValue(name, value);
   } };
-  const root = component.parentElement;  // called again with each new value: one pan per canvas
+  const root = component.parentElement;  // called again with each new value: one pan and fit per canvas
   root.__facetypeStopPan = root.__facetypeStopPan || panWith(root);
+  root.__facetypeFit = { width: component.data.canvasWidth, widthZoom: component.data.widthZoom || 1 };
+  root.__facetypeFitter = root.__facetypeFitter || fitWith(root);
   let cleanup = null, unmounted = false;
-  canvasModule.then((module) => { if (!unmounted) cleanup = module.default(mount); });
+  canvasModule.then((module) => {
+    if (unmounted) return;
+    cleanup = module.default(mount);
+    root.__facetypeFitter.fit();
+  });
   return () => {
     unmounted = true;
     if (root.__facetypeStopPan) root.__facetypeStopPan();
-    root.__facetypeStopPan = null;
+    if (root.__facetypeFitter) root.__facetypeFitter.stop();
+    root.__facetypeStopPan = root.__facetypeFitter = null;
     if (cleanup) cleanup();
   };
 }
@@ -267,9 +291,11 @@ def _data_url(jpeg: bytes) -> str:
 
 def box_canvas(*, background_jpeg: bytes, width: int, height: int, label: str, stroke_color: str,
                initial_drawing: dict, key: str, stroke_width: int = 3, font_size: int = 14,
-               max_display_height: int | None = None) -> dict | None:
+               max_display_height: int | None = None, width_zoom: float = 1.0) -> dict | None:
     """A streamlit-drawable-canvas ``labeled_rect`` canvas over ``background_jpeg``, as ``st_canvas``
     draws it (same frontend and drawing JSON), without the rerun its background report causes (above).
+    In a column narrower than ``width`` / ``width_zoom`` (a phone) it is shown smaller, at ``width_zoom``
+    times the column's width; the drawing keeps its ``width`` x ``height`` canvas pixels.
     Returns the drawing (Fabric JSON, ``st_canvas(...).json_data``)."""
     import streamlit_drawable_canvas  # noqa: F401  (registers the package's component, which serves the module)
 
@@ -282,7 +308,7 @@ def box_canvas(*, background_jpeg: bytes, width: int, height: int, label: str, s
         "backgroundColor": "", "backgroundImageURL": _data_url(background_jpeg), "realtimeUpdateStreamlit": True,
         "canvasWidth": width, "canvasHeight": height, "drawingMode": "labeled_rect", "initialDrawing": drawing,
         "displayRadius": 3, "returnImageData": False, "disabled": False, "backgroundImageFit": "stretch",
-        "maxDisplayHeight": max_display_height, "fontSize": font_size, "label": label,
+        "maxDisplayHeight": max_display_height, "fontSize": font_size, "label": label, "widthZoom": width_zoom,
     }
     result = canvas(data=data, key=key, default={"drawing": {"raw": drawing, "data": None}},
                     on_drawing_change=lambda: None, width="content", height="content")

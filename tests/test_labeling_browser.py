@@ -290,6 +290,65 @@ def test_zoom_and_pan_keep_saved_boxes_in_image_pixels(labeling_app, browser):
     assert boxes["face"] == AUTO["face"] and boxes["tzone"] == AUTO["tzone"]
 
 
+#: How far the page and the canvas's own scroll box scroll sideways: [page, canvas].
+_SIDEWAYS = """() => {
+    const box = [...document.querySelectorAll('[data-testid="stMain"] *')]
+        .map((host) => host.shadowRoot && host.shadowRoot.querySelector('.dc-scroll')).find(Boolean);
+    const main = document.querySelector('[data-testid="stMain"]');
+    return [Math.max(document.documentElement.scrollWidth, main.scrollWidth) - innerWidth,
+            box.scrollWidth - box.clientWidth];
+}"""
+
+
+def test_on_a_phone_the_whole_photo_fits_and_boxes_still_move_delete_and_draw(labeling_app, browser):
+    """In a 390 x 844 viewport the 800 px canvas is shown at the column's width, so neither the page nor the
+    canvas scrolls sideways; a drag on the shown jaw edge, the toolbar's Delete selected and a drawn T-zone
+    box are saved in image pixels (the drag over the shown scale)."""
+    from playwright.sync_api import expect
+
+    server, url, photo_id = labeling_app
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    x0, y0, x1, y1 = AUTO["jaw"]
+    tz = AUTO["tzone"]
+    drawn = (620.0, 420.0, 980.0, 680.0)
+    try:
+        _open_first_photo(page, server)
+        canvas = page.locator("canvas.upper-canvas")
+        expect(canvas).to_have_attribute("width", str(round(WIDTH * SCALE)))  # the drawing's pixels are unchanged
+        page.wait_for_function(f"() => ({_SIDEWAYS})().every((overflow) => overflow <= 0)", timeout=20_000)
+        canvas.scroll_into_view_if_needed()  # below the stacked buttons
+        bbox = canvas.bounding_box()
+        assert bbox["x"] >= 0 and bbox["x"] + bbox["width"] <= 390 and bbox["width"] >= 300, bbox
+        shown = bbox["width"] / (WIDTH * SCALE)  # screen px per canvas px
+        at = lambda x, y: (bbox["x"] + x * SCALE * shown, bbox["y"] + y * SCALE * shown)  # noqa: E731
+        page.screenshot(path=str(ARTIFACTS / "labeling_phone.png"))
+
+        drag = (30, -10)  # screen px: up, as DRAG down would take the jaw past the photo's bottom at this scale
+        _drag(page, at(x0, (y0 + y1) / 2), drag)  # the jaw box's left edge
+        moved = tuple(v + d / (SCALE * shown) for v, d in zip(AUTO["jaw"], drag * 2))
+        expect(page.get_by_text(_fmt(AUTO["jaw"]))).to_have_count(1, timeout=20_000)  # only as "was" now
+        page.mouse.click(*at((tz[0] + tz[2]) / 2, tz[1]))  # the T-zone box's top edge
+        page.get_by_role("button", name="Delete selected").click()  # a phone has no Delete key
+        expect(page.get_by_text(re.compile(r"^Missing: tzone"))).to_be_visible(timeout=20_000)
+        expect(page.get_by_role("radio", name="2 tzone")).to_be_checked(timeout=20_000)
+        left, top = at(drawn[0], drawn[1])
+        _drag(page, (left, top), ((drawn[2] - drawn[0]) * SCALE * shown, (drawn[3] - drawn[1]) * SCALE * shown))
+        expect(page.get_by_text(re.compile(r"^Missing: tzone"))).to_have_count(0, timeout=20_000)
+        expect(page.locator('[data-testid="stAlert"]')).to_have_count(0)
+        page.get_by_role("button", name="Accept").click()
+        expect(page.get_by_text(re.compile(r"accept saved as version 2"))).to_be_visible(timeout=20_000)
+    finally:
+        context.close()
+    with session_scope(url) as s:
+        boxes = ann.box_map(ann.boxes_at(s, photo_id, 2))
+    pixel = 1 / (SCALE * shown)  # a screen pixel, in image pixels
+    assert boxes["jaw"] == pytest.approx(moved, abs=pixel)
+    assert boxes["face"] == AUTO["face"]
+    assert boxes["tzone"] == pytest.approx(drawn, abs=2 * pixel)
+
+
 def test_conflict_keeps_the_others_fix_to_a_region_i_did_not_touch(labeling_app, browser):
     """Ana moves the jaw box while "other" saves a moved T-zone box: Accept shows the conflict with the
     T-zone defaulting to theirs and the jaw to hers; saving as offered keeps both fixes."""
