@@ -61,11 +61,23 @@ try:
 except (BatchTooLarge, NoSuchPerson, auth.PermissionDenied) as error:
     st.error(str(error))
     st.stop()
-table = pd.DataFrame([{"file": o.filename, "status": o.status, "reason": o.reason or "", "message": o.message,
-                       "photo": o.photo_id} for o in results])
+root = Path(folder.strip()).expanduser() if folder.strip() else None
+
+
+def shown_name(filename: str) -> str:
+    """A server folder's file by its path under that folder: its full path pushed the reason off a phone's
+    screen."""
+    path = Path(filename)
+    return path.relative_to(root).as_posix() if root is not None and path.is_relative_to(root) else filename
+
+
+table = pd.DataFrame([{"file": shown_name(o.filename), "status": o.status, "reason": o.reason or "",
+                       "message": o.message, "photo": o.photo_id} for o in results])
 if table.empty:
     st.info("No files found.")
     st.stop()
+if root is not None:
+    st.caption(f"Files from {root} are named by their path in it.")
 summary = table["status"].value_counts().to_dict()
 added, duplicates_n, skipped_n = (summary.get(status, 0) for status in ("added", "duplicate", "skipped"))
 st.success(f"Added {added} photo{'' if added == 1 else 's'} of {names[person_id]}"

@@ -888,3 +888,19 @@ def test_a_server_folder_import_says_how_many_hidden_entries_it_left_out(app_env
     assert [i.value for i in at.info] == [f"Left out of the import from {folder}: 2 hidden files (the name starts "
                                           "with a dot), 1 hidden folder (not opened)."]
     assert at.success[0].value == "Added 0 photos of p01 — Person p01; 0 already stored, 1 skipped."  # a.jpg: no photo
+
+
+def test_a_server_folder_import_names_its_files_by_their_path_in_the_folder(app_env, cookie_sign_in, tmp_path):
+    """The full server path made the file column so wide that a phone showed no reason beside it."""
+    folder = tmp_path / "deep" / "server" / "in"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "sub/b.jpg"):
+        (folder / name).write_bytes(b"not a photo")
+    at = _import_page_for_an_admin(cookie_sign_in)
+    at.text_input(key="import_folder").input(str(folder)).run()
+    next(b for b in at.button if b.label == "Import and auto-label").click().run()
+    assert not at.exception
+    assert at.caption[-1].value == f"Files from {folder} are named by their path in it."
+    for table in at.dataframe:  # skipped files, then every file
+        assert list(table.value["file"]) == ["a.jpg", "sub/b.jpg"]
+        assert set(table.value["reason"]) == {"not_an_image"}
