@@ -76,8 +76,6 @@ table = pd.DataFrame([{"file": shown_name(o.filename), "status": o.status, "reas
 if table.empty:
     st.info("No files found.")
     st.stop()
-if root is not None:
-    st.caption(f"Files from {root} are named by their path in it.")
 summary = table["status"].value_counts().to_dict()
 added, duplicates_n, skipped_n = (summary.get(status, 0) for status in ("added", "duplicate", "skipped"))
 st.success(f"Added {added} photo{'' if added == 1 else 's'} of {names[person_id]}"
@@ -85,7 +83,9 @@ st.success(f"Added {added} photo{'' if added == 1 else 's'} of {names[person_id]
            + f"; {duplicates_n} already stored, {skipped_n} skipped.")
 duplicates = table[table["status"] == "duplicate"]
 for row in duplicates.itertuples():
-    st.warning(f"{Path(row.file).name}: {row.message}.")
+    st.warning(f"{row.file}: {row.message}.")
+if root is not None:
+    st.caption(f"Files from {root} are named by their path in it.")
 skipped = table[table["status"] == "skipped"]
 if not skipped.empty:
     st.subheader("Skipped files")
