@@ -302,8 +302,9 @@ _SIDEWAYS = """() => {
 
 def test_on_a_phone_the_whole_photo_fits_and_boxes_still_move_delete_and_draw(labeling_app, browser):
     """In a 390 x 844 viewport the 800 px canvas is shown at the column's width, so neither the page nor the
-    canvas scrolls sideways; a drag on the shown jaw edge, the toolbar's Delete selected and a drawn T-zone
-    box are saved in image pixels (the drag over the shown scale)."""
+    canvas scrolls sideways; ◀ ▶ and the four actions each share a row (not a row per button) in the viewport;
+    a drag on the shown jaw edge, the toolbar's Delete selected and a drawn T-zone box are saved in image
+    pixels (the drag over the shown scale)."""
     from playwright.sync_api import expect
 
     server, url, photo_id = labeling_app
@@ -318,7 +319,11 @@ def test_on_a_phone_the_whole_photo_fits_and_boxes_still_move_delete_and_draw(la
         canvas = page.locator("canvas.upper-canvas")
         expect(canvas).to_have_attribute("width", str(round(WIDTH * SCALE)))  # the drawing's pixels are unchanged
         page.wait_for_function(f"() => ({_SIDEWAYS})().every((overflow) => overflow <= 0)", timeout=20_000)
-        canvas.scroll_into_view_if_needed()  # below the stacked buttons
+        for row in (("previous", "next"), ("accept", "flag", "reject", "discard")):
+            boxes = [page.locator(f".st-key-labeling-{key}").bounding_box() for key in row]
+            assert len({round(box["y"]) for box in boxes}) == 1, row
+            assert boxes[0]["x"] >= 0 and boxes[-1]["x"] + boxes[-1]["width"] <= 390, row
+        canvas.scroll_into_view_if_needed()  # below the buttons
         bbox = canvas.bounding_box()
         assert bbox["x"] >= 0 and bbox["x"] + bbox["width"] <= 390 and bbox["width"] >= 300, bbox
         shown = bbox["width"] / (WIDTH * SCALE)  # screen px per canvas px
