@@ -263,6 +263,12 @@ CANVAS_MODULE_PATCHES: tuple[tuple[str, str], ...] = (
     # Bring forward / Send backward / Delete selected show while a box is selected, not only in Edit mode.
     ('e.contextualGroup.style.display = i ? "flex" : "none"',
      'e.contextualGroup.style.display = i || s ? "flex" : "none"'),
+    # A box's label chip keeps its font size on screen when the canvas is shown smaller (a phone: the zoom
+    # that _CANVAS_JS's fit puts on .dc-container); the drawing's fontSize does not change.
+    ("  e.font = `${t.fontSize}px ${wc}`;\n  const c = e.measureText(t.label).width, u = ia(t.fontSize, na),",
+     "  const shown = Number(t.canvas && t.canvas.upperCanvasEl.closest('.dc-container')?.style.zoom) || 1, "
+     "f = t.fontSize / Math.min(1, shown);\n"
+     "  e.font = `${f}px ${wc}`;\n  const c = e.measureText(t.label).width, u = ia(f, na),"),
 )
 
 

@@ -302,8 +302,8 @@ _SIDEWAYS = """() => {
 
 def test_on_a_phone_the_whole_photo_fits_and_boxes_still_move_delete_and_draw(labeling_app, browser):
     """In a 390 x 844 viewport the 800 px canvas is shown at the column's width, so neither the page nor the
-    canvas scrolls sideways; ◀ ▶ and the four actions each share a row (not a row per button) in the viewport;
-    a drag on the shown jaw edge, the toolbar's Delete selected and a drawn T-zone box are saved in image
+    canvas scrolls sideways; the box labels stay readable; ◀ ▶ and the four actions each share a row (not a
+    row per button) in the viewport; a drag on the shown jaw edge, the toolbar's Delete selected and a drawn T-zone box are saved in image
     pixels (the drag over the shown scale)."""
     from playwright.sync_api import expect
 
@@ -327,6 +327,10 @@ def test_on_a_phone_the_whole_photo_fits_and_boxes_still_move_delete_and_draw(la
         bbox = canvas.bounding_box()
         assert bbox["x"] >= 0 and bbox["x"] + bbox["width"] <= 390 and bbox["width"] >= 300, bbox
         shown = bbox["width"] / (WIDTH * SCALE)  # screen px per canvas px
+        face_left, face_top = AUTO["face"][0] * SCALE, AUTO["face"][1] * SCALE
+        # The face label's chip (above the box) is drawn 1 / shown times larger, to read as on a desktop:
+        # canvas pixels 34 to 42 above the box are in it; a chip of the drawing's font size ends 26 above.
+        page.wait_for_function(_INK_AT, arg=[face_left + 8, face_top - 38], timeout=10_000)
         at = lambda x, y: (bbox["x"] + x * SCALE * shown, bbox["y"] + y * SCALE * shown)  # noqa: E731
         page.screenshot(path=str(ARTIFACTS / "labeling_phone.png"))
 
