@@ -263,6 +263,13 @@ CANVAS_MODULE_PATCHES: tuple[tuple[str, str], ...] = (
     # Bring forward / Send backward / Delete selected show while a box is selected, not only in Edit mode.
     ('e.contextualGroup.style.display = i ? "flex" : "none"',
      'e.contextualGroup.style.display = i || s ? "flex" : "none"'),
+    # A finger draws too: a touch event has no button (the package drew only for button 0, the mouse's left).
+    ('      label: this.label,\n      fontSize: this.fontSize,\n      transparentCorners: !1,\n      selectable: !1,\n'
+     '      evented: !1,\n      strokeUniform: !0,\n      noScaleCache: !1,\n      angle: 0\n'
+     '    }), r === 0 && t.add(this.currentRect);',
+     '      label: this.label,\n      fontSize: this.fontSize,\n      transparentCorners: !1,\n      selectable: !1,\n'
+     '      evented: !1,\n      strokeUniform: !0,\n      noScaleCache: !1,\n      angle: 0\n'
+     '    }), (r === 0 || r === void 0) && t.add(this.currentRect);'),
     # A box's label chip keeps its font size on screen when the canvas is shown smaller (a phone: the zoom
     # that _CANVAS_JS's fit puts on .dc-container); the drawing's fontSize does not change.
     ("  e.font = `${t.fontSize}px ${wc}`;\n  const c = e.measureText(t.label).width, u = ia(t.fontSize, na),",

@@ -176,6 +176,17 @@ def _drag(page, start: tuple[float, float], offset: tuple[float, float], button:
     page.mouse.up(button=button)
 
 
+def _finger_drag(page, start: tuple[float, float], offset: tuple[float, float]) -> None:
+    """A one-finger drag (touch events, as a phone sends them)."""
+    cdp = page.context.new_cdp_session(page)
+    x, y = start
+    for i, kind in enumerate(["touchStart", *["touchMove"] * 10, "touchEnd"]):
+        step = min(i, 10) / 10
+        points = [] if kind == "touchEnd" else [{"x": x + offset[0] * step, "y": y + offset[1] * step}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+    cdp.detach()
+
+
 def _open_first_photo(page, server) -> None:
     from playwright.sync_api import expect
 
@@ -303,8 +314,10 @@ _SIDEWAYS = """() => {
 def test_on_a_phone_the_whole_photo_fits_and_boxes_still_move_delete_and_draw(labeling_app, browser):
     """In a 390 x 844 viewport the 800 px canvas is shown at the column's width, so neither the page nor the
     canvas scrolls sideways; the box labels stay readable; ◀ ▶ and the four actions each share a row (not a
-    row per button) in the viewport; a drag on the shown jaw edge, the toolbar's Delete selected and a drawn T-zone box are saved in image
-    pixels (the drag over the shown scale)."""
+    row per button) in the viewport. With a finger (touch events): a drag on the shown jaw edge moves it, a
+    tap selects the T-zone box for the toolbar's Delete selected, and a drag draws the new T-zone box (the
+    package drew only for a mouse's left button); all are saved in image pixels (the drag over the shown
+    scale)."""
     from playwright.sync_api import expect
 
     server, url, photo_id = labeling_app
@@ -335,15 +348,15 @@ def test_on_a_phone_the_whole_photo_fits_and_boxes_still_move_delete_and_draw(la
         page.screenshot(path=str(ARTIFACTS / "labeling_phone.png"))
 
         drag = (30, -10)  # screen px: up, as DRAG down would take the jaw past the photo's bottom at this scale
-        _drag(page, at(x0, (y0 + y1) / 2), drag)  # the jaw box's left edge
+        _finger_drag(page, at(x0, (y0 + y1) / 2), drag)  # the jaw box's left edge
         moved = tuple(v + d / (SCALE * shown) for v, d in zip(AUTO["jaw"], drag * 2))
         expect(page.get_by_text(_fmt(AUTO["jaw"]))).to_have_count(1, timeout=20_000)  # only as "was" now
-        page.mouse.click(*at((tz[0] + tz[2]) / 2, tz[1]))  # the T-zone box's top edge
+        page.touchscreen.tap(*at((tz[0] + tz[2]) / 2, tz[1]))  # a finger on the T-zone box's top edge
         page.get_by_role("button", name="Delete selected").click()  # a phone has no Delete key
         expect(page.get_by_text(re.compile(r"^Missing: tzone"))).to_be_visible(timeout=20_000)
         expect(page.get_by_role("radio", name="2 tzone")).to_be_checked(timeout=20_000)
         left, top = at(drawn[0], drawn[1])
-        _drag(page, (left, top), ((drawn[2] - drawn[0]) * SCALE * shown, (drawn[3] - drawn[1]) * SCALE * shown))
+        _finger_drag(page, (left, top), ((drawn[2] - drawn[0]) * SCALE * shown, (drawn[3] - drawn[1]) * SCALE * shown))
         expect(page.get_by_text(re.compile(r"^Missing: tzone"))).to_have_count(0, timeout=20_000)
         expect(page.locator('[data-testid="stAlert"]')).to_have_count(0)
         page.get_by_role("button", name="Accept").click()
