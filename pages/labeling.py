@@ -212,7 +212,8 @@ def review() -> None:
     label_key = f"new-label-{pid}"
     if f"next-label-{pid}" in state:  # set below, after a deletion; a widget's value changes before it is drawn
         state[label_key] = state.pop(f"next-label-{pid}")
-    b1, b2, b3, b4, pick, zoom_at = st.columns([1.1, 1, 1, 1, 2.4, 1.5], vertical_alignment="center")
+    b1, b2, b3, b4, pick, zoom_at = st.container(key="labeling-actions").columns([1.1, 1, 1, 1, 2.4, 1.5],
+                                                                                 vertical_alignment="center")
     with pick.container(key="labeling-label"):
         new_label = st.radio("Label for a new box", REGIONS, index=REGIONS.index(missing_now[0]) if missing_now else 0,
                              horizontal=True, key=label_key, label_visibility="collapsed",
@@ -235,7 +236,7 @@ def review() -> None:
     drawing = box_canvas(
         background_jpeg=background, width=fit.canvas_width, height=fit.canvas_height, label=new_label,
         stroke_color=REGION_COLORS[new_label], initial_drawing=initial, key=canvas_key,
-        max_display_height=CANVAS_MAX_H if ZOOMS[zoom] > 1 else None,
+        max_display_height=CANVAS_MAX_H if ZOOMS[zoom] > 1 else None, width_zoom=ZOOMS[zoom],
     )
     if next_pid is not None:
         upcoming = next(q for q in pending if q.photo_id == next_pid)
@@ -300,9 +301,14 @@ def review() -> None:
 
 
 # The canvas and its Accept button fit in a 1440 x 900 window: less empty space above the page. On a phone
-# the title row stacks, as columns do there (Streamlit stacks columns below 640 px).
+# the title row stacks, as columns do there (Streamlit stacks columns below 640 px, each a row of its own),
+# but the photo picker keeps ◀ ▶ beside it and the four actions share a row: the photo is a screen higher.
 st.html("<style>[data-testid='stMainBlockContainer'] {padding-top: 2.5rem;}"
-        "@media (max-width: 640px) {.st-key-labeling-head {flex-direction: column; align-items: stretch;}}</style>")
+        "@media (max-width: 640px) {.st-key-labeling-head {flex-direction: column; align-items: stretch;}"
+        " .st-key-labeling-head [data-testid='stColumn']:nth-child(3) {min-width: calc(100% - 7.5rem)}"
+        " .st-key-labeling-head [data-testid='stColumn']:nth-child(n+4) {min-width: 2.5rem; flex: 0 0 auto}"
+        " .st-key-labeling-actions [data-testid='stColumn']:nth-child(-n+4) {min-width: calc(25% - 0.8rem)}"
+        " .st-key-labeling-actions [data-testid='stColumn']:nth-child(-n+4) button {padding: 0 0.25rem}}</style>")
 annotator = (state.get("annotator") or "").strip()
 if not annotator:
     st.title("Labeling")

@@ -61,8 +61,18 @@ try:
 except (BatchTooLarge, NoSuchPerson, auth.PermissionDenied) as error:
     st.error(str(error))
     st.stop()
-table = pd.DataFrame([{"file": o.filename, "status": o.status, "reason": o.reason or "", "message": o.message,
-                       "photo": o.photo_id} for o in results])
+root = Path(folder.strip()).expanduser() if folder.strip() else None
+
+
+def shown_name(filename: str) -> str:
+    """A server folder's file by its path under that folder: its full path pushed the reason off a phone's
+    screen."""
+    path = Path(filename)
+    return path.relative_to(root).as_posix() if root is not None and path.is_relative_to(root) else filename
+
+
+table = pd.DataFrame([{"file": shown_name(o.filename), "status": o.status, "reason": o.reason or "",
+                       "message": o.message, "photo": o.photo_id} for o in results])
 if table.empty:
     st.info("No files found.")
     st.stop()
@@ -73,7 +83,9 @@ st.success(f"Added {added} photo{'' if added == 1 else 's'} of {names[person_id]
            + f"; {duplicates_n} already stored, {skipped_n} skipped.")
 duplicates = table[table["status"] == "duplicate"]
 for row in duplicates.itertuples():
-    st.warning(f"{Path(row.file).name}: {row.message}.")
+    st.warning(f"{row.file}: {row.message}.")
+if root is not None:
+    st.caption(f"Files from {root} are named by their path in it.")
 skipped = table[table["status"] == "skipped"]
 if not skipped.empty:
     st.subheader("Skipped files")

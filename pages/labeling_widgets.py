@@ -170,18 +170,42 @@ const panWith = (root) => {
   };
 };
 
+// Zooms the canvas's box (photo and boxes) so that the canvas is at most widthZoom times the width of the
+// page's column: a phone shows the whole photo. Fabric reads a press through the canvas's shown size, so
+// the boxes stay in canvas pixels (the drawing the page gets back does not change with the zoom).
+const fitWith = (root) => {
+  const host = root.host || root.getRootNode().host || root;
+  const column = host.closest('[data-testid="stVerticalBlock"]') || host.parentElement;
+  const fit = () => {
+    const box = root.querySelector('.dc-container'), wanted = root.__facetypeFit;
+    if (!box || !wanted || !column) return;
+    const scale = Math.min(1, column.clientWidth * wanted.widthZoom / wanted.width);
+    box.style.zoom = scale < 1 ? String(scale) : '';
+  };
+  const observer = new ResizeObserver(fit);
+  observer.observe(column);
+  return { fit, stop: () => observer.disconnect() };
+};
+
 export default function (component) {
   const mount = { ...component, setStateValue: (name, value) => {
     if (name !== 'backgroundFit') component.setStateValue(name, value);
   } };
-  const root = component.parentElement;  // called again with each new value: one pan per canvas
+  const root = component.parentElement;  // called again with each new value: one pan and fit per canvas
   root.__facetypeStopPan = root.__facetypeStopPan || panWith(root);
+  root.__facetypeFit = { width: component.data.canvasWidth, widthZoom: component.data.widthZoom || 1 };
+  root.__facetypeFitter = root.__facetypeFitter || fitWith(root);
   let cleanup = null, unmounted = false;
-  canvasModule.then((module) => { if (!unmounted) cleanup = module.default(mount); });
+  canvasModule.then((module) => {
+    if (unmounted) return;
+    cleanup = module.default(mount);
+    root.__facetypeFitter.fit();
+  });
   return () => {
     unmounted = true;
     if (root.__facetypeStopPan) root.__facetypeStopPan();
-    root.__facetypeStopPan = null;
+    if (root.__facetypeFitter) root.__facetypeFitter.stop();
+    root.__facetypeStopPan = root.__facetypeFitter = null;
     if (cleanup) cleanup();
   };
 }
@@ -239,6 +263,19 @@ CANVAS_MODULE_PATCHES: tuple[tuple[str, str], ...] = (
     # Bring forward / Send backward / Delete selected show while a box is selected, not only in Edit mode.
     ('e.contextualGroup.style.display = i ? "flex" : "none"',
      'e.contextualGroup.style.display = i || s ? "flex" : "none"'),
+    # A finger draws too: a touch event has no button (the package drew only for button 0, the mouse's left).
+    ('      label: this.label,\n      fontSize: this.fontSize,\n      transparentCorners: !1,\n      selectable: !1,\n'
+     '      evented: !1,\n      strokeUniform: !0,\n      noScaleCache: !1,\n      angle: 0\n'
+     '    }), r === 0 && t.add(this.currentRect);',
+     '      label: this.label,\n      fontSize: this.fontSize,\n      transparentCorners: !1,\n      selectable: !1,\n'
+     '      evented: !1,\n      strokeUniform: !0,\n      noScaleCache: !1,\n      angle: 0\n'
+     '    }), (r === 0 || r === void 0) && t.add(this.currentRect);'),
+    # A box's label chip keeps its font size on screen when the canvas is shown smaller (a phone: the zoom
+    # that _CANVAS_JS's fit puts on .dc-container); the drawing's fontSize does not change.
+    ("  e.font = `${t.fontSize}px ${wc}`;\n  const c = e.measureText(t.label).width, u = ia(t.fontSize, na),",
+     "  const shown = Number(t.canvas && t.canvas.upperCanvasEl.closest('.dc-container')?.style.zoom) || 1, "
+     "f = t.fontSize / Math.min(1, shown);\n"
+     "  e.font = `${f}px ${wc}`;\n  const c = e.measureText(t.label).width, u = ia(f, na),"),
 )
 
 
@@ -267,9 +304,11 @@ def _data_url(jpeg: bytes) -> str:
 
 def box_canvas(*, background_jpeg: bytes, width: int, height: int, label: str, stroke_color: str,
                initial_drawing: dict, key: str, stroke_width: int = 3, font_size: int = 14,
-               max_display_height: int | None = None) -> dict | None:
+               max_display_height: int | None = None, width_zoom: float = 1.0) -> dict | None:
     """A streamlit-drawable-canvas ``labeled_rect`` canvas over ``background_jpeg``, as ``st_canvas``
     draws it (same frontend and drawing JSON), without the rerun its background report causes (above).
+    In a column narrower than ``width`` / ``width_zoom`` (a phone) it is shown smaller, at ``width_zoom``
+    times the column's width; the drawing keeps its ``width`` x ``height`` canvas pixels.
     Returns the drawing (Fabric JSON, ``st_canvas(...).json_data``)."""
     import streamlit_drawable_canvas  # noqa: F401  (registers the package's component, which serves the module)
 
@@ -282,7 +321,7 @@ def box_canvas(*, background_jpeg: bytes, width: int, height: int, label: str, s
         "backgroundColor": "", "backgroundImageURL": _data_url(background_jpeg), "realtimeUpdateStreamlit": True,
         "canvasWidth": width, "canvasHeight": height, "drawingMode": "labeled_rect", "initialDrawing": drawing,
         "displayRadius": 3, "returnImageData": False, "disabled": False, "backgroundImageFit": "stretch",
-        "maxDisplayHeight": max_display_height, "fontSize": font_size, "label": label,
+        "maxDisplayHeight": max_display_height, "fontSize": font_size, "label": label, "widthZoom": width_zoom,
     }
     result = canvas(data=data, key=key, default={"drawing": {"raw": drawing, "data": None}},
                     on_drawing_change=lambda: None, width="content", height="content")

@@ -186,15 +186,17 @@ else:
     left, right = st.columns(2)
     with left:
         if metrics.get("confusion"):
-            st.plotly_chart(confusion_figure(metrics["confusion"], "Confusion (rows true, columns predicted)"),
-                            width="stretch")
+            # The axes say which is true and which predicted; a longer title ran under the chart's tool bar,
+            # which a phone shows at all times.
+            st.plotly_chart(confusion_figure(metrics["confusion"], "Confusion"), width="stretch")
     with right:
         history = selected.history or []
         if history:
             frame = pd.DataFrame(history)
             columns = [c for c in ("loss", "val_type_accuracy") if c in frame]
             fig = px.line(frame, x="epoch", y=columns, markers=True, title="Training curves")
-            fig.update_layout(height=380, margin=dict(t=50, b=10), legend_title=None)
+            fig.update_layout(height=380, margin=dict(t=50, b=10), legend_title=None,  # legend under the plot:
+                              legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))  # beside, half a phone
             st.plotly_chart(fig, width="stretch")
 
 with st.expander("Settings, data snapshot and raw metrics"):

@@ -34,6 +34,9 @@ db_errors: list[str] = []
 account = acting_account()
 may_write = auth.can(account, "store_ratings") and auth.can(account, "apply_labels")
 
+#: A chart's legend as a row under its plot (x axis title included), not a column beside it.
+LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0)
+
 st.title("Survey labeling")
 st.caption(
     "Ratings → mean score per person → type shares → quotas (largest remainder) → "
@@ -205,8 +208,11 @@ with tab_rank:
         if 0 < boundary < len(labels):
             fig.add_vline(x=boundary + 0.5, line_dash="dash", line_color="gray",
                           annotation_text=f"{name} | {boundary}", annotation_position="top")
-    fig.update_layout(title="People ranked by mean score (95 % CI); dashed lines are quota boundaries",
-                      xaxis_title="rank", yaxis_title="mean score", legend_title="type")
+    # Titles of a line and a subtitle, legend below the plot: on a phone a long title ran off the chart and
+    # the legend beside the plot took half its width.
+    fig.update_layout(title=dict(text="People ranked by mean score (95 % CI)",
+                                 subtitle=dict(text="dashed lines are quota boundaries")),
+                      xaxis_title="rank", yaxis_title="mean score", legend_title="type", legend=LEGEND_BELOW)
     st.plotly_chart(fig, width="stretch")
     ties = labels[labels["tie_note"] != ""]
     if len(ties):
@@ -266,8 +272,9 @@ with tab_agree:
     order = {name: i for i, name in enumerate(agreement["breakdown"].unique())}  # "all" first, as computed
     agreement = agreement.iloc[sorted(range(len(agreement)), key=lambda i: (
         order[agreement["breakdown"].iat[i]], natural(agreement["group"].iat[i])))]
-    bars = px.bar(agreement, x="label", y="alpha", color="breakdown", hover_data=["raters", "ratings"],
-                  title="Rater agreement: Krippendorff's α (interval), overall and by rater group")
+    bars = px.bar(agreement, x="label", y="alpha", color="breakdown", hover_data=["raters", "ratings"])
+    bars.update_layout(title=dict(text="Rater agreement: Krippendorff's α (interval)",
+                                  subtitle=dict(text="overall and by rater group")), legend=LEGEND_BELOW)
     bars.add_hline(y=0.8, line_dash="dot", annotation_text="0.80 reliable")
     bars.add_hline(y=0.667, line_dash="dot", annotation_text="0.667 tentative")
     bars.update_layout(xaxis_title="", yaxis_title="α")

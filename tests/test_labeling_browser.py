@@ -176,6 +176,17 @@ def _drag(page, start: tuple[float, float], offset: tuple[float, float], button:
     page.mouse.up(button=button)
 
 
+def _finger_drag(page, start: tuple[float, float], offset: tuple[float, float]) -> None:
+    """A one-finger drag (touch events, as a phone sends them)."""
+    cdp = page.context.new_cdp_session(page)
+    x, y = start
+    for i, kind in enumerate(["touchStart", *["touchMove"] * 10, "touchEnd"]):
+        step = min(i, 10) / 10
+        points = [] if kind == "touchEnd" else [{"x": x + offset[0] * step, "y": y + offset[1] * step}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points})
+    cdp.detach()
+
+
 def _open_first_photo(page, server) -> None:
     from playwright.sync_api import expect
 
@@ -288,6 +299,76 @@ def test_zoom_and_pan_keep_saved_boxes_in_image_pixels(labeling_app, browser):
         boxes = ann.box_map(ann.boxes_at(s, photo_id, 2))
     assert boxes["jaw"] == pytest.approx(moved, abs=0.005)  # stored to 0.01 px
     assert boxes["face"] == AUTO["face"] and boxes["tzone"] == AUTO["tzone"]
+
+
+#: How far the page and the canvas's own scroll box scroll sideways: [page, canvas].
+_SIDEWAYS = """() => {
+    const box = [...document.querySelectorAll('[data-testid="stMain"] *')]
+        .map((host) => host.shadowRoot && host.shadowRoot.querySelector('.dc-scroll')).find(Boolean);
+    const main = document.querySelector('[data-testid="stMain"]');
+    return [Math.max(document.documentElement.scrollWidth, main.scrollWidth) - innerWidth,
+            box.scrollWidth - box.clientWidth];
+}"""
+
+
+def test_on_a_phone_the_whole_photo_fits_and_boxes_still_move_delete_and_draw(labeling_app, browser):
+    """In a 390 x 844 viewport the 800 px canvas is shown at the column's width, so neither the page nor the
+    canvas scrolls sideways; the box labels stay readable; ◀ ▶ and the four actions each share a row (not a
+    row per button) in the viewport. With a finger (touch events): a drag on the shown jaw edge moves it, a
+    tap selects the T-zone box for the toolbar's Delete selected, and a drag draws the new T-zone box (the
+    package drew only for a mouse's left button); all are saved in image pixels (the drag over the shown
+    scale)."""
+    from playwright.sync_api import expect
+
+    server, url, photo_id = labeling_app
+    context = browser.new_context(viewport={"width": 390, "height": 844}, device_scale_factor=1, is_mobile=True,
+                                  has_touch=True)
+    page = context.new_page()
+    x0, y0, x1, y1 = AUTO["jaw"]
+    tz = AUTO["tzone"]
+    drawn = (620.0, 420.0, 980.0, 680.0)
+    try:
+        _open_first_photo(page, server)
+        canvas = page.locator("canvas.upper-canvas")
+        expect(canvas).to_have_attribute("width", str(round(WIDTH * SCALE)))  # the drawing's pixels are unchanged
+        page.wait_for_function(f"() => ({_SIDEWAYS})().every((overflow) => overflow <= 0)", timeout=20_000)
+        for row in (("previous", "next"), ("accept", "flag", "reject", "discard")):
+            boxes = [page.locator(f".st-key-labeling-{key}").bounding_box() for key in row]
+            assert len({round(box["y"]) for box in boxes}) == 1, row
+            assert boxes[0]["x"] >= 0 and boxes[-1]["x"] + boxes[-1]["width"] <= 390, row
+        canvas.scroll_into_view_if_needed()  # below the buttons
+        bbox = canvas.bounding_box()
+        assert bbox["x"] >= 0 and bbox["x"] + bbox["width"] <= 390 and bbox["width"] >= 300, bbox
+        shown = bbox["width"] / (WIDTH * SCALE)  # screen px per canvas px
+        face_left, face_top = AUTO["face"][0] * SCALE, AUTO["face"][1] * SCALE
+        # The face label's chip (above the box) is drawn 1 / shown times larger, to read as on a desktop:
+        # canvas pixels 34 to 42 above the box are in it; a chip of the drawing's font size ends 26 above.
+        page.wait_for_function(_INK_AT, arg=[face_left + 8, face_top - 38], timeout=10_000)
+        at = lambda x, y: (bbox["x"] + x * SCALE * shown, bbox["y"] + y * SCALE * shown)  # noqa: E731
+        page.screenshot(path=str(ARTIFACTS / "labeling_phone.png"))
+
+        drag = (30, -10)  # screen px: up, as DRAG down would take the jaw past the photo's bottom at this scale
+        _finger_drag(page, at(x0, (y0 + y1) / 2), drag)  # the jaw box's left edge
+        moved = tuple(v + d / (SCALE * shown) for v, d in zip(AUTO["jaw"], drag * 2))
+        expect(page.get_by_text(_fmt(AUTO["jaw"]))).to_have_count(1, timeout=20_000)  # only as "was" now
+        page.touchscreen.tap(*at((tz[0] + tz[2]) / 2, tz[1]))  # a finger on the T-zone box's top edge
+        page.get_by_role("button", name="Delete selected").click()  # a phone has no Delete key
+        expect(page.get_by_text(re.compile(r"^Missing: tzone"))).to_be_visible(timeout=20_000)
+        expect(page.get_by_role("radio", name="2 tzone")).to_be_checked(timeout=20_000)
+        left, top = at(drawn[0], drawn[1])
+        _finger_drag(page, (left, top), ((drawn[2] - drawn[0]) * SCALE * shown, (drawn[3] - drawn[1]) * SCALE * shown))
+        expect(page.get_by_text(re.compile(r"^Missing: tzone"))).to_have_count(0, timeout=20_000)
+        expect(page.locator('[data-testid="stAlert"]')).to_have_count(0)
+        page.get_by_role("button", name="Accept").click()
+        expect(page.get_by_text(re.compile(r"accept saved as version 2"))).to_be_visible(timeout=20_000)
+    finally:
+        context.close()
+    with session_scope(url) as s:
+        boxes = ann.box_map(ann.boxes_at(s, photo_id, 2))
+    pixel = 1 / (SCALE * shown)  # a screen pixel, in image pixels
+    assert boxes["jaw"] == pytest.approx(moved, abs=pixel)
+    assert boxes["face"] == AUTO["face"]
+    assert boxes["tzone"] == pytest.approx(drawn, abs=2 * pixel)
 
 
 def test_conflict_keeps_the_others_fix_to_a_region_i_did_not_touch(labeling_app, browser):
@@ -829,3 +910,19 @@ def test_a_server_folder_import_says_how_many_hidden_entries_it_left_out(app_env
     assert [i.value for i in at.info] == [f"Left out of the import from {folder}: 2 hidden files (the name starts "
                                           "with a dot), 1 hidden folder (not opened)."]
     assert at.success[0].value == "Added 0 photos of p01 — Person p01; 0 already stored, 1 skipped."  # a.jpg: no photo
+
+
+def test_a_server_folder_import_names_its_files_by_their_path_in_the_folder(app_env, cookie_sign_in, tmp_path):
+    """The full server path made the file column so wide that a phone showed no reason beside it."""
+    folder = tmp_path / "deep" / "server" / "in"
+    (folder / "sub").mkdir(parents=True)
+    for name in ("a.jpg", "sub/b.jpg"):
+        (folder / name).write_bytes(b"not a photo")
+    at = _import_page_for_an_admin(cookie_sign_in)
+    at.text_input(key="import_folder").input(str(folder)).run()
+    next(b for b in at.button if b.label == "Import and auto-label").click().run()
+    assert not at.exception
+    assert at.caption[-1].value == f"Files from {folder} are named by their path in it."
+    for table in at.dataframe:  # skipped files, then every file
+        assert list(table.value["file"]) == ["a.jpg", "sub/b.jpg"]
+        assert set(table.value["reason"]) == {"not_an_image"}

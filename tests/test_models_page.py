@@ -181,3 +181,27 @@ def test_the_chosen_run_stays_chosen_when_the_runs_change(registry_env, cookie_s
     assert not at.exception
     assert at.selectbox(key="run").value == chosen
     assert f"Run {chosen} beside the served model" in [e.label for e in at.expander]
+
+
+def test_run_charts_fit_a_phone(app_env, cookie_sign_in):
+    """On a 390 px phone the confusion chart's long title ran under the chart's tool bar and the training
+    curves' legend beside the plot took half its width: the title is short (the axes say true/predicted)
+    and the legend is a row under the plot."""
+    import json
+
+    from app.core.db import migrate
+    from app.core.storage import get_store
+    from models import registry
+
+    migrate()
+    run_id = registry.create_run("head", {})
+    registry.finish_run(run_id, b"weights", SOUND, history=[{"epoch": 1, "loss": 2.0, "val_type_accuracy": 0.4},
+                                                            {"epoch": 2, "loss": 1.5, "val_type_accuracy": 0.5}],
+                        store=get_store())
+    at = models_page(LEAD, cookie_sign_in)
+    assert not at.exception
+    layouts = {f["layout"]["title"]["text"]: f["layout"]
+               for f in (json.loads(chart.proto.spec) for chart in at.get("plotly_chart"))}
+    assert layouts["Confusion"]["xaxis"]["title"]["text"] == "predicted"
+    legend = layouts["Training curves"]["legend"]
+    assert legend["orientation"] == "h" and legend["y"] < 0

@@ -235,3 +235,18 @@ def test_a_store_replayed_as_an_annotator_stores_nothing(env, monkeypatch):
     assert active_batch() == second
     assert any("Nothing was stored: store ratings needs the lead role" in e.value for e in at.error), \
         [e.value for e in at.error]
+
+
+def test_charts_fit_a_phone_short_titles_and_legends_below(env):
+    """At 390 px a one-line title of 70 characters ran off the chart and the legend beside the plot took
+    half its width: the ranking and agreement charts have a short title, the rest as its subtitle, and the
+    legend in a row under the plot."""
+    import json
+
+    at = run_page()
+    figures = [json.loads(chart.proto.spec) for chart in at.get("plotly_chart")]
+    titled = {f["layout"]["title"]["text"]: f["layout"] for f in figures}
+    for title in ("People ranked by mean score (95 % CI)", "Rater agreement: Krippendorff's α (interval)"):
+        layout = titled[title]
+        assert layout["title"]["subtitle"]["text"]
+        assert layout["legend"]["orientation"] == "h" and layout["legend"]["y"] < 0
