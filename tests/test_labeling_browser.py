@@ -583,6 +583,8 @@ def test_import_photos_has_no_default_person(app_env):
     assert person.value is None
     (button,) = [b for b in at.button if b.label == "Import and auto-label"]
     assert button.disabled
+    # the uploader says what it takes, with the same limit the server enforces
+    assert at.file_uploader(key="import_files").label == "Photos of this person (JPEG, PNG or WebP, up to 10 MB each)"
 
 
 def test_retrain_button_trains_on_the_corrected_boxes(served_app_env, monkeypatch):
