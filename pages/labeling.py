@@ -281,10 +281,11 @@ def review() -> None:
     rows = []
     for region in REGIONS:
         before, now, row = start_boxes.get(region), boxes.get(region), start_rows.get(region)
-        rows.append({"region": region, "x0, y0, x1, y1 (original px)": fmt_box(now) if now else "—",
+        # "changed" first after the region: on a phone the coordinates push the last columns off screen
+        rows.append({"region": region, "changed": "yes" if not ann.same_box(before, now) else "",
+                     "x0, y0, x1, y1 (original px)": fmt_box(now) if now else "—",
                      "was": fmt_box(before) if before else "—", "source": row.source if row else "—",
-                     "confidence": f"{row.confidence:.2f}" if row and row.confidence is not None else "—",
-                     "changed": "yes" if not ann.same_box(before, now) else ""})
+                     "confidence": f"{row.confidence:.2f}" if row and row.confidence is not None else "—"})
     st.table(pd.DataFrame(rows).set_index("region"))
     st.text_input("Note (kept with Accept or Flag)", key=f"note-{pid}")
     if st.toggle("Show the next photos of the queue", key="labeling-thumbs"):

@@ -262,6 +262,8 @@ def test_page_orders_the_queue_by_the_model_and_puts_its_boxes_on_the_canvas(app
     assert set(drawn) == set(REGIONS)
     for r in REGIONS:
         assert drawn[r] == pytest.approx(expected[r])
+    regions = at.table[0].value  # "changed" right after the region, where a phone still shows it
+    assert regions.columns[0] == "changed" and list(regions["changed"]) == ["yes"] * len(REGIONS)
 
 
 def test_page_with_a_head_served_shows_the_order_option_disabled_with_the_reason(app_env):
