@@ -180,7 +180,12 @@ const fitWith = (root) => {
     const box = root.querySelector('.dc-container'), wanted = root.__facetypeFit;
     if (!box || !wanted || !column) return;
     const scale = Math.min(1, column.clientWidth * wanted.widthZoom / wanted.width);
-    box.style.zoom = scale < 1 ? String(scale) : '';
+    const zoom = scale < 1 ? String(scale) : '';
+    if (box.style.zoom === zoom) return;
+    box.style.zoom = zoom;
+    // Fabric redraws on a window resize (a CANVAS_MODULE_PATCHES entry), and the chips' size follows the
+    // zoom: the browser's own resize event comes before this observer has set it (a phone turned)
+    window.dispatchEvent(new Event('resize'));
   };
   const observer = new ResizeObserver(fit);
   observer.observe(column);
@@ -276,6 +281,9 @@ CANVAS_MODULE_PATCHES: tuple[tuple[str, str], ...] = (
      "  const shown = Number(t.canvas && t.canvas.upperCanvasEl.closest('.dc-container')?.style.zoom) || 1, "
      "f = t.fontSize / Math.min(1, shown);\n"
      "  e.font = `${f}px ${wc}`;\n  const c = e.measureText(t.label).width, u = ia(f, na),"),
+    # ... and is drawn again at once when that zoom changes (fit sends a window resize after it).
+    ("  _onResize() {\n    this.calcOffset(), this._resetTransformEventData();\n  }",
+     "  _onResize() {\n    this.calcOffset(), this._resetTransformEventData(), this.requestRenderAll();\n  }"),
 )
 
 

@@ -371,6 +371,31 @@ def test_on_a_phone_the_whole_photo_fits_and_boxes_still_move_delete_and_draw(la
     assert boxes["tzone"] == pytest.approx(drawn, abs=2 * pixel)
 
 
+def test_turning_the_phone_redraws_the_label_chips_at_the_new_size(labeling_app, browser):
+    """Shown at full size (a desktop, a phone turned sideways and wide enough) a chip is the drawing's
+    size; when the page narrows (the phone turned upright) the canvas shrinks and its chips are drawn
+    larger at once, not at the next redraw, and smaller again when it widens."""
+    from playwright.sync_api import expect
+
+    server, _, _ = labeling_app
+    context = browser.new_context(viewport={"width": 1400, "height": 900}, device_scale_factor=1)
+    page = context.new_page()
+    face_left, face_top = AUTO["face"][0] * SCALE, AUTO["face"][1] * SCALE
+    big_chip = [face_left + 8, face_top - 38]  # inside a chip drawn larger, above the end of a normal one
+    try:
+        _open_first_photo(page, server)
+        canvas = page.locator("canvas.upper-canvas")
+        page.wait_for_function(f"(at) => !({_INK_AT})(at)", arg=big_chip, timeout=10_000)
+        page.set_viewport_size({"width": 390, "height": 844})
+        expect(canvas).to_have_attribute("width", str(round(WIDTH * SCALE)))
+        page.wait_for_function(f"() => ({_SIDEWAYS})().every((overflow) => overflow <= 0)", timeout=20_000)
+        page.wait_for_function(_INK_AT, arg=big_chip, timeout=10_000)
+        page.set_viewport_size({"width": 1400, "height": 900})
+        page.wait_for_function(f"(at) => !({_INK_AT})(at)", arg=big_chip, timeout=10_000)
+    finally:
+        context.close()
+
+
 def test_conflict_keeps_the_others_fix_to_a_region_i_did_not_touch(labeling_app, browser):
     """Ana moves the jaw box while "other" saves a moved T-zone box: Accept shows the conflict with the
     T-zone defaulting to theirs and the jaw to hers; saving as offered keeps both fixes."""
