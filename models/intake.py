@@ -22,10 +22,12 @@ from PIL import Image, UnidentifiedImageError
 from app.core.settings import get_settings
 
 MIN_SIDE_PX = 32
+#: The photo formats the pages ask for, by name (uploaders' labels, refusals).
+PHOTO_FORMATS = "JPEG, PNG or WebP"
 
 INTAKE_MESSAGES: dict[str, str] = {
     "empty": "The file is empty. Choose a photo file and upload it again.",
-    "not_an_image": "This file is not a photo we can read. Upload a JPEG, PNG or WebP photo.",
+    "not_an_image": f"This file is not a photo we can read. Upload a {PHOTO_FORMATS} photo.",
     "truncated": "The photo file is incomplete or damaged. Upload the original photo again.",
     "too_large": "The photo has too many pixels. Upload a smaller photo (for example a phone photo "
     "resized to at most a few thousand pixels a side).",

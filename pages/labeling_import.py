@@ -12,9 +12,10 @@ import streamlit as st
 from sqlmodel import select
 
 from app.core import auth
-from app.core.settings import get_settings
 from app.core.db import ReferencePerson, session_scope
+from app.core.settings import get_settings
 from labeling.photos import BatchTooLarge, NoSuchPerson, import_reference_batch, server_folder_files
+from models.intake import PHOTO_FORMATS
 from pages.labeling_widgets import annotator_name
 from pages.team_account import acting_account
 
@@ -33,7 +34,7 @@ if not people:
 names = {p.id: f"{p.person_key} — {p.pseudonym}" for p in people}
 person_id = st.selectbox("Reference person (whom these photos show)", list(names), index=None,
                          format_func=names.get, placeholder="Choose the person…", key="import_person")
-uploads = st.file_uploader(f"Photos of this person (JPEG, PNG or WebP, up to {get_settings().max_upload_mb} MB each)",
+uploads = st.file_uploader(f"Photos of this person ({PHOTO_FORMATS}, up to {get_settings().max_upload_mb} MB each)",
                            accept_multiple_files=True, key="import_files")
 folder = ""
 if auth.can(account, "import_server_folder"):  # a server path reads whatever the app process can

@@ -25,7 +25,7 @@ from app.core.vocabulary import MBTI_TYPES
 from streamlit.errors import StreamlitAPIException
 from app.services import analysis, cards, gallery, submissions
 from models.gate import get_face_gate
-from models.intake import IntakeError, decode_image, photo_file_type
+from models.intake import PHOTO_FORMATS, IntakeError, decode_image, photo_file_type
 from pages.try_it_camera import camera_photo
 from pages.try_it_kept import codes_text, delete_kept, keep_or_update, kept_now
 from pages.try_it_result import (
@@ -183,7 +183,7 @@ def check_photo(data: bytes):
     extension, content_type = photo_file_type(data)
     if extension not in PHOTO_FILE_EXTENSIONS:
         kind = content_type.removeprefix("image/").upper()
-        return None, f"This is a {kind} file. Upload a JPEG, PNG or WebP photo."
+        return None, f"This is a {kind} file. Upload a {PHOTO_FORMATS} photo."
     return image, None
 
 
@@ -203,7 +203,7 @@ if source == "Take a photo":
     photo = camera_photo(photo_n, live_camera_module())
 else:
     photo = st.file_uploader(
-        f"Upload a photo (JPEG, PNG or WebP, up to {settings.max_upload_mb} MB)",
+        f"Upload a photo ({PHOTO_FORMATS}, up to {settings.max_upload_mb} MB)",
         # Streamlit's hint under it says this limit too. A larger limit here did not bring the page's own message
         # for a larger photo: Streamlit's server refuses any file over server.maxUploadSize (this setting, app/web.py).
         key=f"try_file_{photo_n}", max_upload_size=settings.max_upload_mb,
