@@ -50,25 +50,28 @@ def test_predict_probs_uses_one_forward_and_matches_the_regions_nets():
         assert np.allclose(probs[region], expected[i].tolist(), atol=1e-5)
 
 
+def assert_rebuilt_to_match(model, stale, net) -> None:
+    """``model.fused_net()`` is a new fused net, not ``stale``, that gives what ``net`` gives."""
+    crops = torch.randn(len(REGIONS), 1, 3, 32, 32)
+    rebuilt = model.fused_net()
+    assert rebuilt is not stale
+    assert torch.allclose(rebuilt(crops.transpose(0, 1).reshape(1, -1, 32, 32)), net(crops), atol=1e-5)
+
+
 def test_the_fused_net_follows_weight_changes():
     model = randomised_model()
     first = model.fused_net()
     assert model.fused_net() is first  # built once while the weights stay
     other = randomised_model(seed=1)
     model.net.load_state_dict(other.net.state_dict())
-    crops = torch.randn(len(REGIONS), 1, 3, 32, 32)
-    rebuilt = model.fused_net()
-    assert rebuilt is not first
-    assert torch.allclose(rebuilt(crops.transpose(0, 1).reshape(1, -1, 32, 32)), other.net(crops), atol=1e-5)
+    assert_rebuilt_to_match(model, first, other.net)
 
 
 def test_the_fused_net_follows_a_replaced_net():
     model = randomised_model()
     first = model.fused_net()
     model.net = randomised_model(seed=1).net
-    crops = torch.randn(len(REGIONS), 1, 3, 32, 32)
-    assert model.fused_net() is not first
-    assert torch.allclose(model.fused_net()(crops.transpose(0, 1).reshape(1, -1, 32, 32)), model.net(crops), atol=1e-5)
+    assert_rebuilt_to_match(model, first, model.net)
 
 
 def test_the_fused_net_follows_a_state_dict_loaded_with_assign():
@@ -80,10 +83,7 @@ def test_the_fused_net_follows_a_state_dict_loaded_with_assign():
     old_weights = [*model.net.parameters()]
     model.net.load_state_dict(other.net.state_dict(), assign=True)
     assert all(new is not old for new, old in zip(model.net.parameters(), old_weights))
-    crops = torch.randn(len(REGIONS), 1, 3, 32, 32)
-    rebuilt = model.fused_net()
-    assert rebuilt is not first
-    assert torch.allclose(rebuilt(crops.transpose(0, 1).reshape(1, -1, 32, 32)), other.net(crops), atol=1e-5)
+    assert_rebuilt_to_match(model, first, other.net)
 
 
 def test_the_fused_net_follows_a_replaced_parameter():
@@ -91,10 +91,7 @@ def test_the_fused_net_follows_a_replaced_parameter():
     first = model.fused_net()
     conv = next(m for m in model.net.modules() if isinstance(m, torch.nn.Conv2d))
     conv.weight = torch.nn.Parameter(torch.randn_like(conv.weight))
-    crops = torch.randn(len(REGIONS), 1, 3, 32, 32)
-    rebuilt = model.fused_net()
-    assert rebuilt is not first
-    assert torch.allclose(rebuilt(crops.transpose(0, 1).reshape(1, -1, 32, 32)), model.net(crops), atol=1e-5)
+    assert_rebuilt_to_match(model, first, model.net)
 
 
 def reference_crops(image: torch.Tensor, boxes, size: int, context: float) -> torch.Tensor:
