@@ -361,11 +361,15 @@ def test_a_killed_workers_run_fails_and_retry_queues_it_again(tmp_path):
 
     wait_for(training_gone, 30, "the training process to exit with its worker")
     assert registry.get_run(run_id, url=url).status == "running"  # nobody has noticed yet
-    # Another worker notices the silent run when it next looks at the queue.
+    # Another worker notices the silent run when it next looks at the queue: once its last report (the
+    # killed training may have written one just before it died) is older than the stale limit below.
+    stale_after = timedelta(minutes=0.05)
+    wait_for(lambda: utcnow() - registry.get_run(run_id, url=url).updated_at > stale_after, 30,
+             "the run's last report to be older than the stale limit")
     later = tmp_path / "later.log"
     with open(later, "wb") as out:
         subprocess.run([sys.executable, "-m", "models.worker", "--once"], cwd=PROJECT_ROOT,
-                       env={**env, "FACETYPE_STALE_RUN_MINUTES": "0.05"}, stdout=out, stderr=subprocess.STDOUT,
+                       env={**env, "FACETYPE_STALE_RUN_MINUTES": f"{stale_after.total_seconds() / 60:g}"}, stdout=out, stderr=subprocess.STDOUT,
                        timeout=120, check=True)
     row = registry.get_run(run_id, url=url)
     assert row.status == "failed" and "no progress" in row.message
