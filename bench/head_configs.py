@@ -4,7 +4,7 @@
 
 k-fold by person (5 folds, split seed 0) on the database of the current settings (``FACETYPE_VAR_DIR``,
 ``FACETYPE_SAMPLE_DIR`` pick a sample). Per configuration and fold it trains the head (options as
-``model_options``; ``epochs`` and ``lr`` as the training's), then reads the held-out people's type with
+``model_options``; ``epochs``, ``lr`` and ``seed`` as the training's), then reads the held-out people's type with
 bands calibrated three ways: on the training photos' scores (``trcal``, what the app does), on
 scores of augmented training photos (``augcal``), and on the held-out scores themselves (``oracle``:
 not available when serving, it shows how much calibration alone could gain). ``--fold`` runs one
@@ -60,7 +60,8 @@ def augmented_scores(model, samples, bank, draws: int = 3, seed: int = 0) -> np.
 def run_fold(name: str, options: dict, fold: int, train_samples, val_samples, shares) -> dict:
     options = dict(options)
     started = time.time()
-    result = train(kind="head", epochs=options.pop("epochs", None), lr=options.pop("lr", None), register=False,
+    result = train(kind="head", epochs=options.pop("epochs", None), lr=options.pop("lr", None),
+                   seed=options.pop("seed", 0), register=False,
                    split=(train_samples, val_samples), synthetic=True, quiet=True, model_options=options)
     model = result.model
     bank = ImageBank(registry.default_store(), model.config.get("max_side", 640))
@@ -95,7 +96,7 @@ def summary(rows: list[dict]) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("configs", nargs="+", help="NAME=JSON model options (plus epochs, lr)")
+    parser.add_argument("configs", nargs="+", help="NAME=JSON model options (plus epochs, lr, seed)")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--fold", type=int, default=None, help="run only this fold")
     parser.add_argument("--out", default="bench/out/head_configs.jsonl")
