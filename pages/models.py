@@ -16,6 +16,7 @@ import streamlit as st
 from app.core.auth import PermissionDenied, can
 from app.core.vocabulary import REGIONS, TYPES, RunStatus
 from models import jobs, registry
+from pages.charts import LEGEND_BELOW, TITLE_BELOW_TOOLBAR, top_margin
 from pages.team_account import acting_account
 
 ARCHS = ["fasterrcnn_mobilenet_v3_large_320_fpn", "fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn_resnet50_fpn"]
@@ -130,8 +131,8 @@ served = next((r for r in runs if r.id == served_id), None)
 def confusion_figure(confusion: list, title: str) -> go.Figure:
     fig = go.Figure(go.Heatmap(z=confusion, x=list(TYPES), y=list(TYPES), colorscale="Blues",
                                text=confusion, texttemplate="%{text}", showscale=False))
-    fig.update_layout(title=title, yaxis_autorange="reversed", xaxis_title="predicted", yaxis_title="true",
-                      height=360, margin=dict(t=50, b=10))
+    fig.update_layout(title=dict(text=title, **TITLE_BELOW_TOOLBAR), yaxis_autorange="reversed",
+                      xaxis_title="predicted", yaxis_title="true", height=390, margin=dict(t=top_margin(), b=10))
     return fig
 
 
@@ -195,8 +196,8 @@ else:
             frame = pd.DataFrame(history)
             columns = [c for c in ("loss", "val_type_accuracy") if c in frame]
             fig = px.line(frame, x="epoch", y=columns, markers=True, title="Training curves")
-            fig.update_layout(height=380, margin=dict(t=50, b=10), legend_title=None,  # legend under the plot:
-                              legend=dict(orientation="h", yanchor="top", y=-0.25, x=0))  # beside, half a phone
+            fig.update_layout(title=TITLE_BELOW_TOOLBAR, height=410, margin=dict(t=top_margin(), b=10),
+                              legend_title=None, legend=LEGEND_BELOW)
             st.plotly_chart(fig, width="stretch")
 
 with st.expander("Settings, data snapshot and raw metrics"):
@@ -225,7 +226,8 @@ def comparison(candidate, current) -> None:
     shares = pd.DataFrame([{"run": n, "type": t, "share": m.get("type_shares", {}).get(t, 0.0)}
                            for n, m in zip(names, rows) for t in TYPES])
     fig = px.bar(shares, x="type", y="share", color="run", barmode="group", title="Result types on held-out photos")
-    fig.update_layout(height=300, margin=dict(t=50, b=10), yaxis_tickformat=".0%", legend_title=None)
+    fig.update_layout(title=TITLE_BELOW_TOOLBAR, height=330, margin=dict(t=top_margin(), b=10),
+                      yaxis_tickformat=".0%", legend_title=None)
     st.plotly_chart(fig, width="stretch")
     for column, n, m in zip(st.columns(len(names)), names, rows):
         with column:

@@ -23,6 +23,7 @@ from app.core.db import session_scope
 from app.core.settings import PROJECT_ROOT, get_settings
 from app.core.vocabulary import TYPES
 from labeling import quotas, survey, survey_csv, survey_stats, survey_store
+from pages.charts import LEGEND_BELOW, TITLE_BELOW_TOOLBAR, top_margin
 from pages.survey_widgets import read_db, show_problems, stored_ratings_section
 from pages.team_account import acting_account
 
@@ -33,9 +34,6 @@ db_errors: list[str] = []
 
 account = acting_account()
 may_write = auth.can(account, "store_ratings") and auth.can(account, "apply_labels")
-
-#: A chart's legend as a row under its plot (x axis title included), not a column beside it.
-LEGEND_BELOW = dict(orientation="h", yanchor="top", y=-0.25, xanchor="left", x=0)
 
 st.title("Survey labeling")
 st.caption(
@@ -211,8 +209,9 @@ with tab_rank:
     # Titles of a line and a subtitle, legend below the plot: on a phone a long title ran off the chart and
     # the legend beside the plot took half its width.
     fig.update_layout(title=dict(text="People ranked by mean score (95 % CI)",
-                                 subtitle=dict(text="dashed lines are quota boundaries")),
-                      xaxis_title="rank", yaxis_title="mean score", legend_title="type", legend=LEGEND_BELOW)
+                                 subtitle=dict(text="dashed lines are quota boundaries"), **TITLE_BELOW_TOOLBAR),
+                      xaxis_title="rank", yaxis_title="mean score", legend_title="type", legend=LEGEND_BELOW,
+                      margin=dict(t=top_margin(subtitle=True)))
     st.plotly_chart(fig, width="stretch")
     ties = labels[labels["tie_note"] != ""]
     if len(ties):
@@ -274,11 +273,13 @@ with tab_agree:
         order[agreement["breakdown"].iat[i]], natural(agreement["group"].iat[i])))]
     bars = px.bar(agreement, x="label", y="alpha", color="breakdown", hover_data=["raters", "ratings"])
     bars.update_layout(title=dict(text="Rater agreement: Krippendorff's α (interval)",
-                                  subtitle=dict(text="overall and by rater group")), legend=LEGEND_BELOW)
+                                  subtitle=dict(text="overall and by rater group"), **TITLE_BELOW_TOOLBAR),
+                      legend=LEGEND_BELOW, margin=dict(t=top_margin(subtitle=True)))
     bars.add_hline(y=0.8, line_dash="dot", annotation_text="0.80 reliable")
     bars.add_hline(y=0.667, line_dash="dot", annotation_text="0.667 tentative")
     bars.update_layout(xaxis_title="", yaxis_title="α")
     st.plotly_chart(bars, width="stretch")
+    st.caption("α per rater group, with the raters and ratings it rests on")
     st.dataframe(agreement.drop(columns="label"), hide_index=True)
 
 # ---------------------------------------------------------------- apply

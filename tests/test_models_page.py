@@ -185,8 +185,8 @@ def test_the_chosen_run_stays_chosen_when_the_runs_change(registry_env, cookie_s
 
 def test_run_charts_fit_a_phone(app_env, cookie_sign_in):
     """On a 390 px phone the confusion chart's long title ran under the chart's tool bar and the training
-    curves' legend beside the plot took half its width: the title is short (the axes say true/predicted)
-    and the legend is a row under the plot."""
+    curves' legend beside the plot took half its width: the title is short (the axes say true/predicted),
+    every title sits below the tool bar and the legend is a row under the plot."""
     import json
 
     from app.core.db import migrate
@@ -205,3 +205,6 @@ def test_run_charts_fit_a_phone(app_env, cookie_sign_in):
     assert layouts["Confusion"]["xaxis"]["title"]["text"] == "predicted"
     legend = layouts["Training curves"]["legend"]
     assert legend["orientation"] == "h" and legend["y"] < 0
+    for layout in layouts.values():  # each title below the tool bar a touch screen always shows (Survey's browser test)
+        assert layout["title"]["yref"] == "container" and layout["title"]["pad"]["t"] >= 40
+        assert layout["margin"]["t"] >= layout["title"]["pad"]["t"] + 40

@@ -63,3 +63,34 @@ def test_upload_apply_reload_keeps_the_labels(page, streamlit_app, tmp_path):
         stored = {p.person_key: p.type_name for p in session.exec(select(ReferencePerson))}
     get_engine(url).dispose()
     assert stored == dict(zip(expected["person_id"], expected["type"]))
+
+
+def test_on_a_touch_phone_no_toolbar_covers_a_chart_title_or_legend(browser, streamlit_app):
+    """A touch screen shows Plotly's toolbar all the time across the top of a chart, and a table's
+    toolbar over the element above it: at 390 px they covered the chart titles and the agreement
+    chart's last legend item."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    page = context.new_page()
+    try:
+        sign_in(page, streamlit_app.url, "admin", "survey")
+        for tab in ("Ranking", "Agreement"):
+            page.get_by_role("tab", name=tab).click()
+            chart = page.locator('[data-testid="stPlotlyChart"]').filter(visible=True).first
+            chart.scroll_into_view_if_needed()
+            page.wait_for_timeout(500)
+            toolbar = chart.locator(".modebar").bounding_box()
+            covered = [box for box in (chart.locator(".gtitle").bounding_box(),) if overlaps(box, toolbar)]
+            tables = page.locator('[data-testid="stElementToolbar"]').filter(visible=True)
+            legend = [chart.locator(".legend .traces").nth(i).bounding_box()
+                      for i in range(chart.locator(".legend .traces").count())]
+            covered += [box for i in range(tables.count()) for box in legend
+                        if overlaps(box, tables.nth(i).bounding_box())]
+            screenshot(page, f"survey-phone-{tab.lower()}")
+            assert toolbar and legend and not covered, tab
+    finally:
+        context.close()
+
+
+def overlaps(a: dict | None, b: dict | None) -> bool:
+    return bool(a and b and a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+                and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
