@@ -201,17 +201,20 @@ with tab_rank:
         fig.add_trace(go.Scatter(x=[None], y=[None], mode="markers", name="tie across a quota boundary",
                                  marker=dict(color="gray", size=10, symbol="diamond")))
     boundary = 0
-    for name, quota in zip(quota_table["type"], quota_table["quota"]):
+    LABEL_LINE = 22  # pixels
+    for i, (name, quota) in enumerate(zip(quota_table["type"], quota_table["quota"])):
         boundary += int(quota)
         if 0 < boundary < len(labels):
+            # Every other label a line higher: on a phone, neighbouring labels ran into each other.
             fig.add_vline(x=boundary + 0.5, line_dash="dash", line_color="gray",
-                          annotation_text=f"{name} | {boundary}", annotation_position="top")
+                          annotation_text=f"{name} | {boundary}", annotation_position="top",
+                          annotation_yshift=LABEL_LINE * (i % 2))
     # Titles of a line and a subtitle, legend below the plot: on a phone a long title ran off the chart and
     # the legend beside the plot took half its width.
     fig.update_layout(title=dict(text="People ranked by mean score (95 % CI)",
                                  subtitle=dict(text="dashed lines are quota boundaries"), **TITLE_BELOW_TOOLBAR),
                       xaxis_title="rank", yaxis_title="mean score", legend_title="type", legend=LEGEND_BELOW,
-                      margin=dict(t=top_margin(subtitle=True)))
+                      margin=dict(t=top_margin(subtitle=True) + LABEL_LINE))
     st.plotly_chart(fig, width="stretch")
     ties = labels[labels["tie_note"] != ""]
     if len(ties):

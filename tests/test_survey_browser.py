@@ -68,7 +68,7 @@ def test_upload_apply_reload_keeps_the_labels(page, streamlit_app, tmp_path):
 def test_on_a_touch_phone_no_toolbar_covers_a_chart_title_or_legend(browser, streamlit_app):
     """A touch screen shows Plotly's toolbar all the time across the top of a chart, and a table's
     toolbar over the element above it: at 390 px they covered the chart titles and the agreement
-    chart's last legend item."""
+    chart's last legend item. Nor do the ranking's quota-boundary labels run into each other."""
     context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     page = context.new_page()
     try:
@@ -85,6 +85,9 @@ def test_on_a_touch_phone_no_toolbar_covers_a_chart_title_or_legend(browser, str
                       for i in range(chart.locator(".legend .traces").count())]
             covered += [box for i in range(tables.count()) for box in legend
                         if overlaps(box, tables.nth(i).bounding_box())]
+            labels = [chart.locator(".annotation").nth(i).bounding_box()
+                      for i in range(chart.locator(".annotation").count())]
+            covered += [(a, b) for i, a in enumerate(labels) for b in labels[i + 1:] if overlaps(a, b)]
             screenshot(page, f"survey-phone-{tab.lower()}")
             assert toolbar and legend and not covered, tab
     finally:
